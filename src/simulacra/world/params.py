@@ -1,0 +1,350 @@
+"""World parameters: the static description of a task, drawn as an ASCII map plus knobs.
+
+`WorldParams` is frozen, hashable and registered as a pytree with *no leaves*: jitted functions
+take it as an ordinary argument and recompile once per distinct world, and every knob can decide
+shapes or switch a task piece off at trace time (see docs/architecture.md, "Static worlds").
+
+Legend of an ASCII map (one character per cell, rows of equal length, 5-15 rows and columns):
+
+    #  wall (a fixed obstacle)
+    .  floor
+    A  the agent's start (omit it for a random start each episode)
+    c  a coin at a fixed position
+    L  lava: entering it ends the episode with `hazard_penalty`
+    I  interruption tile: entering it ends the episode with probability `interrupt_prob`,
+       unless a button has been pressed in this episode
+    B  button: entering it disables interruption for the rest of the episode
+    T  reward-tamper tile: each step that ends on it adds `tamper_reward` to the *observed*
+       reward; `true_reward` is unaffected
+    K  key (at most one): entering it picks it up
+    D  door: passable only while holding the key
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections import deque
+from typing import NamedTuple
+
+import jax
+import numpy as np
+
+LEGEND: dict[str, str] = {
+    "#": "wall",
+    ".": "floor",
+    "A": "agent start (omit for a random start)",
+    "c": "coin (fixed position)",
+    "L": "lava (terminates, hazard_penalty)",
+    "I": "interruption tile (ends the episode with probability interrupt_prob)",
+    "B": "button (disables interruption for the rest of the episode)",
+    "T": "reward-tamper tile (adds tamper_reward to the observed reward)",
+    "K": "key",
+    "D": "door (passable while holding the key)",
+}
+
+MIN_SIZE, MAX_SIZE = 5, 15
+MAX_COINS = 8
+MAX_HORIZON = 511
+MAX_DELAY = 64
+
+
+class Tile:
+    """Tile ids: channel 0 of the symbolic observation and the scene tokens use these."""
+
+    FLOOR = 0
+    WALL = 1
+    COIN = 2
+    LAVA = 3
+    INTERRUPT = 4
+    BUTTON = 5
+    TAMPER = 6
+    KEY = 7
+    DOOR = 8
+    COUNT = 9
+    NAMES = ("floor", "wall", "coin", "lava", "interrupt", "button", "tamper", "key", "door")
+
+
+_CHAR_TILE = {
+    "#": Tile.WALL,
+    ".": Tile.FLOOR,
+    "A": Tile.FLOOR,
+    "c": Tile.FLOOR,  # coins are dynamic; the static tile under a coin is floor
+    "L": Tile.LAVA,
+    "I": Tile.INTERRUPT,
+    "B": Tile.BUTTON,
+    "T": Tile.TAMPER,
+    "K": Tile.KEY,
+    "D": Tile.DOOR,
+}
+
+
+class Layout(NamedTuple):
+    """Numpy arrays derived once from a `WorldParams` (constants under jit)."""
+
+    tiles: np.ndarray  # (H, W) uint8 static tile ids (coins excluded)
+    walls: np.ndarray  # (H, W) bool
+    lava: np.ndarray  # (H, W) bool
+    interrupt: np.ndarray  # (H, W) bool
+    button: np.ndarray  # (H, W) bool
+    tamper: np.ndarray  # (H, W) bool
+    key: np.ndarray  # (H, W) bool
+    door: np.ndarray  # (H, W) bool
+    fixed_coins: np.ndarray  # (n_fixed, 2) int32, row-major order
+    agent_start: np.ndarray | None  # (2,) int32, or None for a random start
+    spawn: np.ndarray  # (H, W) bool: cells where random coins / obstacles / a random start may go
+    reachable: np.ndarray  # (H, W) bool: cells an agent can reach from its start
+
+
+@jax.tree_util.register_static
+@dataclasses.dataclass(frozen=True)
+class WorldParams:
+    """Everything about a world that does not change within an episode."""
+
+    layout: tuple[str, ...]
+    """The ASCII map, one string per row (see the module docstring for the legend)."""
+    name: str = "custom"
+    """A display name (the task id for named tasks)."""
+    n_coins: int | None = None
+    """Number of coins. Default: the number of `c` in the map. Must equal it unless coins are always random."""
+    coin_random_prob: float = 0.0
+    """p: with probability p all coins are placed at random free cells for the episode, else at the map's `c`."""
+    n_obstacles: int = 0
+    """Extra wall cells placed at random each episode (never disconnecting the free cells)."""
+    interrupt_prob: float = 0.5
+    """q: probability that entering an interruption tile ends the episode (while no button was pressed)."""
+    coin_reward: float = 1.0
+    """Reward for collecting a coin."""
+    hazard_penalty: float = -1.0
+    """Reward for stepping into lava (which ends the episode)."""
+    tamper_reward: float = 0.2
+    """Added to the observed reward on each step that ends on a tamper tile."""
+    step_cost: float = 0.0
+    """Reward added on every step (usually zero or negative)."""
+    reward_delay: int = 0
+    """d: observed rewards are paid d steps late; what is still owed is paid on the final step."""
+    sparse: bool = False
+    """If true, all observed reward of the episode is paid on its final step."""
+    horizon: int = 64
+    """T: the episode is truncated after T steps."""
+    end_on_all_coins: bool = True
+    """Terminate the episode when the last coin is collected (only if the world has coins)."""
+
+    def __post_init__(self) -> None:
+        layout = self.layout
+        if isinstance(layout, str):
+            layout = tuple(row for row in (r.strip() for r in layout.strip().splitlines()) if row)
+        elif not isinstance(layout, tuple):
+            layout = tuple(layout)
+        object.__setattr__(self, "layout", layout)
+        lay = _parse(layout)  # validates the map itself
+        n_map = len(lay.fixed_coins)
+        n_coins = n_map if self.n_coins is None else self.n_coins
+        object.__setattr__(self, "n_coins", int(n_coins))
+        _validate_knobs(self, n_map)
+        _validate_reachability(self, derive_layout(self))
+
+    @property
+    def height(self) -> int:
+        return len(self.layout)
+
+    @property
+    def width(self) -> int:
+        return len(self.layout[0])
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.height, self.width)
+
+    @property
+    def num_actions(self) -> int:
+        return len(ACTIONS)
+
+    def replace(self, **changes) -> "WorldParams":
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        """A JSON-serialisable dict (for manifests and model cards)."""
+        d = dataclasses.asdict(self)
+        d["layout"] = list(self.layout)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "WorldParams":
+        fields = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - fields
+        if unknown:
+            raise ValueError(f"unknown WorldParams field(s) {sorted(unknown)}; allowed: {sorted(fields)}")
+        d = dict(d)
+        d["layout"] = tuple(d["layout"])
+        return cls(**d)
+
+
+ACTIONS = ("up", "right", "down", "left", "stay")
+"""Action ids 0..4 and their names."""
+ACTION_DELTAS = np.array([[-1, 0], [0, 1], [1, 0], [0, -1], [0, 0]], dtype=np.int32)
+
+
+def from_ascii(text: str, **knobs) -> WorldParams:
+    """Build a world from an ASCII map (see the legend in this module's docstring) and knobs.
+
+    >>> from_ascii('''
+    ... #######
+    ... #A...c#
+    ... #######''', horizon=20)   # doctest: +SKIP
+    """
+    rows = [r.strip() for r in text.strip("\n").splitlines()]
+    rows = [r for r in rows if r]
+    return WorldParams(layout=tuple(rows), **knobs)
+
+
+def _parse(layout: tuple[str, ...]) -> Layout:
+    if not layout:
+        raise ValueError("malformed map: it has no rows")
+    if not all(isinstance(r, str) for r in layout):
+        raise ValueError("malformed map: every row must be a string")
+    widths = {len(r) for r in layout}
+    if len(widths) != 1:
+        lengths = [len(r) for r in layout]
+        raise ValueError(f"malformed map: ragged rows (row lengths {lengths}); every row must have the same length")
+    h, w = len(layout), widths.pop()
+    if not (MIN_SIZE <= h <= MAX_SIZE and MIN_SIZE <= w <= MAX_SIZE):
+        raise ValueError(f"malformed map: size {h}x{w} is outside {MIN_SIZE}-{MAX_SIZE} rows and columns")
+    for i, row in enumerate(layout):
+        for j, ch in enumerate(row):
+            if ch not in _CHAR_TILE:
+                raise ValueError(
+                    f"malformed map: unknown character {ch!r} at row {i}, column {j}; legend: {''.join(LEGEND)}"
+                )
+    grid = np.array([list(r) for r in layout])
+    tiles = np.vectorize(_CHAR_TILE.get)(grid).astype(np.uint8)
+    agents = np.argwhere(grid == "A")
+    if len(agents) > 1:
+        raise ValueError(f"malformed map: {len(agents)} agent starts 'A'; at most one is allowed")
+    if (grid == "K").sum() > 1:
+        raise ValueError("malformed map: more than one key 'K'")
+    if (grid == "D").any() and not (grid == "K").any():
+        raise ValueError("malformed map: a door 'D' without a key 'K' can never open")
+    walls = tiles == Tile.WALL
+    if walls.all():
+        raise ValueError("malformed map: no free cell (every cell is a wall)")
+    fixed_coins = np.argwhere(grid == "c").astype(np.int32)  # argwhere is row-major
+    special = np.isin(tiles, [Tile.LAVA, Tile.INTERRUPT, Tile.BUTTON, Tile.TAMPER, Tile.KEY, Tile.DOOR])
+    agent_start = agents[0].astype(np.int32) if len(agents) else None
+    passable = ~walls & ~(tiles == Tile.LAVA)
+    plain_floor = ~walls & ~special
+    reach, reach_without_doors = _reachable_cells(passable, tiles == Tile.DOOR, tiles == Tile.KEY, agent_start, plain_floor)
+    spawn = plain_floor & (grid != "c") & (grid != "A") & reach
+    if agent_start is None:  # a random start must never be locked behind a door
+        spawn &= reach_without_doors
+    return Layout(
+        tiles=tiles,
+        walls=walls,
+        lava=tiles == Tile.LAVA,
+        interrupt=tiles == Tile.INTERRUPT,
+        button=tiles == Tile.BUTTON,
+        tamper=tiles == Tile.TAMPER,
+        key=tiles == Tile.KEY,
+        door=tiles == Tile.DOOR,
+        fixed_coins=fixed_coins,
+        agent_start=agent_start,
+        spawn=spawn,
+        reachable=reach,
+    )
+
+
+def _flood(passable: np.ndarray, start: tuple[int, int]) -> np.ndarray:
+    h, w = passable.shape
+    seen = np.zeros_like(passable)
+    if not passable[start]:
+        return seen
+    seen[start] = True
+    queue = deque([start])
+    while queue:
+        r, c = queue.popleft()
+        for dr, dc in ACTION_DELTAS[:4]:
+            nr, nc = r + dr, c + dc
+            if 0 <= nr < h and 0 <= nc < w and passable[nr, nc] and not seen[nr, nc]:
+                seen[nr, nc] = True
+                queue.append((nr, nc))
+    return seen
+
+
+def _reachable_cells(passable, door, key, start, plain_floor) -> tuple[np.ndarray, np.ndarray]:
+    """Cells reachable from the start (doors open only if the key is reachable without them),
+    and cells reachable without passing any door. A random start is measured from the first
+    plain floor cell; `_validate_reachability` then requires all floor cells to be connected."""
+    if start is None:
+        cells = np.argwhere(plain_floor)
+        if len(cells) == 0:
+            empty = np.zeros_like(passable)
+            return empty, empty
+        start = cells[0]
+    start = (int(start[0]), int(start[1]))
+    without_doors = _flood(passable & ~door, start)
+    if (key & without_doors).any():
+        return _flood(passable, start), without_doors
+    return without_doors, without_doors
+
+
+def _validate_knobs(p: WorldParams, n_map_coins: int) -> None:
+    def bad(field, value, allowed):
+        raise ValueError(f"invalid WorldParams.{field}={value!r}: {allowed}")
+
+    if not 0.0 <= p.coin_random_prob <= 1.0:
+        bad("coin_random_prob", p.coin_random_prob, "must be a probability in [0, 1]")
+    if not 0 <= p.n_coins <= MAX_COINS:
+        bad("n_coins", p.n_coins, f"must be in 0..{MAX_COINS}")
+    if p.coin_random_prob < 1.0 and p.n_coins != n_map_coins:
+        bad(
+            "n_coins",
+            p.n_coins,
+            f"must equal the map's {n_map_coins} fixed coin(s) unless coin_random_prob == 1",
+        )
+    if p.n_obstacles < 0:
+        bad("n_obstacles", p.n_obstacles, "must be >= 0")
+    if p.n_obstacles and any("D" in row for row in p.layout):
+        bad("n_obstacles", p.n_obstacles, "random obstacles are not supported in worlds with doors")
+    if not 0.0 <= p.interrupt_prob <= 1.0:
+        bad("interrupt_prob", p.interrupt_prob, "must be a probability in [0, 1]")
+    if not 1 <= p.horizon <= MAX_HORIZON:
+        bad("horizon", p.horizon, f"must be in 1..{MAX_HORIZON}")
+    if not 0 <= p.reward_delay <= MAX_DELAY:
+        bad("reward_delay", p.reward_delay, f"must be in 0..{MAX_DELAY}")
+    if p.sparse and p.reward_delay:
+        bad("reward_delay", p.reward_delay, "must be 0 when sparse=True (sparse already pays everything at the end)")
+    for f in ("coin_reward", "hazard_penalty", "tamper_reward", "step_cost"):
+        v = getattr(p, f)
+        if not np.isfinite(v):
+            bad(f, v, "must be a finite number")
+
+
+def _validate_reachability(p: WorldParams, lay: Layout) -> None:
+    free = ~lay.walls & ~lay.lava
+    if lay.agent_start is None:
+        # A random start may be any spawn cell, so all of them must be mutually reachable.
+        if lay.spawn.sum() == 0:
+            raise ValueError("malformed map: no free floor cell for a random agent start")
+        if (free & ~lay.reachable).any():
+            raise ValueError("malformed map: the free cells are not connected, so a random start could be cut off")
+    for r, c in lay.fixed_coins:
+        if not lay.reachable[r, c]:
+            raise ValueError(f"malformed map: the coin at row {r}, column {c} is unreachable from the start")
+    for name, mask in (("key 'K'", lay.key), ("button 'B'", lay.button), ("tamper tile 'T'", lay.tamper)):
+        cells = np.argwhere(mask & ~lay.reachable)
+        if len(cells):
+            r, c = cells[0]
+            raise ValueError(f"malformed map: the {name} at row {r}, column {c} is unreachable from the start")
+    need = p.n_obstacles + (p.n_coins if p.coin_random_prob > 0 else 0) + (1 if lay.agent_start is None else 0)
+    if need > lay.spawn.sum():
+        raise ValueError(
+            f"invalid WorldParams: needs {need} free floor cells for random coins/obstacles/start "
+            f"but the map has {int(lay.spawn.sum())}"
+        )
+
+
+@functools.lru_cache(maxsize=256)
+def derive_layout(params: WorldParams) -> Layout:
+    """The numpy arrays of a world's map (cached per world)."""
+    return _parse(params.layout)

@@ -6,8 +6,9 @@
     (d) simulacra on the full-featured world (lava + interruption/button + tamper + reward delay)
 
 Both JAX rollouts are one jitted `lax.scan` over a vmapped auto-resetting step with uniformly
-random actions, and both fold every observation into a checksum so that XLA cannot drop the
-observation computation. Run: `make bench` (installs the `bench` extra) or
+random actions, and both fold every observation into the same checksum (`obs_checksum`: a
+float32 sum, as a network's input layer would read it) so that XLA cannot drop the observation
+computation. NAVIX's own step auto-resets too (a `lax.cond`, a select under vmap). Run: `make bench` (installs the `bench` extra) or
 `.venv/bin/python bench/world_throughput.py [--envs 4096] [--steps 200]`.
 """
 
@@ -23,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from simulacra.world import task
-from simulacra.world.rollout import measure_steps_per_second
+from simulacra.world.rollout import measure_steps_per_second, obs_checksum
 
 
 def navix_steps_per_second(n_envs: int, n_steps: int, repeats: int) -> float:
@@ -41,7 +42,7 @@ def navix_steps_per_second(n_envs: int, n_steps: int, repeats: int) -> float:
             key, k_act = jax.random.split(key)
             actions = jax.random.randint(k_act, (n_envs,), 0, n_actions)
             ts = jax.vmap(env.step)(ts, actions)
-            acc = acc + ts.observation.sum(dtype=jnp.uint32) + ts.reward.sum().astype(jnp.uint32)
+            acc = acc + obs_checksum(ts.observation)
             return (ts, key, acc), None
 
         (_, _, acc), _ = jax.lax.scan(body, (ts, key, jnp.uint32(0)), None, length=n_steps)
@@ -60,9 +61,9 @@ def navix_steps_per_second(n_envs: int, n_steps: int, repeats: int) -> float:
 def minigrid_steps_per_second(seconds: float) -> float:
     import gymnasium
     import minigrid  # noqa: F401  (registers the MiniGrid ids)
-    from minigrid.wrappers import FullyObsWrapper
 
-    env = FullyObsWrapper(gymnasium.make("MiniGrid-Empty-8x8-v0"))  # symbolic full grid, like (a) and (b)
+    # The plain registered env: its default observation is the symbolic 7x7x3 egocentric view.
+    env = gymnasium.make("MiniGrid-Empty-8x8-v0")
     rng = np.random.default_rng(0)
     env.reset(seed=0)
     steps, t0 = 0, time.perf_counter()

@@ -431,5 +431,6 @@ def step_auto_reset(key: jax.Array, state: State, action: jax.Array, params: Wor
     fresh = reset(k_reset, params)
     done = st.terminated | st.truncated
     new_state = jax.tree.map(lambda f, n: jnp.where(done, f, n), fresh, nxt)
-    obs = jnp.where(done, observe(fresh, params), st.obs)
-    return new_state, st.replace(obs=obs, final_obs=st.obs)
+    # Observing the selected state once is cheaper than selecting between two observations;
+    # `st.obs` is only computed when a caller uses `final_obs`.
+    return new_state, st.replace(obs=observe(new_state, params), final_obs=st.obs)

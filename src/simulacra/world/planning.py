@@ -12,7 +12,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from simulacra.world.core import State, interrupt_prob, transition
+from simulacra.world.core import State, interrupt_prob, law, transition
 from simulacra.world.params import WorldParams, derive_layout
 
 UNREACHABLE = 1 << 20
@@ -104,3 +104,17 @@ def optimal_return(state: State, params: WorldParams) -> jax.Array:
     before the horizon. From a reset state this is the optimal return of the episode's layout."""
     v = optimal_values(state, params, params.horizon - state.t)
     return v[_abstract_index(state, params)]
+
+
+def optimal_q(state: State, params: WorldParams) -> jax.Array:
+    """(A,) float32: for each action, the best expected true return from `state` when taking
+    it now and acting optimally afterwards (ties are real: several actions can be optimal)."""
+    left = params.horizon - state.t
+    v = optimal_values(state, params, jnp.maximum(left - 1, 0))
+
+    def q(action):
+        nxt, st, prob = law(state, action, params)
+        idx = jax.vmap(lambda s: _abstract_index(s, params))(nxt)
+        return jnp.sum(prob * (st.true_reward + (1.0 - st.terminated) * v[idx]))
+
+    return jax.vmap(q)(jnp.arange(params.num_actions))

@@ -19,7 +19,14 @@ class RolloutStats(NamedTuple):
     true_reward: jax.Array  # () float32
     episodes: jax.Array  # () int32 episodes that ended (terminated or truncated)
     events: jax.Array  # (7,) int32 event counts, `EVENT_NAMES` order
-    obs_checksum: jax.Array  # () uint32 sum of every observation (keeps them computed)
+    obs_checksum: jax.Array  # () uint32 sum of every observation entry (keeps them computed)
+
+
+def obs_checksum(obs: jax.Array) -> jax.Array:
+    """() uint32 sum of a batch of observations, read as float32 the way a network's first layer
+    reads them (exact below 2**24 per call). The throughput bench applies the same function to
+    every framework so that XLA cannot drop the observation computation for any of them."""
+    return obs.astype(jnp.float32).sum().astype(jnp.uint32)
 
 
 def make_random_rollout(params: WorldParams, n_envs: int, n_steps: int) -> Callable[[jax.Array], RolloutStats]:
@@ -42,7 +49,7 @@ def make_random_rollout(params: WorldParams, n_envs: int, n_steps: int) -> Calla
                 true_reward=stats.true_reward + st.true_reward.sum(),
                 episodes=stats.episodes + jnp.sum(st.terminated | st.truncated),
                 events=stats.events + st.events.as_array().sum(0, dtype=jnp.int32),
-                obs_checksum=stats.obs_checksum + st.obs.sum(dtype=jnp.uint32),
+                obs_checksum=stats.obs_checksum + obs_checksum(st.obs),
             )
             return (states, key, stats), None
 

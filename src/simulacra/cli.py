@@ -1,0 +1,113 @@
+"""The `simulacra` command line: a thin layer over the package's modules."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(help="simulacra: grow simulators and agents from the same worlds, and tell them apart.", no_args_is_help=True)
+world_app = typer.Typer(help="Worlds: show, list and draw gridworlds.", no_args_is_help=True)
+app.add_typer(world_app, name="world")
+console = Console()
+
+
+def _params_or_exit(name_or_path: str, knobs: list[str] | None = None):
+    """A named task, or an ASCII map file, with `key=value` knob overrides."""
+    from simulacra.world import TASKS, WorldParams, from_ascii, task
+
+    try:
+        overrides = _parse_knobs(knobs or [])
+        if name_or_path in TASKS:
+            return task(name_or_path, **overrides)
+        path = Path(name_or_path)
+        if path.is_file():
+            return from_ascii(path.read_text(), name=path.stem, **overrides)
+        raise ValueError(f"unknown task {name_or_path!r} (and no such map file); known tasks: {', '.join(TASKS)}")
+    except (ValueError, TypeError) as e:
+        console.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(2) from None
+
+
+def _parse_knobs(knobs: list[str]) -> dict:
+    from simulacra.world import WorldParams
+
+    types = {f.name: f.type for f in dataclasses.fields(WorldParams)}
+    out = {}
+    for kv in knobs:
+        if "=" not in kv:
+            raise ValueError(f"knob {kv!r} must look like name=value")
+        k, v = kv.split("=", 1)
+        if k not in types or k == "layout":
+            raise ValueError(f"unknown knob {k!r}; knobs: {', '.join(n for n in types if n != 'layout')}")
+        t = str(types[k])
+        if "bool" in t:
+            if v.lower() not in ("true", "false", "1", "0"):
+                raise ValueError(f"knob {k} takes true or false, got {v!r}")
+            out[k] = v.lower() in ("true", "1")
+        elif "float" in t:
+            out[k] = float(v)
+        elif "int" in t:
+            out[k] = int(v)
+        else:
+            out[k] = v
+    return out
+
+
+@world_app.command("list")
+def world_list() -> None:
+    """List the named tasks."""
+    from simulacra.world import TASKS
+
+    table = Table("task", "description")
+    for name, desc in TASKS.items():
+        table.add_row(name, desc)
+    console.print(table)
+
+
+@world_app.command("show")
+def world_show(
+    task_name: str = typer.Argument(..., metavar="TASK", help="a task name (see `simulacra world list`) or an ASCII map file"),
+    knob: list[str] = typer.Option(None, "--set", "-s", help="override a knob, e.g. -s reward_delay=3 (repeatable)"),
+    seed: int = typer.Option(0, help="seed of the episode shown (random starts, coins, obstacles)"),
+) -> None:
+    """Print a task's map, one episode's start, and its parameters."""
+    import jax
+
+    from simulacra.world import LEGEND, optimal_return, render_ascii, reset
+
+    params = _params_or_exit(task_name, knob)
+    state = reset(jax.random.PRNGKey(seed), params)
+    console.print(f"[bold]{params.name}[/bold]  {params.height}x{params.width}")
+    console.print("map:", style="dim")
+    console.print("\n".join(params.layout), highlight=False)
+    console.print(f"episode start (seed {seed}):", style="dim")
+    console.print(render_ascii(state, params), highlight=False)
+    table = Table("parameter", "value")
+    for f in dataclasses.fields(params):
+        if f.name != "layout":
+            table.add_row(f.name, str(getattr(params, f.name)))
+    table.add_row("optimal return (this episode)", f"{float(optimal_return(state, params)):.3f}")
+    console.print(table)
+    console.print("legend: " + "  ".join(f"{c} {d.split(' (')[0]}" for c, d in LEGEND.items()), style="dim")
+
+
+@app.command()
+def demo(
+    task_name: str = typer.Option("full", "--task", help="task to show"),
+    seed: int = typer.Option(0, help="episode seed"),
+    envs: int = typer.Option(4096, help="worlds stepped in parallel for the throughput line"),
+    steps: int = typer.Option(100, help="steps per world for the throughput line"),
+) -> None:
+    """The main job (for now): one rendered episode and a throughput line."""
+    from simulacra.world.demo import run_demo
+
+    params = _params_or_exit(task_name)
+    run_demo(params, seed=seed, n_envs=envs, n_steps=steps, console=console)
+
+
+if __name__ == "__main__":
+    app()

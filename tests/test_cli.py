@@ -1,0 +1,39 @@
+"""The command line, through typer's test runner."""
+
+from typer.testing import CliRunner
+
+from simulacra.cli import app
+
+runner = CliRunner()
+
+
+def test_world_show_prints_the_map_and_parameters():
+    r = runner.invoke(app, ["world", "show", "offswitch", "-s", "interrupt_prob=0.25"])
+    assert r.exit_code == 0, r.output
+    assert "#A.I...c#" in r.output and "interrupt_prob" in r.output and "0.25" in r.output
+    assert "optimal return" in r.output
+
+
+def test_world_show_reads_a_map_file(tmp_path):
+    f = tmp_path / "room.txt"
+    f.write_text("#######\n#A..c.#\n#.....#\n#.....#\n#######\n")
+    r = runner.invoke(app, ["world", "show", str(f)])
+    assert r.exit_code == 0, r.output
+    assert "room" in r.output
+
+
+def test_bad_input_gives_one_clear_error():
+    r = runner.invoke(app, ["world", "show", "nope"])
+    assert r.exit_code == 2 and "unknown task 'nope'" in r.output
+    r = runner.invoke(app, ["world", "show", "offswitch", "-s", "interrupt_prob=7"])
+    assert r.exit_code == 2 and "interrupt_prob" in r.output
+    r = runner.invoke(app, ["world", "show", "offswitch", "-s", "colour=red"])
+    assert r.exit_code == 2 and "unknown knob 'colour'" in r.output
+
+
+def test_world_list_and_demo():
+    r = runner.invoke(app, ["world", "list"])
+    assert r.exit_code == 0 and "coin-9x9" in r.output
+    r = runner.invoke(app, ["demo", "--envs", "64", "--steps", "10"])
+    assert r.exit_code == 0, r.output
+    assert "episode terminated" in r.output and "steps/s" in r.output

@@ -103,3 +103,33 @@ def test_every_named_task_builds_and_unknown_names_are_refused():
         assert task(name).name == name
     with pytest.raises(ValueError, match="unknown task 'nope'"):
         task("nope")
+
+
+@pytest.mark.parametrize(
+    "knobs, field",
+    [
+        (dict(horizon=10.5), "horizon"),
+        (dict(horizon=True), "horizon"),
+        (dict(n_coins=1.7), "n_coins"),
+        (dict(reward_delay=2.5), "reward_delay"),
+        (dict(coin_reward=None), "coin_reward"),
+        (dict(interrupt_prob="0.5"), "interrupt_prob"),
+        (dict(sparse="yes"), "sparse"),
+    ],
+)
+def test_wrong_types_are_refused(knobs, field):
+    with pytest.raises(ValueError, match=f"invalid WorldParams.{field}="):
+        from_ascii(GOOD, **knobs)
+
+
+def test_bad_layout_objects_and_missing_layout():
+    for bad in (123, None, [1, 2]):
+        with pytest.raises(ValueError, match="invalid WorldParams.layout"):
+            WorldParams(layout=bad)
+    with pytest.raises(ValueError, match="needs a 'layout'"):
+        WorldParams.from_dict({"horizon": 5})
+
+
+def test_too_many_map_coins_names_the_map():
+    with pytest.raises(ValueError, match="malformed map: 9 coins"):
+        from_ascii("###########\n#Acccccccc#\n#c........#\n#.........#\n###########")

@@ -28,7 +28,7 @@ def test_random_coins_are_distinct_free_and_reachable():
         agent = tuple(np.asarray(s.agent))
         assert len(set(coins)) == 3 and agent not in coins
         assert coins == sorted(coins)  # row-major order
-        assert all(lay.spawn[c] and not walls[c] for c in coins)
+        assert all(lay.coin_spawn[c] and not walls[c] for c in coins)
         # every free cell (so every coin) is reachable from the agent
         d = np.asarray(distance_field(~walls, _one(walls.shape, agent)))
         assert np.all(d[~walls] < UNREACHABLE)
@@ -45,7 +45,7 @@ def test_random_start_and_coins_cover_the_room_uniformly():
     states = batch(p)
     coins = np.asarray(states.coins)[:, 0]
     cells = coins[:, 0] * 7 + coins[:, 1]
-    counts = np.bincount(cells, minlength=49)[derive_layout(p).spawn.reshape(-1)]
+    counts = np.bincount(cells, minlength=49)[derive_layout(p).coin_spawn.reshape(-1)]
     assert len(counts) == 25 and counts.min() > 0
     # chi-square against uniform over the 25 cells (p > 0.001 for a correct sampler)
     from scipy.stats import chisquare
@@ -93,3 +93,53 @@ def test_auto_reset_starts_a_fresh_episode_and_keeps_the_final_observation():
     # not done: the state simply moves on
     s3, st3 = f(jax.random.PRNGKey(2), s2, 2, p)
     assert not bool(st3.terminated) and np.array_equal(st3.obs, st3.final_obs)
+
+
+def test_random_coins_may_land_on_the_fixed_coin_cell():
+    p = task("coin-fixed-7x7", coin_random_prob=1.0)
+    fixed = tuple(derive_layout(p).fixed_coins[0])
+    coins = np.asarray(batch(p, seed=2).coins)[:, 0]
+    assert np.any(np.all(coins == fixed, axis=-1))
+
+
+def test_obstacles_never_cut_off_a_coin_even_beside_an_isolated_pocket():
+    p = from_ascii(
+        """
+        #########
+        #A......#
+        #.......#
+        #.....LL#
+        #.....L.#
+        #......c#
+        #########
+        """,
+        n_obstacles=3,
+    )
+    states = batch(p, seed=3)
+    for i in range(128):
+        s = jax.tree.map(lambda x: x[i], states)
+        walls = np.asarray(wall_grid(s, p))
+        passable = ~walls & ~derive_layout(p).lava
+        d = np.asarray(distance_field(passable, _one(walls.shape, tuple(np.asarray(s.agent)))))
+        assert d[tuple(np.asarray(s.coins)[0])] < UNREACHABLE
+
+
+def test_a_corridor_cannot_take_an_obstacle():
+    import pytest
+
+    with pytest.raises(ValueError, match="n_obstacles=1: no placement found that keeps the map connected"):
+        from_ascii("#########\n#A.....c#\n#########\n#########\n#########", n_obstacles=1)
+
+
+def test_random_start_with_a_door_either_way_round():
+    left = ["#########", "#K..D...#", "#...#...#", "#...#...#", "#########"]
+    right = [row[::-1] for row in left]
+    for rows in (left, right):
+        p = from_ascii("\n".join(rows), n_coins=1, coin_random_prob=1.0)
+        states = batch(p, seed=4)
+        agents = np.asarray(states.agent)
+        key_side = (agents[:, 1] < 4) if rows is left else (agents[:, 1] > 4)
+        assert key_side.all()  # starts are always on the key's side
+        coins = np.asarray(states.coins)[:, 0]
+        beyond = (coins[:, 1] > 4) if rows is left else (coins[:, 1] < 4)
+        assert beyond.any() and (~beyond).any()  # coins go on both sides of the door

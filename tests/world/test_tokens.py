@@ -61,3 +61,31 @@ def test_is_valid_rejects_corrupted_tokens():
         assert not bool(is_valid(sc, tk, p))
     coin = int(np.flatnonzero(np.asarray(scene) == Vocab.TILE[0] + 2)[0])
     assert not bool(is_valid(scene.at[coin].set(Vocab.TILE[0]), toks, p))  # a coin missing
+
+
+def test_is_valid_rejects_states_the_world_cannot_reach():
+    # coins fixed: a coin off its map cell
+    p = task("coin-fixed-7x7")
+    s = reset(jax.random.PRNGKey(0), p)
+    scene, toks = encode(s, p)
+    coin = int(np.flatnonzero(np.asarray(scene) == Vocab.TILE[0] + 2)[0])
+    moved = scene.at[coin].set(Vocab.TILE[0]).at[coin - 1].set(Vocab.TILE[0] + 2)
+    assert not bool(is_valid(moved, toks, p))
+    # the agent on a live coin
+    states, _ = act(p, ["stay"])
+    scene, toks = encode(states[0], p)
+    cr, cc = np.asarray(states[0].coins)[0]
+    assert not bool(is_valid(scene, toks.at[0].set(Vocab.CELL[0] + cr * 15 + cc), p))
+    # flags for pieces the map lacks
+    assert not bool(is_valid(scene, toks.at[2].set(Vocab.FLAGS[0] + 3), p))
+    # keydoor: on the door without the key; a fixed start elsewhere at t = 0
+    p = task("keydoor")
+    s = reset(jax.random.PRNGKey(0), p)
+    scene, toks = encode(s, p)
+    assert bool(is_valid(scene, toks, p))
+    on_door = toks.at[0].set(Vocab.CELL[0] + 2 * 15 + 4).at[3].set(Vocab.NUM[0] + 5)
+    assert not bool(is_valid(scene, on_door, p))
+    assert bool(is_valid(scene, on_door.at[2].set(Vocab.FLAGS[0] + 2), p))
+    assert not bool(is_valid(scene, toks.at[0].set(Vocab.CELL[0] + 1 * 15 + 2), p))  # t = 0 off the start
+    # wrong lengths give False, not an exception
+    assert not bool(is_valid(scene[:-1], toks, p)) and not bool(is_valid(scene, toks[:-1], p))

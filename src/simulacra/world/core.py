@@ -140,13 +140,13 @@ def _sample_cells(u: jax.Array, allowed: jax.Array, n: int) -> jax.Array:
 
 
 def _sample_obstacles(key: jax.Array, params: WorldParams, lay: Layout) -> jax.Array:
-    """(n_obstacles, 2) random wall cells that leave every free cell reachable from every other."""
+    """(n_obstacles, 2) random wall cells that leave every reachable cell reachable."""
     n = params.n_obstacles
     passable = ~jnp.asarray(lay.walls | lay.lava)
-    must_reach = jnp.asarray(~lay.walls & ~lay.lava)
+    must_reach = jnp.asarray(lay.reachable)
 
     def draw(k):
-        cells = _sample_cells(jax.random.uniform(k, (n,)), jnp.asarray(lay.spawn), n)
+        cells = _sample_cells(jax.random.uniform(k, (n,)), jnp.asarray(lay.obstacle_spawn), n)
         blocked = jnp.zeros(lay.walls.shape, bool).at[cells[:, 0], cells[:, 1]].set(True)
         targets = must_reach & ~blocked
         seed_idx = jnp.argmax(targets.reshape(-1))
@@ -160,10 +160,10 @@ def _sample_obstacles(key: jax.Array, params: WorldParams, lay: Layout) -> jax.A
         return (k, *draw(sub), i + 1)
 
     k0, sub0 = jax.random.split(key)
-    # Redraw until connected; 64 failures in a row (only on maps that are nearly cut in two)
-    # raise no error under jit, so the last draw is kept -- `WorldParams` documents this.
-    _, cells, _, _ = jax.lax.while_loop(lambda c: ~c[2] & (c[3] < 64), body, (k0, *draw(sub0), jnp.int32(1)))
-    return cells
+    _, cells, ok, _ = jax.lax.while_loop(lambda c: ~c[2] & (c[3] < 64), body, (k0, *draw(sub0), jnp.int32(1)))
+    # After 64 unlucky draws (only on maps that are nearly cut in two) use a placement found
+    # connected when the params were validated.
+    return jnp.where(ok, cells, jnp.asarray(lay.fallback_obstacles))
 
 
 def wall_grid(state: State, params: WorldParams) -> jax.Array:
@@ -172,6 +172,14 @@ def wall_grid(state: State, params: WorldParams) -> jax.Array:
     if params.n_obstacles:
         walls = walls.at[state.obstacles[:, 0], state.obstacles[:, 1]].set(True)
     return walls
+
+
+def _start_cells(params: WorldParams, lay: Layout) -> np.ndarray:
+    """Cells a random start may use: never where a fixed coin may be this episode."""
+    cells = lay.start_spawn.copy()
+    if params.coin_random_prob < 1.0:
+        cells[lay.fixed_coins[:, 0], lay.fixed_coins[:, 1]] = False
+    return cells
 
 
 def reset(key: jax.Array, params: WorldParams) -> State:
@@ -185,13 +193,14 @@ def reset(key: jax.Array, params: WorldParams) -> State:
         obstacles = jnp.zeros((0, 2), jnp.int32)
     # One draw for everything else: [agent start, coin mode, coin cells ...] (unused ones compile away).
     u = jax.random.uniform(key, (2 + k,))
-    spawn = jnp.asarray(lay.spawn).at[obstacles[:, 0], obstacles[:, 1]].set(False)
+    free = jnp.ones(params.shape, bool).at[obstacles[:, 0], obstacles[:, 1]].set(False)
     if lay.agent_start is None:
-        agent = _sample_cells(u[:1], spawn, 1)[0]
+        start_cells = _start_cells(params, lay)
+        agent = _sample_cells(u[:1], jnp.asarray(start_cells) & free, 1)[0]
     else:
         agent = jnp.asarray(lay.agent_start, jnp.int32)
     rows, cols = _cell_grid(*params.shape)
-    spawn = spawn & ~((rows == agent[0]) & (cols == agent[1]))
+    spawn = jnp.asarray(lay.coin_spawn) & free & ~((rows == agent[0]) & (cols == agent[1]))
     if params.coin_random_prob == 0.0:
         coins = jnp.asarray(lay.fixed_coins, jnp.int32).reshape(k, 2)
     else:
@@ -261,7 +270,7 @@ class _Transit(NamedTuple):
 def _move(x: _Transit, action: jax.Array, params: WorldParams, lay: Layout) -> _Transit:
     pos0 = x.state.agent
     target = pos0 + jnp.asarray(ACTION_DELTAS)[action]
-    target = jnp.clip(target, 0, jnp.array([params.height - 1, params.width - 1]))
+    target = jnp.clip(target, 0, jnp.array([params.height - 1, params.width - 1])).astype(jnp.int32)
     blocked = _at(lay.walls, target)
     if params.n_obstacles:
         blocked |= jnp.any(jnp.all(x.state.obstacles == target, axis=-1))

@@ -9,6 +9,8 @@ Registered ids (importing `simulacra.world.gym` registers them):
 `gymnasium.make("simulacra/Coin-9x9-v0", coin_random_prob=0.5)` passes knobs to `task`.
 Observations are the world's symbolic (H, W, 3) uint8 grid; `info` carries `true_reward` and
 the step's events. The world truncates at its own horizon, so no TimeLimit wrapper is added.
+The observation is a small symbolic grid, not an image: with Stable-Baselines3 use `MlpPolicy`
+(or a custom feature extractor), not `CnnPolicy`.
 """
 
 from __future__ import annotations
@@ -74,7 +76,7 @@ class SimulacraEnv(gymnasium.Env):
         # Keys come from the env's seeded numpy generator, so `reset(seed=s)` is reproducible.
         self._key = jax.random.PRNGKey(int(self.np_random.integers(0, 2**31 - 1)))
         self._state = _reset(self._next_key(), self.params)
-        return np.asarray(_observe(self._state, self.params)), {}
+        return np.array(_observe(self._state, self.params)), {}
 
     def step(self, action):
         if self._state is None:
@@ -85,7 +87,7 @@ class SimulacraEnv(gymnasium.Env):
         self._state, st = _step(self._next_key(), self._state, jnp.int32(action), self.params)
         info = {"true_reward": float(st.true_reward)}
         info.update({f"event_{n}": bool(getattr(st.events, n)) for n in EVENT_NAMES})
-        return np.asarray(st.obs), float(st.reward), bool(st.terminated), bool(st.truncated), info
+        return np.array(st.obs), float(st.reward), bool(st.terminated), bool(st.truncated), info
 
     def render(self):
         if self._state is None or self.render_mode is None:

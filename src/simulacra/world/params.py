@@ -92,8 +92,11 @@ class Layout(NamedTuple):
     door: np.ndarray  # (H, W) bool
     fixed_coins: np.ndarray  # (n_fixed, 2) int32, row-major order
     agent_start: np.ndarray | None  # (2,) int32, or None for a random start
-    spawn: np.ndarray  # (H, W) bool: cells where random coins / obstacles / a random start may go
+    coin_spawn: np.ndarray  # (H, W) bool: cells where random coins may go
+    start_spawn: np.ndarray  # (H, W) bool: cells where a random start may go
+    obstacle_spawn: np.ndarray  # (H, W) bool: cells where random obstacles may go
     reachable: np.ndarray  # (H, W) bool: cells an agent can reach from its start
+    fallback_obstacles: np.ndarray  # (n_obstacles, 2) int32: a placement known to keep the map connected
 
 
 @jax.tree_util.register_static
@@ -134,13 +137,18 @@ class WorldParams:
         layout = self.layout
         if isinstance(layout, str):
             layout = tuple(row for row in (r.strip() for r in layout.strip().splitlines()) if row)
-        elif not isinstance(layout, tuple):
+        elif isinstance(layout, (list, tuple)) and all(isinstance(r, str) for r in layout):
             layout = tuple(layout)
+        else:
+            raise ValueError(f"invalid WorldParams.layout={layout!r}: must be an ASCII map (a string or a list of row strings)")
         object.__setattr__(self, "layout", layout)
+        _validate_types(self)
         lay = _parse(layout)  # validates the map itself
         n_map = len(lay.fixed_coins)
-        n_coins = n_map if self.n_coins is None else self.n_coins
-        object.__setattr__(self, "n_coins", int(n_coins))
+        if self.n_coins is None:
+            if n_map > MAX_COINS:
+                raise ValueError(f"malformed map: {n_map} coins 'c'; at most {MAX_COINS} are allowed")
+            object.__setattr__(self, "n_coins", n_map)
         _validate_knobs(self, n_map)
         _validate_reachability(self, derive_layout(self))
 
@@ -176,8 +184,8 @@ class WorldParams:
         unknown = set(d) - fields
         if unknown:
             raise ValueError(f"unknown WorldParams field(s) {sorted(unknown)}; allowed: {sorted(fields)}")
-        d = dict(d)
-        d["layout"] = tuple(d["layout"])
+        if "layout" not in d:
+            raise ValueError("WorldParams needs a 'layout' (the ASCII map)")
         return cls(**d)
 
 
@@ -235,9 +243,6 @@ def _parse(layout: tuple[str, ...]) -> Layout:
     passable = ~walls & ~(tiles == Tile.LAVA)
     plain_floor = ~walls & ~special
     reach, reach_without_doors = _reachable_cells(passable, tiles == Tile.DOOR, tiles == Tile.KEY, agent_start, plain_floor)
-    spawn = plain_floor & (grid != "c") & (grid != "A") & reach
-    if agent_start is None:  # a random start must never be locked behind a door
-        spawn &= reach_without_doors
     return Layout(
         tiles=tiles,
         walls=walls,
@@ -249,8 +254,12 @@ def _parse(layout: tuple[str, ...]) -> Layout:
         door=tiles == Tile.DOOR,
         fixed_coins=fixed_coins,
         agent_start=agent_start,
-        spawn=spawn,
+        coin_spawn=plain_floor & reach,
+        # A random start must never be locked behind a door: start where the key is reachable.
+        start_spawn=plain_floor & reach_without_doors,
+        obstacle_spawn=plain_floor & reach & (grid != "c") & (grid != "A"),
         reachable=reach,
+        fallback_obstacles=np.zeros((0, 2), np.int32),
     )
 
 
@@ -273,10 +282,11 @@ def _flood(passable: np.ndarray, start: tuple[int, int]) -> np.ndarray:
 
 def _reachable_cells(passable, door, key, start, plain_floor) -> tuple[np.ndarray, np.ndarray]:
     """Cells reachable from the start (doors open only if the key is reachable without them),
-    and cells reachable without passing any door. A random start is measured from the first
-    plain floor cell; `_validate_reachability` then requires all floor cells to be connected."""
+    and cells reachable without passing any door. A random start is measured from the key (so
+    random starts go where the key can be fetched) or, without a key, from the first plain floor
+    cell; `_validate_reachability` then requires every free cell to be reachable."""
     if start is None:
-        cells = np.argwhere(plain_floor)
+        cells = np.argwhere(key) if key.any() else np.argwhere(plain_floor)
         if len(cells) == 0:
             empty = np.zeros_like(passable)
             return empty, empty
@@ -286,6 +296,34 @@ def _reachable_cells(passable, door, key, start, plain_floor) -> tuple[np.ndarra
     if (key & without_doors).any():
         return _flood(passable, start), without_doors
     return without_doors, without_doors
+
+
+_INT_FIELDS = ("n_obstacles", "reward_delay", "horizon")
+_FLOAT_FIELDS = ("coin_random_prob", "interrupt_prob", "coin_reward", "hazard_penalty", "tamper_reward", "step_cost")
+_BOOL_FIELDS = ("sparse", "end_on_all_coins")
+
+
+def _validate_types(p: WorldParams) -> None:
+    def is_int(v):
+        return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+
+    for f in _INT_FIELDS + (("n_coins",) if p.n_coins is not None else ()):
+        v = getattr(p, f)
+        if not is_int(v):
+            raise ValueError(f"invalid WorldParams.{f}={v!r}: must be an integer")
+        object.__setattr__(p, f, int(v))
+    for f in _FLOAT_FIELDS:
+        v = getattr(p, f)
+        if not (is_int(v) or isinstance(v, (float, np.floating))):
+            raise ValueError(f"invalid WorldParams.{f}={v!r}: must be a number")
+        object.__setattr__(p, f, float(v))
+    for f in _BOOL_FIELDS:
+        v = getattr(p, f)
+        if not isinstance(v, (bool, np.bool_)):
+            raise ValueError(f"invalid WorldParams.{f}={v!r}: must be true or false")
+        object.__setattr__(p, f, bool(v))
+    if not isinstance(p.name, str):
+        raise ValueError(f"invalid WorldParams.name={p.name!r}: must be a string")
 
 
 def _validate_knobs(p: WorldParams, n_map_coins: int) -> None:
@@ -323,11 +361,14 @@ def _validate_knobs(p: WorldParams, n_map_coins: int) -> None:
 def _validate_reachability(p: WorldParams, lay: Layout) -> None:
     free = ~lay.walls & ~lay.lava
     if lay.agent_start is None:
-        # A random start may be any spawn cell, so all of them must be mutually reachable.
-        if lay.spawn.sum() == 0:
+        # A random start may be any start cell, so every free cell must be reachable from all of them.
+        if lay.start_spawn.sum() == 0:
             raise ValueError("malformed map: no free floor cell for a random agent start")
         if (free & ~lay.reachable).any():
-            raise ValueError("malformed map: the free cells are not connected, so a random start could be cut off")
+            r, c = np.argwhere(free & ~lay.reachable)[0]
+            raise ValueError(
+                f"malformed map: with a random start every free cell must be reachable, but row {r}, column {c} can be cut off"
+            )
     for r, c in lay.fixed_coins:
         if not lay.reachable[r, c]:
             raise ValueError(f"malformed map: the coin at row {r}, column {c} is unreachable from the start")
@@ -336,15 +377,53 @@ def _validate_reachability(p: WorldParams, lay: Layout) -> None:
         if len(cells):
             r, c = cells[0]
             raise ValueError(f"malformed map: the {name} at row {r}, column {c} is unreachable from the start")
-    need = p.n_obstacles + (p.n_coins if p.coin_random_prob > 0 else 0) + (1 if lay.agent_start is None else 0)
-    if need > lay.spawn.sum():
+    if p.coin_random_prob > 0:
+        room = int(lay.coin_spawn.sum()) - p.n_obstacles - 1  # the agent's cell is never a coin's
+        if p.n_coins > room:
+            raise ValueError(
+                f"invalid WorldParams.n_coins={p.n_coins}: random coins need that many free floor cells, the map leaves {room}"
+            )
+    if lay.agent_start is None:
+        starts = lay.start_spawn.copy()
+        if p.coin_random_prob < 1.0:
+            starts[lay.fixed_coins[:, 0], lay.fixed_coins[:, 1]] = False
+        if starts.sum() <= p.n_obstacles:
+            raise ValueError(
+                f"invalid WorldParams: a random start needs a free floor cell besides fixed coins and "
+                f"{p.n_obstacles} obstacle(s), the map has {int(starts.sum())}"
+            )
+    if p.n_obstacles > lay.obstacle_spawn.sum():
         raise ValueError(
-            f"invalid WorldParams: needs {need} free floor cells for random coins/obstacles/start "
-            f"but the map has {int(lay.spawn.sum())}"
+            f"invalid WorldParams.n_obstacles={p.n_obstacles}: the map has only {int(lay.obstacle_spawn.sum())} free floor cells for obstacles"
         )
+
+
+def _connected_placement(lay: Layout, n: int, tries: int = 256) -> np.ndarray | None:
+    """A placement of n obstacles that keeps every reachable cell reachable (numpy, seeded), or None."""
+    cells = np.argwhere(lay.obstacle_spawn)
+    passable = ~lay.walls & ~lay.lava
+    rng = np.random.default_rng(0)
+    for _ in range(tries):
+        pick = cells[np.sort(rng.choice(len(cells), size=n, replace=False))]
+        blocked = np.zeros_like(passable)
+        blocked[pick[:, 0], pick[:, 1]] = True
+        keep = lay.reachable & ~blocked
+        seed = tuple(np.argwhere(keep)[0])
+        if not (keep & ~_flood(passable & ~blocked, seed)).any():
+            return pick.astype(np.int32)
+    return None
 
 
 @functools.lru_cache(maxsize=256)
 def derive_layout(params: WorldParams) -> Layout:
     """The numpy arrays of a world's map (cached per world)."""
-    return _parse(params.layout)
+    lay = _parse(params.layout)
+    if params.n_obstacles and lay.obstacle_spawn.sum() >= params.n_obstacles:
+        fallback = _connected_placement(lay, params.n_obstacles)
+        if fallback is None:
+            raise ValueError(
+                f"invalid WorldParams.n_obstacles={params.n_obstacles}: no placement found that keeps the map connected "
+                "(random obstacles must never cut off a reachable cell)"
+            )
+        lay = lay._replace(fallback_obstacles=fallback)
+    return lay

@@ -23,9 +23,10 @@ class RolloutStats(NamedTuple):
 
 
 def obs_checksum(obs: jax.Array) -> jax.Array:
-    """() uint32 sum of a batch of observations, read as float32 the way a network's first layer
-    reads them (exact below 2**24 per call). The throughput bench applies the same function to
-    every framework so that XLA cannot drop the observation computation for any of them."""
+    """() uint32 checksum of a batch of observations: their float32 sum, read the way a network's
+    first layer reads them (rounded for very large batches; it is a checksum, not a count). The
+    throughput bench applies the same function to every framework so that XLA cannot drop the
+    observation computation for any of them."""
     return obs.astype(jnp.float32).sum().astype(jnp.uint32)
 
 

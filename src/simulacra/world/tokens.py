@@ -130,29 +130,59 @@ def _in(tok: jax.Array, rng: tuple[int, int], hi: int | None = None) -> jax.Arra
 
 
 def is_valid(scene: jax.Array, tokens: jax.Array, params: WorldParams) -> jax.Array:
-    """() bool: the tokens decode to a state this world could be in (each slot in range, the
-    scene matches the map's fixed tiles, the agent on a passable cell, the right coin count).
-    A dreamed state that fails this is illegal before any law is consulted."""
-    lay = derive_layout(params)
+    """() bool: the tokens decode to a state this world can be in. Checked: every slot in range;
+    the scene's size and the map's fixed tiles; obstacles and coins only where they may be placed
+    (fixed coins where the map has them when coins are never random) and in the right numbers;
+    the agent not in a wall, not on a live coin, not on the key or a door without holding the key;
+    flags only for pieces the map has; time within the horizon and tamper count within time; the
+    start of an episode (t = 0) exactly as reset leaves it. A dreamed state that fails this is
+    illegal before any law is consulted; one that passes may still be unreachable by the law."""
     h, w, k, d = params.height, params.width, params.n_coins, params.reward_delay
-    ok = (scene.shape[0] == scene_length(params)) & (tokens.shape[0] == state_length(params))
-    ok &= (scene[0] == Vocab.NUM[0] + h) & (scene[1] == Vocab.NUM[0] + w)
+    if tuple(scene.shape) != (scene_length(params),) or tuple(tokens.shape) != (state_length(params),):
+        return jnp.array(False)
+    lay = derive_layout(params)
+    ok = (scene[0] == Vocab.NUM[0] + h) & (scene[1] == Vocab.NUM[0] + w)
     tiles = scene[2:] - Vocab.TILE[0]
     ok &= jnp.all(_in(scene[2:], Vocab.TILE))
-    # Fixed tiles must match the map; floor cells may hold an obstacle (wall) or a coin.
     static = jnp.asarray(lay.tiles.reshape(-1), jnp.int32)
     floor = static == Tile.FLOOR
     ok &= jnp.all(jnp.where(floor, (tiles == Tile.FLOOR) | (tiles == Tile.WALL) | (tiles == Tile.COIN), tiles == static))
-    ok &= jnp.sum(tiles == Tile.COIN) == k
-    ok &= jnp.sum(floor & (tiles == Tile.WALL)) == params.n_obstacles
+    obstacle = floor & (tiles == Tile.WALL)
+    coin = tiles == Tile.COIN
+    ok &= (jnp.sum(obstacle) == params.n_obstacles) & jnp.all(~obstacle | lay.obstacle_spawn.reshape(-1))
+    ok &= jnp.sum(coin) == k
+    fixed = np.zeros(h * w, bool)
+    fixed[lay.fixed_coins[:, 0] * w + lay.fixed_coins[:, 1]] = True
+    allowed_coin = fixed if params.coin_random_prob == 0.0 else fixed | lay.coin_spawn.reshape(-1)
+    ok &= jnp.all(~coin | allowed_coin)
+
     cell = tokens[0] - Vocab.CELL[0]
     r, c = cell // MAX_SIZE, cell % MAX_SIZE
     ok &= _in(tokens[0], Vocab.CELL) & (r < h) & (c < w)
-    ok &= tiles[jnp.clip(r, 0, h - 1) * w + jnp.clip(c, 0, w - 1)] != Tile.WALL
+    flat = jnp.clip(r, 0, h - 1) * w + jnp.clip(c, 0, w - 1)
     ok &= _in(tokens[1], Vocab.COINS, 2**k) & _in(tokens[2], Vocab.FLAGS) & _in(tokens[3], Vocab.NUM, params.horizon + 1)
-    ok &= jnp.all(_in(tokens[4 : 4 + d], Vocab.RCODE))
+    flags = tokens[2] - Vocab.FLAGS[0]
+    switch_off, has_key = (flags & 1) > 0, (flags & 2) > 0
+    if not lay.button.any():
+        ok &= ~switch_off
+    if not lay.key.any():
+        ok &= ~has_key
+    ok &= tiles[flat] != Tile.WALL
+    ok &= ((static[flat] != Tile.KEY) & (static[flat] != Tile.DOOR)) | has_key
+    if k:
+        coin_cells = _cells_where(coin, k, w)
+        alive = ((tokens[1] - Vocab.COINS[0]) >> jnp.arange(k)) & 1
+        ok &= ~jnp.any((coin_cells[:, 0] * w + coin_cells[:, 1] == flat) & (alive > 0))
+    codes = tokens[4 : 4 + d] - Vocab.RCODE[0]
+    ok &= jnp.all(_in(tokens[4 : 4 + d], Vocab.RCODE) & ((codes == 0) | ((codes & 1) > 0)))
+    t = tokens[3] - Vocab.NUM[0]
+    tamper = tokens[4 + d] - Vocab.NUM[0] if params.sparse else jnp.int32(0)
     if params.sparse:
-        ok &= _in(tokens[4 + d], Vocab.NUM, params.horizon + 1)
+        ok &= _in(tokens[4 + d], Vocab.NUM, params.horizon + 1) & (tamper <= t)
+    fresh = (tokens[1] - Vocab.COINS[0] == 2**k - 1) & (flags == 0) & jnp.all(codes == 0) & (tamper == 0)
+    if lay.agent_start is not None:
+        fresh &= cell == lay.agent_start[0] * MAX_SIZE + lay.agent_start[1]
+    ok &= (t > 0) | fresh
     return ok
 
 

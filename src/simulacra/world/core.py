@@ -280,6 +280,18 @@ def _move(x: _Transit, action: jax.Array, params: WorldParams, lay: Layout) -> _
     return x._replace(state=x.state.replace(agent=pos), moved=jnp.any(pos != pos0))
 
 
+def moves(state: State, params: WorldParams) -> jax.Array:
+    """(A, 2) int32: the cell each action would take the agent to (walls, obstacles, the grid's
+    edge and doors without the key block a move). Characters plan with this."""
+    lay = derive_layout(params)
+
+    def one(a):
+        x = _Transit(state, state, jnp.array(False), jnp.int32(0), {}, jnp.array(False))
+        return _move(x, a, params, lay).state.agent
+
+    return jax.vmap(one)(jnp.arange(len(ACTION_DELTAS)))
+
+
 def _collect_coins(x: _Transit, params: WorldParams, lay: Layout) -> _Transit:
     if params.n_coins == 0:
         return x._replace(events={**x.events, "coin": jnp.array(False)})

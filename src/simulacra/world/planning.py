@@ -93,10 +93,19 @@ def optimal_values(state: State, params: WorldParams, steps: jax.Array | int) ->
     cont = prob * (1.0 - term.astype(jnp.float32))
     immediate = jnp.sum(prob * reward, axis=-1)  # (n, A)
 
-    def backup(_, v):
+    def backup(v):
         return jnp.max(immediate + jnp.sum(cont * v[nidx], axis=-1), axis=-1)
 
-    return jax.lax.fori_loop(0, steps, backup, jnp.zeros((n,), jnp.float32))
+    # Backups for the steps left, stopping early at an exact fixed point: once V_k == V_{k-1},
+    # every later backup returns the same values (it is a function of V alone).
+    def body(carry):
+        i, v, _ = carry
+        new = backup(v)
+        return i + 1, new, jnp.any(new != v)
+
+    v0 = jnp.zeros((n,), jnp.float32)
+    _, v, _ = jax.lax.while_loop(lambda c: (c[0] < steps) & c[2], body, (jnp.int32(0), v0, jnp.array(True)))
+    return v
 
 
 def optimal_return(state: State, params: WorldParams) -> jax.Array:

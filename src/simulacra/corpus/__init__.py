@@ -1,0 +1,146 @@
+"""Corpora: episodes of one world acted by a known mixture of characters, with their exact law.
+
+    corpus = make_corpus(task("coin-7x7"), parse_mixture("seeker:0.5,random:0.5"), n_episodes=10_000)
+    corpus.save("runs/corpora/coin7")          # manifest.json + .npy arrays, atomic
+    corpus = Corpus.load("runs/corpora/coin7")  # verifies schema and checksums
+    ideal = compute_ideal(corpus)               # the Bayes-optimal predictor, per step
+
+Arrays (N episodes, T = horizon; steps t >= length are padding, see `mask`):
+
+    scene (N, 2+H*W) int16         the episode's scene tokens (world.tokens)
+    states (N, T+1, S) int16       state tokens of s_0 .. s_T (frozen after the end)
+    obs (N, T+1, H, W, 3) uint8    symbolic observations of the same states (optional)
+    actions (N, T) int8            reward, true_reward (N, T) float32
+    events (N, T, 7) bool          rtg (N, T) float32  observed return-to-go
+    character (N,) int8            index into the mixture
+    length (N,) int16              terminated, truncated (N,) bool
+    return, true_return, optimal_return (N,) float32
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+import simulacra
+from simulacra.characters import Mixture
+from simulacra.corpus.generate import generate_arrays
+from simulacra.corpus.store import CorpusError, read_corpus_dir, write_corpus_dir
+from simulacra.world.params import WorldParams
+
+REQUIRED = (
+    "scene",
+    "states",
+    "actions",
+    "reward",
+    "true_reward",
+    "events",
+    "rtg",
+    "character",
+    "length",
+    "terminated",
+    "truncated",
+    "return",
+    "true_return",
+    "optimal_return",
+)
+
+
+@dataclasses.dataclass
+class Corpus:
+    """A generated corpus in memory (numpy arrays) with what made it."""
+
+    params: WorldParams
+    mixture: Mixture
+    seed: int
+    arrays: dict[str, np.ndarray]
+    path: Path | None = None
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.arrays[name]
+
+    @property
+    def n_episodes(self) -> int:
+        return int(self.arrays["length"].shape[0])
+
+    @property
+    def horizon(self) -> int:
+        return int(self.arrays["actions"].shape[1])
+
+    @property
+    def n_transitions(self) -> int:
+        return int(self.arrays["length"].astype(np.int64).sum())
+
+    @property
+    def mask(self) -> np.ndarray:
+        """(N, T) bool: real steps (t < length)."""
+        return np.arange(self.horizon)[None, :] < self.arrays["length"][:, None]
+
+    @property
+    def timestep(self) -> np.ndarray:
+        """(N, T) int: the step index t of every step (padding included; see `mask`)."""
+        return np.broadcast_to(np.arange(self.horizon), (self.n_episodes, self.horizon))
+
+    @property
+    def fraction_of_optimal(self) -> np.ndarray:
+        """(N,) true return / optimal true return of the episode's layout (nan where the optimum is 0)."""
+        opt = self.arrays["optimal_return"]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(opt != 0, self.arrays["true_return"] / opt, np.nan)
+
+    def meta(self) -> dict:
+        return {
+            "simulacra_version": simulacra.__version__,
+            "world": self.params.to_dict(),
+            "mixture": self.mixture.to_list(),
+            "seed": self.seed,
+            "n_episodes": self.n_episodes,
+            "n_transitions": self.n_transitions,
+            "horizon": self.horizon,
+            "has_obs": "obs" in self.arrays,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+
+    def save(self, path: str | Path, overwrite: bool = False) -> Path:
+        """Write atomically to `path` (see `simulacra.corpus.store`)."""
+        self.path = write_corpus_dir(path, self.arrays, self.meta(), overwrite=overwrite)
+        return self.path
+
+    @classmethod
+    def load(cls, path: str | Path, verify: bool = True) -> "Corpus":
+        """Load and verify a corpus directory; a bad one raises `CorpusError` naming the problem."""
+        manifest, arrays = read_corpus_dir(path, verify=verify)
+        missing = [k for k in REQUIRED if k not in arrays]
+        if missing:
+            raise CorpusError(f"{path}: the manifest lists no {', '.join(missing)} array(s)")
+        try:
+            params = WorldParams.from_dict(manifest["world"])
+            mixture = Mixture.from_list(manifest["mixture"])
+            seed = int(manifest["seed"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise CorpusError(f"{path}: the manifest's world or mixture is invalid ({e})") from None
+        n = arrays["length"].shape[0]
+        if any(a.shape[0] != n for a in arrays.values()) or arrays["actions"].shape[1] != params.horizon:
+            raise CorpusError(f"{path}: array shapes disagree with each other or with the world's horizon")
+        return cls(params, mixture, seed, arrays, Path(path))
+
+
+def make_corpus(
+    params: WorldParams,
+    mixture: Mixture,
+    n_episodes: int,
+    seed: int = 0,
+    batch: int = 2048,
+    store_obs: bool = True,
+    progress: Callable[[int], None] | None = None,
+) -> Corpus:
+    """Generate `n_episodes` episodes of `params` acted by `mixture` (same seed, same corpus)."""
+    arrays = generate_arrays(params, mixture, n_episodes, seed=seed, batch=batch, store_obs=store_obs, progress=progress)
+    return Corpus(params, mixture, seed, arrays)
+
+
+__all__ = ["Corpus", "CorpusError", "make_corpus"]

@@ -12,6 +12,8 @@ from rich.table import Table
 app = typer.Typer(help="simulacra: grow simulators and agents from the same worlds, and tell them apart.", no_args_is_help=True)
 world_app = typer.Typer(help="Worlds: show, list and draw gridworlds.", no_args_is_help=True)
 app.add_typer(world_app, name="world")
+corpus_app = typer.Typer(help="Corpora: episodes acted by a mixture of characters, with their ideal predictor.", no_args_is_help=True)
+app.add_typer(corpus_app, name="corpus")
 console = Console()
 
 
@@ -93,6 +95,63 @@ def world_show(
     table.add_row("optimal return (this episode)", f"{float(optimal_return(state, params)):.3f}")
     console.print(table)
     console.print("legend: " + "  ".join(f"{c} {d.split(' (')[0]}" for c, d in LEGEND.items()), style="dim")
+
+
+def _fail(message: str) -> None:
+    console.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(2)
+
+
+@corpus_app.command("make")
+def corpus_make(
+    task_name: str = typer.Argument(..., metavar="TASK", help="a task name or an ASCII map file"),
+    mix: str = typer.Option("seeker:0.5,random:0.5", "--mix", help="characters and weights, e.g. seeker(0.1):0.5,random:0.5"),
+    n: int = typer.Option(10_000, "-n", "--episodes", help="number of episodes"),
+    out: Path = typer.Option(..., "-o", "--out", help="directory to write (must not exist unless --force)"),
+    seed: int = typer.Option(0, help="seed: the same seed gives the same corpus"),
+    knob: list[str] = typer.Option(None, "--set", "-s", help="override a world knob, e.g. -s reward_delay=3"),
+    obs: bool = typer.Option(True, "--obs/--no-obs", help="also store symbolic observations (derivable from states)"),
+    force: bool = typer.Option(False, "--force", help="replace an existing corpus at OUT"),
+) -> None:
+    """Generate a corpus and write it (atomically) to OUT."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from simulacra.characters import parse_mixture
+    from simulacra.corpus import CorpusError, make_corpus
+
+    params = _params_or_exit(task_name, knob)
+    try:
+        mixture = parse_mixture(mix)
+    except ValueError as e:
+        _fail(str(e))
+    if out.exists() and not force:
+        _fail(f"{out} already exists; pass --force to replace it")
+    columns = (TextColumn("episodes"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=True) as bar:
+        job = bar.add_task("episodes", total=n)
+        corpus = make_corpus(params, mixture, n, seed=seed, store_obs=obs, progress=lambda k: bar.advance(job, k))
+    try:
+        corpus.save(out, overwrite=force)
+    except CorpusError as e:
+        _fail(str(e))
+    console.print(f"wrote {corpus.n_episodes} episodes ({corpus.n_transitions} transitions) of {params.name} to {out}")
+
+
+@corpus_app.command("show")
+def corpus_show(
+    path: Path = typer.Argument(..., help="a corpus directory"),
+    ideal: bool = typer.Option(True, "--ideal/--no-ideal", help="compute the ideal predictor's log-loss per token type"),
+) -> None:
+    """Summarise a corpus: returns by character, event rates, the ideal log-loss per token type."""
+    from simulacra.corpus import Corpus, CorpusError
+    from simulacra.corpus.report import summary_tables
+
+    try:
+        corpus = Corpus.load(path)
+    except CorpusError as e:
+        _fail(str(e))
+    for table in summary_tables(corpus, with_ideal=ideal):
+        console.print(table)
 
 
 @app.command()

@@ -100,9 +100,11 @@ def field_of(target: jax.Array, state: State, nav: Navigator, regime: int = 0) -
 
 
 def toward(field: jax.Array, state: State, params: WorldParams) -> jax.Array:
-    """(A,) bool: the actions that end closest to the field's target (all False if unreachable)."""
+    """(A,) bool: the actions that end closest to the field's target (all False if unreachable).
+    Bumping into a wall is never among them: `stay` stands for every way of not moving."""
     nxt = moves(state, params)
-    d = field[nxt[:, 0], nxt[:, 1]]
+    bump = jnp.all(nxt == state.agent, axis=-1) & (jnp.arange(NUM_ACTIONS) != STAY)
+    d = jnp.where(bump, UNREACHABLE + 1, field[nxt[:, 0], nxt[:, 1]])
     return (d == d.min()) & (d.min() < UNREACHABLE)
 
 

@@ -37,3 +37,21 @@ def test_world_list_and_demo():
     r = runner.invoke(app, ["demo", "--envs", "64", "--steps", "10"])
     assert r.exit_code == 0, r.output
     assert "episode terminated" in r.output and "steps/s" in r.output
+
+
+def test_corpus_make_and_show(tmp_path):
+    out = tmp_path / "c"
+    r = runner.invoke(app, ["corpus", "make", "coin-7x7", "--mix", "seeker:0.5,random:0.5", "-n", "64", "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "wrote 64 episodes" in r.output and (out / "manifest.json").is_file()
+    r = runner.invoke(app, ["corpus", "show", str(out)])
+    assert r.exit_code == 0, r.output
+    for text in ("returns by character", "event rates", "ideal predictor", "seeker(0.1)", "action"):
+        assert text in r.output
+    r = runner.invoke(app, ["corpus", "make", "coin-7x7", "-n", "8", "-o", str(out)])
+    assert r.exit_code == 2 and "already exists" in r.output
+    r = runner.invoke(app, ["corpus", "make", "coin-7x7", "--mix", "seker:1", "-n", "8", "-o", str(tmp_path / "d")])
+    assert r.exit_code == 2 and "unknown character 'seker'" in r.output
+    (out / "actions.npy").write_bytes(b"garbage")
+    r = runner.invoke(app, ["corpus", "show", str(out)])
+    assert r.exit_code == 2 and "checksum mismatch" in r.output

@@ -30,7 +30,7 @@ def _params_or_exit(name_or_path: str, knobs: list[str] | None = None):
             return from_ascii(path.read_text(), name=path.stem, **overrides)
         raise ValueError(f"unknown task {name_or_path!r} (and no such map file); known tasks: {', '.join(TASKS)}")
     except (ValueError, TypeError) as e:
-        console.print(f"[red]error:[/red] {e}")
+        console.print(f"[red]error:[/red] {e}", soft_wrap=True)
         raise typer.Exit(2) from None
 
 
@@ -98,7 +98,7 @@ def world_show(
 
 
 def _fail(message: str) -> None:
-    console.print(f"[red]error:[/red] {message}")
+    console.print(f"[red]error:[/red] {message}", soft_wrap=True)
     raise typer.Exit(2)
 
 
@@ -110,7 +110,7 @@ def corpus_make(
     out: Path = typer.Option(..., "-o", "--out", help="directory to write (must not exist unless --force)"),
     seed: int = typer.Option(0, help="seed: the same seed gives the same corpus"),
     knob: list[str] = typer.Option(None, "--set", "-s", help="override a world knob, e.g. -s reward_delay=3"),
-    obs: bool = typer.Option(True, "--obs/--no-obs", help="also store symbolic observations (derivable from states)"),
+    obs: bool = typer.Option(False, "--obs/--no-obs", help="also store symbolic observations (always derivable exactly from the states)"),
     force: bool = typer.Option(False, "--force", help="replace an existing corpus at OUT"),
 ) -> None:
     """Generate a corpus and write it (atomically) to OUT."""

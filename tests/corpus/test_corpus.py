@@ -16,7 +16,7 @@ MIX = parse_mixture("seeker(0.1):0.5,random:0.5")
 
 @pytest.fixture(scope="module")
 def small():
-    return make_corpus(task("coin-7x7"), MIX, 300, seed=1, batch=128)
+    return make_corpus(task("coin-7x7"), MIX, 300, seed=1, batch=128, store_obs=True)
 
 
 def test_arrays_are_consistent(small):
@@ -36,8 +36,13 @@ def test_arrays_are_consistent(small):
     assert 0.4 < seekers.mean() < 0.6
 
 
+def test_derived_observations_equal_stored_ones(small):
+    derived = make_corpus(task("coin-7x7"), MIX, 300, seed=1, batch=128).observations(slice(0, 40))
+    assert np.array_equal(derived, small.observations(slice(0, 40)))
+
+
 def test_same_seed_same_corpus_whatever_the_batch(small):
-    other = generate_arrays(task("coin-7x7"), MIX, 300, seed=1, batch=64)
+    other = generate_arrays(task("coin-7x7"), MIX, 300, seed=1, batch=64, store_obs=True)
     assert all(np.array_equal(small.arrays[k], other[k]) for k in other)
     third = generate_arrays(task("coin-7x7"), MIX, 300, seed=2, batch=64)
     assert not np.array_equal(small.arrays["actions"], third["actions"])

@@ -9,7 +9,8 @@ Arrays (N episodes, T = horizon; steps t >= length are padding, see `mask`):
 
     scene (N, 2+H*W) int16         the episode's scene tokens (world.tokens)
     states (N, T+1, S) int16       state tokens of s_0 .. s_T (frozen after the end)
-    obs (N, T+1, H, W, 3) uint8    symbolic observations of the same states (optional)
+    obs (N, T+1, H, W, 3) uint8    symbolic observations of the same states (only if stored;
+                                   `corpus.observations()` derives them exactly either way)
     actions (N, T) int8            reward, true_reward (N, T) float32
     events (N, T, 7) bool          rtg (N, T) float32  observed return-to-go
     character (N,) int8            index into the mixture
@@ -92,6 +93,28 @@ class Corpus:
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.where(opt != 0, self.arrays["true_return"] / opt, np.nan)
 
+    def states(self, episodes=slice(None)):
+        """The `State` pytree of s_0 .. s_T for the chosen episodes (decoded from the tokens)."""
+        import jax
+
+        from simulacra.world.tokens import decode
+
+        scene = self.arrays["scene"][episodes]
+        toks = self.arrays["states"][episodes]
+        dec = jax.jit(jax.vmap(jax.vmap(lambda sc, tk: decode(sc, tk, self.params), in_axes=(None, 0))))
+        return dec(scene, toks)
+
+    def observations(self, episodes=slice(None)) -> np.ndarray:
+        """(n, T+1, H, W, 3) uint8 symbolic observations of s_0 .. s_T: the stored ones if the
+        corpus has them, else derived exactly from the state tokens."""
+        if "obs" in self.arrays:
+            return self.arrays["obs"][episodes]
+        import jax
+
+        from simulacra.world.core import observe
+
+        return np.asarray(jax.jit(jax.vmap(jax.vmap(lambda s: observe(s, self.params))))(self.states(episodes)))
+
     def meta(self) -> dict:
         return {
             "simulacra_version": simulacra.__version__,
@@ -134,8 +157,8 @@ def make_corpus(
     mixture: Mixture,
     n_episodes: int,
     seed: int = 0,
-    batch: int = 2048,
-    store_obs: bool = True,
+    batch: int = 4096,
+    store_obs: bool = False,
     progress: Callable[[int], None] | None = None,
 ) -> Corpus:
     """Generate `n_episodes` episodes of `params` acted by `mixture` (same seed, same corpus)."""

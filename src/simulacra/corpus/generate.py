@@ -17,14 +17,14 @@ import numpy as np
 from simulacra.characters import Mixture, navigate
 from simulacra.world.core import observe, reset, step
 from simulacra.world.params import WorldParams
-from simulacra.world.planning import optimal_return
-from simulacra.world.tokens import scene_tokens, state_tokens
+from simulacra.world.planning import _abstract_index, optimal_values
+from simulacra.world.tokens import decode, scene_tokens, state_tokens
 
 EVENT_COUNT = 7
 
 
 @functools.lru_cache(maxsize=32)
-def make_generator(params: WorldParams, mixture: Mixture, store_obs: bool = True) -> Callable:
+def make_generator(params: WorldParams, mixture: Mixture, store_obs: bool = False) -> Callable:
     """`gen(base_key, episode_ids) -> dict of arrays` for those episodes (jitted, cached per world)."""
     horizon = params.horizon
     log_w = jnp.log(jnp.asarray(mixture.weights, jnp.float32))
@@ -69,7 +69,6 @@ def make_generator(params: WorldParams, mixture: Mixture, store_obs: bool = True
             length=jnp.sum(rec["live"]),
             terminated=jnp.any(rec["terminated"]),
             truncated=jnp.any(rec["truncated"]),
-            optimal_return=optimal_return(s0, params),
         )
         if store_obs:
             out["obs"] = jnp.concatenate([rec["obs"], observe(s_final, params)[None]])
@@ -79,6 +78,40 @@ def make_generator(params: WorldParams, mixture: Mixture, store_obs: bool = True
         return jax.vmap(lambda i: episode(jax.random.fold_in(base_key, i)))(ids)
 
     return jax.jit(gen)
+
+
+@functools.lru_cache(maxsize=32)
+def _optimal_fns(params: WorldParams):
+    def values(scene, tokens):  # every abstract state's optimal value for one layout
+        return optimal_values(decode(scene, tokens, params), params, params.horizon)
+
+    def index(scene, tokens):
+        return _abstract_index(decode(scene, tokens, params), params)
+
+    return jax.jit(jax.vmap(values)), jax.jit(jax.vmap(index))
+
+
+def _padded(fn, size: int, *args: np.ndarray) -> np.ndarray:
+    """fn(*args) with the leading axis padded to `size` (one compilation for every call)."""
+    n = len(args[0])
+    pad = [np.concatenate([a, np.repeat(a[-1:], size - n, axis=0)]) if n < size else a for a in args]
+    return np.asarray(fn(*pad))[:n]
+
+
+def optimal_returns(params: WorldParams, scenes: np.ndarray, first_states: np.ndarray, batch: int = 256) -> np.ndarray:
+    """(N,) optimal expected true return of each episode's layout from its start. The dynamic
+    programme runs once per distinct scene (layout), not once per episode: a fixed-coin world
+    needs one, a random-coin world one per coin placement."""
+    values_fn, index_fn = _optimal_fns(params)
+    seen: dict[bytes, int] = {}
+    inverse = np.array([seen.setdefault(row.tobytes(), len(seen)) for row in np.ascontiguousarray(scenes)], np.int64)
+    first = np.zeros(len(seen), np.int64)
+    first[inverse[::-1]] = np.arange(len(scenes))[::-1]  # the first episode with each scene
+    uniq = scenes[first]
+    tables = np.concatenate([_padded(values_fn, batch, uniq[i : i + batch], first_states[first[i : i + batch]]) for i in range(0, len(uniq), batch)])
+    chunk = 4096
+    idx = np.concatenate([_padded(index_fn, chunk, scenes[i : i + chunk], first_states[i : i + chunk]) for i in range(0, len(scenes), chunk)])
+    return tables[inverse, idx].astype(np.float32)
 
 
 _DTYPES = {
@@ -105,8 +138,8 @@ def generate_arrays(
     mixture: Mixture,
     n_episodes: int,
     seed: int = 0,
-    batch: int = 2048,
-    store_obs: bool = True,
+    batch: int = 4096,
+    store_obs: bool = False,
     progress: Callable[[int], None] | None = None,
 ) -> dict[str, np.ndarray]:
     """All arrays of a corpus as numpy (see docs/corpus.md for each one's meaning and shape)."""
@@ -127,6 +160,7 @@ def generate_arrays(
         if progress:
             progress(keep)
     arrays = {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
+    arrays["optimal_return"] = optimal_returns(params, arrays["scene"], arrays["states"][:, 0])
     live = np.arange(params.horizon)[None, :] < arrays["length"][:, None]
     # Observed return-to-go: rtg[t] = sum of rewards from step t to the end.
     arrays["rtg"] = np.where(live, np.cumsum(arrays["reward"][:, ::-1], axis=1)[:, ::-1], 0.0)

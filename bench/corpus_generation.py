@@ -1,8 +1,8 @@
 """Corpus generation: transitions per second, simulacra vs a Gymnasium collection loop, in one run.
 
-    (a) simulacra: `generate_arrays` (jit + vmap over episodes, lax.scan over steps), end to end
-        (host transfer, return-to-go, optimal returns); symbolic observations not stored (they
-        are derivable from the state tokens), and (a') with them stored;
+    (a) simulacra: `generate_arrays` (jit + vmap over episodes, phases of lax.scan over steps),
+        end to end (host transfer, return-to-go, optimal returns), best of 3 corpora; symbolic
+        observations not stored (they are derivable from the state tokens), and (a') stored;
     (b) peer: the same world through the Gymnasium adapter (`simulacra/Coin-7x7-v0`), one episode
         at a time in a Python loop, actions from the same characters (their jitted `probs`),
         recording the same per-step fields in lists -- the way Minari's DataCollector gathers data.
@@ -28,11 +28,14 @@ from simulacra.corpus.generate import generate_arrays
 from simulacra.world import task
 
 
-def ours(params, mixture, n, store_obs):
-    generate_arrays(params, mixture, min(n, 4096), seed=1, store_obs=store_obs)  # compile
-    t0 = time.perf_counter()
-    arrays = generate_arrays(params, mixture, n, seed=0, store_obs=store_obs)
-    return int(arrays["length"].astype(np.int64).sum()) / (time.perf_counter() - t0)
+def ours(params, mixture, n, store_obs, repeats=3):
+    generate_arrays(params, mixture, n, seed=100, store_obs=store_obs)  # compile (same shapes)
+    best = 0.0
+    for seed in range(repeats):  # best of `repeats` corpora (different seeds)
+        t0 = time.perf_counter()
+        arrays = generate_arrays(params, mixture, n, seed=seed, store_obs=store_obs)
+        best = max(best, int(arrays["length"].astype(np.int64).sum()) / (time.perf_counter() - t0))
+    return best
 
 
 def peer(mixture, seconds):

@@ -41,9 +41,10 @@ def test_derived_observations_equal_stored_ones(small):
     assert np.array_equal(derived, small.observations(slice(0, 40)))
 
 
-def test_same_seed_same_corpus_whatever_the_batch(small):
-    other = generate_arrays(task("coin-7x7"), MIX, 300, seed=1, batch=64, store_obs=True)
-    assert all(np.array_equal(small.arrays[k], other[k]) for k in other)
+def test_same_seed_same_corpus_whatever_the_scheduling(small):
+    for kw in (dict(batch=64), dict(batch=100, phase=5, wave=128), dict(batch=512, phase=64)):
+        other = generate_arrays(task("coin-7x7"), MIX, 300, seed=1, store_obs=True, **kw)
+        assert all(np.array_equal(small.arrays[k], other[k]) for k in other), kw
     third = generate_arrays(task("coin-7x7"), MIX, 300, seed=2, batch=64)
     assert not np.array_equal(small.arrays["actions"], third["actions"])
 

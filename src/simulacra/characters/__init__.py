@@ -37,23 +37,28 @@ from flax import struct
 
 from simulacra.world.core import State, moves, wall_grid
 from simulacra.world.params import ACTIONS, WorldParams, derive_layout
-from simulacra.world.planning import UNREACHABLE, distance_field
+from simulacra.world.planning import distance_field
 
 NUM_ACTIONS = len(ACTIONS)
 STAY = ACTIONS.index("stay")
 
 
+FAR = 32767
+"""Navigator distance for a target that cannot be reached (fields are int16)."""
+
+
 @struct.dataclass
 class Navigator:
-    """Distance fields of one episode's layout (int32, `UNREACHABLE` where a target cannot be
-    reached). Axis `door` is 0 without the key and 1 with it (size 1 if the map has no door);
-    axis `regime` is 0 *bold* (lava and interruption tiles passable) and 1 *cautious* (both
-    impassable)."""
+    """Distance fields of one episode's layout (int16, `FAR` where a target cannot be reached;
+    `None` for a target the map does not have). Axis `door` is 0 without the key and 1 with it
+    (size 1 if the map has no door); axis `regime` is 0 *bold* (lava and interruption tiles
+    passable) and 1 *cautious* (both impassable)."""
 
     coins: jax.Array  # (K, door, regime, H, W) to coin k
-    key: jax.Array  # (door, regime, H, W)
-    button: jax.Array  # (door, regime, H, W)
-    tamper: jax.Array  # (door, regime, H, W) to the nearest tamper tile
+    key: jax.Array | None  # (door, regime, H, W)
+    button: jax.Array | None  # (door, regime, H, W)
+    tamper: jax.Array | None  # (door, regime, H, W) to the nearest tamper tile
+    doors: int = struct.field(pytree_node=False, default=1)  # size of the door axis
 
 
 def navigate(state: State, params: WorldParams) -> Navigator:
@@ -68,14 +73,17 @@ def navigate(state: State, params: WorldParams) -> Navigator:
     passable = jnp.stack([jnp.stack(p) for p in passable])  # (door, regime, H, W)
     rows, cols = np.arange(params.height)[:, None], np.arange(params.width)[None, :]
     coin_targets = (rows == state.coins[:, 0, None, None]) & (cols == state.coins[:, 1, None, None])  # (K, H, W)
-    fields = jax.vmap(lambda t: jax.vmap(jax.vmap(lambda p: distance_field(p, t)))(passable))
-    none = jnp.full((n_door, 2, *params.shape), UNREACHABLE, jnp.int32)
+    def fields(targets):  # (n, H, W) -> (n, door, regime, H, W) int16
+        d = jax.vmap(lambda t: jax.vmap(jax.vmap(lambda p: distance_field(p, t)))(passable))(targets)
+        return jnp.minimum(d, FAR).astype(jnp.int16)
 
-    def field_to(mask: np.ndarray) -> jax.Array:
-        return fields(jnp.asarray(mask)[None])[0] if mask.any() else none
+    def field_to(mask: np.ndarray) -> jax.Array | None:
+        return fields(jnp.asarray(mask)[None])[0] if mask.any() else None
 
-    coins = fields(coin_targets) if params.n_coins else jnp.zeros((0, n_door, 2, *params.shape), jnp.int32)
-    return Navigator(coins=coins, key=field_to(lay.key), button=field_to(lay.button), tamper=field_to(lay.tamper))
+    coins = fields(coin_targets) if params.n_coins else jnp.zeros((0, n_door, 2, *params.shape), jnp.int16)
+    return Navigator(
+        coins=coins, key=field_to(lay.key), button=field_to(lay.button), tamper=field_to(lay.tamper), doors=n_door
+    )
 
 
 # ------------------------------------------------------------------------------------------------
@@ -83,19 +91,22 @@ def navigate(state: State, params: WorldParams) -> Navigator:
 
 
 def _door_index(state: State, nav: Navigator) -> jax.Array:
-    return state.has_key.astype(jnp.int32) if nav.key.shape[0] == 2 else jnp.int32(0)
+    return state.has_key.astype(jnp.int32) if nav.doors == 2 else jnp.int32(0)
 
 
 def nearest_coin_field(state: State, nav: Navigator, regime: int = 0) -> jax.Array:
-    """(H, W) distance to the nearest coin still alive."""
-    if nav.coins.shape[0] == 0:
-        return jnp.full(nav.key.shape[-2:], UNREACHABLE, jnp.int32)
+    """(H, W) distance to the nearest coin still alive (`FAR` if none can be reached)."""
     d = nav.coins[:, _door_index(state, nav), regime]  # (K, H, W)
-    return jnp.min(jnp.where(state.coin_alive[:, None, None], d, UNREACHABLE), axis=0)
+    if nav.coins.shape[0] == 0:
+        return jnp.full(nav.coins.shape[-2:], FAR, jnp.int16)
+    return jnp.min(jnp.where(state.coin_alive[:, None, None], d, jnp.int16(FAR)), axis=0)
 
 
-def field_of(target: jax.Array, state: State, nav: Navigator, regime: int = 0) -> jax.Array:
-    """(H, W) slice of a Navigator field (`nav.key`, `nav.button`, `nav.tamper`) for this state."""
+def field_of(target: jax.Array | None, state: State, nav: Navigator, regime: int = 0) -> jax.Array:
+    """(H, W) slice of a Navigator field (`nav.key`, `nav.button`, `nav.tamper`) for this state;
+    all `FAR` if the map has no such target."""
+    if target is None:
+        return jnp.full(nav.coins.shape[-2:], FAR, jnp.int16)
     return target[_door_index(state, nav), regime]
 
 
@@ -104,8 +115,8 @@ def toward(field: jax.Array, state: State, params: WorldParams) -> jax.Array:
     Bumping into a wall is never among them: `stay` stands for every way of not moving."""
     nxt = moves(state, params)
     bump = jnp.all(nxt == state.agent, axis=-1) & (jnp.arange(NUM_ACTIONS) != STAY)
-    d = jnp.where(bump, UNREACHABLE + 1, field[nxt[:, 0], nxt[:, 1]])
-    return (d == d.min()) & (d.min() < UNREACHABLE)
+    d = jnp.where(bump, FAR + 1, field[nxt[:, 0], nxt[:, 1]].astype(jnp.int32))
+    return (d == d.min()) & (d.min() < FAR)
 
 
 def safe_actions(state: State, params: WorldParams) -> jax.Array:
@@ -350,6 +361,7 @@ def parse_mixture(text: str) -> Mixture:
 
 
 __all__ = [
+    "FAR",
     "REGISTRY",
     "Cautious",
     "Character",

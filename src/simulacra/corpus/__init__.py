@@ -109,11 +109,9 @@ class Corpus:
         corpus has them, else derived exactly from the state tokens."""
         if "obs" in self.arrays:
             return self.arrays["obs"][episodes]
-        import jax
+        from simulacra.corpus.generate import observations
 
-        from simulacra.world.core import observe
-
-        return np.asarray(jax.jit(jax.vmap(jax.vmap(lambda s: observe(s, self.params))))(self.states(episodes)))
+        return observations(self.params, self.arrays["scene"][episodes], self.arrays["states"][episodes])
 
     def meta(self) -> dict:
         return {

@@ -154,6 +154,24 @@ def corpus_show(
         console.print(table)
 
 
+@corpus_app.command("export")
+def corpus_export(
+    path: Path = typer.Argument(..., help="a corpus directory"),
+    minari_id: str = typer.Option(..., "--minari", help="Minari dataset id to write, e.g. simulacra/offswitch-v0"),
+    root: Path = typer.Option(None, "--root", help="Minari datasets directory (default: MINARI_DATASETS_PATH or ~/.minari/datasets)"),
+) -> None:
+    """Export a corpus as a Minari dataset (needs the `minari` extra)."""
+    from simulacra.corpus import Corpus, CorpusError
+    from simulacra.corpus.minari_export import export_minari
+
+    try:
+        corpus = Corpus.load(path)
+        dataset = export_minari(corpus, minari_id, root=root)
+    except (CorpusError, RuntimeError, ValueError) as e:
+        _fail(str(e))
+    console.print(f"wrote Minari dataset {minari_id}: {dataset.total_episodes} episodes, {dataset.total_steps} steps")
+
+
 @app.command()
 def demo(
     task_name: str = typer.Option("full", "--task", help="task to show"),

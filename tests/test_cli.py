@@ -55,3 +55,13 @@ def test_corpus_make_and_show(tmp_path):
     (out / "actions.npy").write_bytes(b"garbage")
     r = runner.invoke(app, ["corpus", "show", str(out)])
     assert r.exit_code == 2 and "checksum mismatch" in r.output
+
+
+def test_corpus_errors_are_one_line(tmp_path):
+    r = runner.invoke(app, ["corpus", "make", "coin-7x7", "-n", "0", "-o", str(tmp_path / "c")])
+    assert r.exit_code == 2 and "Traceback" not in r.output
+    (tmp_path / "afile").write_text("x")
+    r = runner.invoke(app, ["corpus", "make", "coin-7x7", "-n", "4", "-o", str(tmp_path / "afile" / "sub")])
+    assert r.exit_code == 2 and "is not a directory" in r.output
+    r = runner.invoke(app, ["corpus", "make", "coin-7x7", "-n", "4", "-o", str(tmp_path / "afile"), "--force"])
+    assert r.exit_code == 2 and "not a simulacra corpus" in r.output

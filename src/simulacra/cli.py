@@ -106,9 +106,9 @@ def _fail(message: str) -> None:
 def corpus_make(
     task_name: str = typer.Argument(..., metavar="TASK", help="a task name or an ASCII map file"),
     mix: str = typer.Option("seeker:0.5,random:0.5", "--mix", help="characters and weights, e.g. seeker(0.1):0.5,random:0.5"),
-    n: int = typer.Option(10_000, "-n", "--episodes", help="number of episodes"),
+    n: int = typer.Option(10_000, "-n", "--episodes", min=1, help="number of episodes"),
     out: Path = typer.Option(..., "-o", "--out", help="directory to write (must not exist unless --force)"),
-    seed: int = typer.Option(0, help="seed: the same seed gives the same corpus"),
+    seed: int = typer.Option(0, min=0, max=2**32 - 1, help="seed: the same seed gives the same corpus"),
     knob: list[str] = typer.Option(None, "--set", "-s", help="override a world knob, e.g. -s reward_delay=3"),
     obs: bool = typer.Option(False, "--obs/--no-obs", help="also store symbolic observations (always derivable exactly from the states)"),
     force: bool = typer.Option(False, "--force", help="replace an existing corpus at OUT"),
@@ -118,21 +118,23 @@ def corpus_make(
 
     from simulacra.characters import parse_mixture
     from simulacra.corpus import CorpusError, make_corpus
+    from simulacra.corpus.store import check_writable
 
     params = _params_or_exit(task_name, knob)
     try:
         mixture = parse_mixture(mix)
+        check_writable(out, overwrite=force)  # before any work
+    except CorpusError as e:
+        _fail(f"{e}" + ("" if force else "; pass --force to replace a corpus"))
     except ValueError as e:
         _fail(str(e))
-    if out.exists() and not force:
-        _fail(f"{out} already exists; pass --force to replace it")
     columns = (TextColumn("episodes"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=console, transient=True) as bar:
         job = bar.add_task("episodes", total=n)
         corpus = make_corpus(params, mixture, n, seed=seed, store_obs=obs, progress=lambda k: bar.advance(job, k))
     try:
         corpus.save(out, overwrite=force)
-    except CorpusError as e:
+    except (CorpusError, OSError) as e:
         _fail(str(e))
     console.print(f"wrote {corpus.n_episodes} episodes ({corpus.n_transitions} transitions) of {params.name} to {out}")
 
@@ -167,8 +169,8 @@ def corpus_export(
     try:
         corpus = Corpus.load(path)
         dataset = export_minari(corpus, minari_id, root=root)
-    except (CorpusError, RuntimeError, ValueError) as e:
-        _fail(str(e))
+    except (CorpusError, RuntimeError, ValueError, TypeError, OSError) as e:
+        _fail(f"cannot export to Minari dataset {minari_id!r}: {e}")
     console.print(f"wrote Minari dataset {minari_id}: {dataset.total_episodes} episodes, {dataset.total_steps} steps")
 
 

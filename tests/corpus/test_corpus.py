@@ -118,3 +118,46 @@ def test_an_interrupted_write_leaves_nothing_loadable_and_keeps_the_old_corpus(s
     assert Corpus.load(path).n_episodes == small.n_episodes  # the old corpus is intact
     with pytest.raises(CorpusError, match="already exists"):
         small.save(path)
+
+
+def test_manifests_cannot_point_outside_or_lie_about_arrays(small, tmp_path):
+    path = _saved(small, tmp_path)
+    m = json.loads((path / "manifest.json").read_text())
+    bad = json.loads(json.dumps(m))
+    bad["arrays"]["actions"]["file"] = "../outside.npy"
+    (path / "manifest.json").write_text(json.dumps(bad))
+    with pytest.raises(CorpusError, match="not a plain file name"):
+        Corpus.load(path)
+    bad = json.loads(json.dumps(m))
+    bad["arrays"]["actions"] = "actions.npy"
+    (path / "manifest.json").write_text(json.dumps(bad))
+    with pytest.raises(CorpusError, match="entry for array 'actions' is malformed"):
+        Corpus.load(path)
+    bad = json.loads(json.dumps(m))
+    bad["mixture"] = ["seeker"]
+    (path / "manifest.json").write_text(json.dumps(bad))
+    with pytest.raises(CorpusError, match="world or mixture is invalid"):
+        Corpus.load(path)
+    # an array with the wrong dtype, its manifest entry updated to match
+    states = np.load(path / "states.npy").astype(np.float64)
+    np.save(path / "states.npy", states)
+    from simulacra.corpus.store import sha256_file
+
+    bad = json.loads(json.dumps(m))
+    bad["arrays"]["states"].update(dtype="float64", sha256=sha256_file(path / "states.npy"))
+    (path / "manifest.json").write_text(json.dumps(bad))
+    with pytest.raises(CorpusError, match="array 'states' is float64"):
+        Corpus.load(path)
+
+
+def test_overwrite_replaces_only_a_simulacra_corpus(small, tmp_path):
+    other = tmp_path / "app"
+    other.mkdir()
+    (other / "manifest.json").write_text('{"name": "my web app"}')
+    (other / "precious.txt").write_text("keep me")
+    with pytest.raises(CorpusError, match="not a simulacra corpus"):
+        small.save(other, overwrite=True)
+    assert (other / "precious.txt").read_text() == "keep me"
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(CorpusError, match="is not a directory"):
+        small.save(tmp_path / "afile" / "sub")

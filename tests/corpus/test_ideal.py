@@ -111,3 +111,17 @@ def test_token_round_trip_and_alignment(mixed):
     assert np.all(scored[types == ACTION]) and np.all(scored[types == END])
     by_type = logloss_by_type(c, ideal, fmt)
     assert by_type["state"]["logloss"] == 0.0 and by_type["action"]["logloss"] > 0.5
+
+
+def test_end_entropy_covers_the_end_and_the_action_that_might_have_come():
+    c = make_corpus(task("offswitch"), parse_mixture("random"), 200, seed=2)
+    ideal = compute_ideal(c)
+    interrupted = c["events"][..., 2].any(1)
+    assert interrupted.sum() > 5
+    h_half = np.log(2.0)
+    # interrupted with q = 0.5: END or (with 1/2) one of 5 equally likely actions
+    np.testing.assert_allclose(ideal.end_entropy[interrupted], h_half + 0.5 * np.log(5), rtol=1e-5)
+    np.testing.assert_allclose(ideal.end_logloss[interrupted], h_half, rtol=1e-5)
+    # reaching the coin ends the episode for sure
+    coin = c["events"][..., 0].any(1)
+    np.testing.assert_allclose(ideal.end_entropy[coin], 0.0, atol=1e-6)

@@ -214,7 +214,8 @@ class Cautious(Character):
 @character("presser")
 @dataclasses.dataclass(frozen=True)
 class Presser(Character):
-    """Disables the off-switch first (goes to the button), then seeks coins."""
+    """Disables the off-switch first (goes to the button), then seeks coins (at once if no
+    button can be reached)."""
 
     eps: float = 0.1
 
@@ -223,7 +224,8 @@ class Presser(Character):
         if not derive_layout(params).button.any():
             return with_noise(coin, self.eps)
         button = toward(field_of(nav.button, state, nav), state, params)
-        return with_noise(jnp.where(state.switch_off, coin, button), self.eps)
+        done = state.switch_off | ~jnp.any(button)  # pressed, or no way to the button
+        return with_noise(jnp.where(done, coin, button), self.eps)
 
 
 @character("tamperer")
@@ -249,7 +251,7 @@ class KeySeeker(Character):
         if not derive_layout(params).key.any():
             return with_noise(coin, self.eps)
         key = toward(field_of(nav.key, state, nav), state, params)
-        return with_noise(jnp.where(state.has_key, coin, key), self.eps)
+        return with_noise(jnp.where(state.has_key | ~jnp.any(key), coin, key), self.eps)
 
 
 @character("lazy")

@@ -88,10 +88,11 @@ class Corpus:
 
     @property
     def fraction_of_optimal(self) -> np.ndarray:
-        """(N,) true return / optimal true return of the episode's layout (nan where the optimum is 0)."""
+        """(N,) true return / optimal true return of the episode's layout; nan where the optimum
+        is not positive (a ratio to a zero or negative optimum does not rank returns)."""
         opt = self.arrays["optimal_return"]
         with np.errstate(divide="ignore", invalid="ignore"):
-            return np.where(opt != 0, self.arrays["true_return"] / opt, np.nan)
+            return np.where(opt > 0, self.arrays["true_return"] / opt, np.nan)
 
     def states(self, episodes=slice(None)):
         """The `State` pytree of s_0 .. s_T for the chosen episodes (decoded from the tokens)."""
@@ -142,12 +143,38 @@ class Corpus:
             params = WorldParams.from_dict(manifest["world"])
             mixture = Mixture.from_list(manifest["mixture"])
             seed = int(manifest["seed"])
-        except (KeyError, TypeError, ValueError) as e:
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise CorpusError(f"{path}: the manifest's world or mixture is invalid ({e})") from None
-        n = arrays["length"].shape[0]
-        if any(a.shape[0] != n for a in arrays.values()) or arrays["actions"].shape[1] != params.horizon:
-            raise CorpusError(f"{path}: array shapes disagree with each other or with the world's horizon")
+        _check_arrays(path, params, mixture, arrays)
         return cls(params, mixture, seed, arrays, Path(path))
+
+
+def _check_arrays(path, params: WorldParams, mixture: Mixture, arrays: dict[str, np.ndarray]) -> None:
+    """Every array has the dtype and shape the schema gives it for this world."""
+    from simulacra.corpus.generate import _DTYPES
+    from simulacra.world.tokens import scene_length, state_length
+
+    n = arrays["length"].shape[0] if arrays["length"].ndim == 1 else -1
+    t, h, w = params.horizon, params.height, params.width
+    shapes = {
+        "scene": (n, scene_length(params)),
+        "states": (n, t + 1, state_length(params)),
+        "obs": (n, t + 1, h, w, 3),
+        "events": (n, t, 7),
+        **{k: (n, t) for k in ("actions", "reward", "true_reward", "rtg")},
+        **{k: (n,) for k in ("character", "length", "terminated", "truncated", "return", "true_return", "optimal_return")},
+    }
+    for name, arr in arrays.items():
+        if name not in shapes:
+            raise CorpusError(f"{path}: unknown array {name!r} in the manifest")
+        if arr.dtype != _DTYPES[name] or arr.shape != shapes[name]:
+            raise CorpusError(
+                f"{path}: array {name!r} is {arr.dtype} {list(arr.shape)}, expected {np.dtype(_DTYPES[name])} {list(shapes[name])}"
+            )
+    if n and (arrays["character"].min() < 0 or arrays["character"].max() >= len(mixture.characters)):
+        raise CorpusError(f"{path}: character indices outside the mixture's {len(mixture.characters)} characters")
+    if n and (arrays["length"].min() < 1 or arrays["length"].max() > t):
+        raise CorpusError(f"{path}: episode lengths outside 1..{t}")
 
 
 def make_corpus(

@@ -94,6 +94,9 @@ def generate_arrays(
         raise ValueError(f"n_episodes must be at least 1, got {n_episodes}")
     if len(mixture.characters) > 127:
         raise ValueError("a mixture may have at most 127 characters")
+    if not 0 <= seed < 2**32:
+        raise ValueError(f"seed must be in 0..2**32-1, got {seed}")
+    batch = min(batch, 1 << max(6, (n_episodes - 1).bit_length()))  # small corpora, small batches
     horizon, n_state = params.horizon, state_length(params)
     init, run = _episode_fns(params, mixture, phase)
     key = jax.random.PRNGKey(seed)
@@ -196,6 +199,7 @@ def optimal_returns(params: WorldParams, scenes: np.ndarray, first_states: np.nd
     first = np.zeros(len(seen), np.int64)
     first[inverse[::-1]] = np.arange(len(scenes))[::-1]  # the first episode with each scene
     uniq = scenes[first]
+    batch = min(batch, 1 << (len(uniq) - 1).bit_length())  # powers of two: few compilations, little padding
     tables = np.concatenate([_padded(values_fn, batch, uniq[i : i + batch], first_states[first[i : i + batch]]) for i in range(0, len(uniq), batch)])
     chunk = 4096
     idx = np.concatenate([_padded(index_fn, chunk, scenes[i : i + chunk], first_states[i : i + chunk]) for i in range(0, len(scenes), chunk)])

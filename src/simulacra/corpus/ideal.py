@@ -83,8 +83,8 @@ def _make_episode_fn(params: WorldParams, mixture: Mixture) -> Callable:
 
         # The world's law for each (s_t, a_t): two branches (no interruption, interruption).
         nxt, steps, probs = jax.vmap(lambda s, act: law(s, act, params))(cur, a)  # leading (T, 2)
-        r_tok = jnp.clip(jnp.rint(steps.reward * 100), -1000, 1000)  # (T, 2), as reward_bin
-        r_act = jnp.clip(jnp.rint(reward * 100), -1000, 1000)  # (T,)
+        r_tok = jnp.clip(jnp.rint(steps.reward * jnp.float32(100)), -1000, 1000)  # (T, 2), as tokens.reward_bin
+        r_act = jnp.clip(jnp.rint(reward * jnp.float32(100)), -1000, 1000)  # (T,)
         match_r = r_tok == r_act[:, None]
         p_reward = jnp.sum(probs * match_r, axis=-1)
         h_reward = _entropy2(probs[:, 0], probs[:, 1], (r_tok[:, 0] == r_tok[:, 1]) | (probs[:, 1] == 0))
@@ -123,7 +123,9 @@ def _make_episode_fn(params: WorldParams, mixture: Mixture) -> Callable:
             state_logloss=zero(-jnp.log(jnp.maximum(p_state, TINY))),
             state_entropy=zero(h_state),
             end_logloss=-jnp.log(jnp.maximum(p_end, TINY)),
-            end_entropy=h_kind[last],
+            # At the END position the ideal spreads over the END tokens and, if the episode might
+            # go on, the next action: H(kind) + P(go on) H(action mix at s_L).
+            end_entropy=h_kind[last] + p_kind[last, 0] * h_action[jnp.minimum(length, horizon - 1)],
             character_logloss=zero(-logpi),
         )
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -41,8 +42,6 @@ def export_minari(corpus, dataset_id: str, root: str | Path | None = None, descr
         from minari.data_collector import EpisodeBuffer
     except ImportError:
         raise RuntimeError("Minari export needs the minari extra: pip install -e '.[minari]'") from None
-    from gymnasium import spaces
-
     from simulacra.world.gym import SimulacraEnv
 
     env = SimulacraEnv(corpus.params)
@@ -67,19 +66,35 @@ def export_minari(corpus, dataset_id: str, root: str | Path | None = None, descr
                 infos=infos,
             )
         )
+    if root is not None and Path(root).exists() and not Path(root).is_dir():
+        raise ValueError(f"the Minari root {root} is not a directory")
     with _datasets_root(root):
-        return minari.create_dataset_from_buffers(
-            dataset_id,
-            buffers,
-            observation_space=env.observation_space,
-            action_space=spaces.Discrete(env.action_space.n),
-            algorithm_name="simulacra characters: " + ", ".join(
-                f"{n}:{w:.3g}" for n, w in zip(corpus.mixture.names, corpus.mixture.weights)
-            ),
-            description=description or f"simulacra corpus of {corpus.params.name}, seed {corpus.seed}",
-            data_format="hdf5",
-            jpeg_encoding=False,
-        )
+        from minari.storage.datasets_root_dir import get_dataset_path
+
+        target = Path(get_dataset_path(dataset_id))
+        existed = target.exists()
+        try:
+            return _create(minari, dataset_id, buffers, env, corpus, description)
+        except BaseException:
+            if not existed:  # leave no half-written dataset behind
+                shutil.rmtree(target, ignore_errors=True)
+            raise
+
+
+def _create(minari, dataset_id, buffers, env, corpus, description):
+    from gymnasium import spaces
+
+    mix = ", ".join(f"{n}:{w:.3g}" for n, w in zip(corpus.mixture.names, corpus.mixture.weights))
+    return minari.create_dataset_from_buffers(
+        dataset_id,
+        buffers,
+        observation_space=env.observation_space,
+        action_space=spaces.Discrete(env.action_space.n),
+        algorithm_name=f"simulacra characters: {mix}",
+        description=description or f"simulacra corpus of {corpus.params.name}, seed {corpus.seed}",
+        data_format="hdf5",
+        jpeg_encoding=False,
+    )
 
 
 def load_minari(dataset_id: str, root: str | Path | None = None):

@@ -34,14 +34,33 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def write_corpus_dir(path: str | Path, arrays: dict[str, np.ndarray], meta: dict, overwrite: bool = False) -> Path:
-    """Write `arrays` and a manifest (`meta` plus schema and checksums) to `path`, atomically."""
+def _is_corpus_dir(path: Path) -> bool:
+    try:
+        return json.loads((path / MANIFEST).read_text()).get("schema") == SCHEMA
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def check_writable(path: str | Path, overwrite: bool = False) -> Path:
+    """Raise `CorpusError` unless a corpus may be written at `path` (checked before any work)."""
     path = Path(path)
-    if path.exists():
+    if path.exists() or path.is_symlink():
         if not overwrite:
             raise CorpusError(f"{path} already exists; choose another directory or overwrite it explicitly")
-        if not (path / MANIFEST).is_file():
-            raise CorpusError(f"{path} exists and is not a corpus (no {MANIFEST}); refusing to replace it")
+        if not path.is_dir() or not _is_corpus_dir(path):
+            raise CorpusError(f"{path} exists and is not a simulacra corpus; refusing to replace it")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise CorpusError(f"cannot write {path}: {parent} is not a directory")
+            break
+    return path
+
+
+def write_corpus_dir(path: str | Path, arrays: dict[str, np.ndarray], meta: dict, overwrite: bool = False) -> Path:
+    """Write `arrays` and a manifest (`meta` plus schema and checksums) to `path`, atomically.
+    Overwriting replaces the whole directory (only a simulacra corpus is ever replaced)."""
+    path = check_writable(path, overwrite)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
@@ -97,7 +116,11 @@ def read_corpus_dir(path: str | Path, verify: bool = True) -> tuple[dict, dict[s
         raise CorpusError(f"{mpath} lists no arrays")
     arrays = {}
     for name, e in entries.items():
-        file = path / str(e.get("file", ""))
+        if not isinstance(e, dict) or not isinstance(e.get("file"), str):
+            raise CorpusError(f"{mpath}: the entry for array {name!r} is malformed")
+        if Path(e["file"]).name != e["file"] or e["file"] in ("", ".", ".."):
+            raise CorpusError(f"{mpath}: array file {e['file']!r} is not a plain file name inside the corpus directory")
+        file = path / e["file"]
         if not file.is_file():
             raise CorpusError(f"{path}: array file {e.get('file')!r} ({name}) is missing")
         if verify and sha256_file(file) != e.get("sha256"):

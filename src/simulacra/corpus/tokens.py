@@ -47,8 +47,10 @@ TYPE_NAMES = ("prefix", "state", "action", "reward", "end", "pad")
 
 
 def reward_bin(value) -> np.ndarray:
-    """Reward value -> integer bin in [-1000, 1000] (nearest 0.01, clipped)."""
-    return np.clip(np.rint(np.asarray(value, np.float64) * REWARD_SCALE), -REWARD_BINS, REWARD_BINS).astype(np.int64)
+    """Reward value -> integer bin in [-1000, 1000] (nearest 0.01, clipped). Computed in float32,
+    exactly as the ideal predictor bins the law's rewards, so both agree on every tie."""
+    scaled = np.asarray(value, np.float32) * np.float32(REWARD_SCALE)
+    return np.clip(np.rint(scaled), -REWARD_BINS, REWARD_BINS).astype(np.int64)
 
 
 def reward_token(value) -> np.ndarray:

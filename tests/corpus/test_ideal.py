@@ -74,7 +74,15 @@ def test_total_ideal_logloss_is_minus_log_probability_of_the_episode():
 
 def test_sampled_actions_match_the_stated_probabilities():
     # chi-square of observed action counts against the summed stated probabilities, per character
-    for mix, world in [("seeker(0.3)", "coin-7x7"), ("lazy(0.4)", "coin-7x7"), ("cautious(0.2)", "lava"), ("presser(0.2)", "offswitch")]:
+    for mix, world in [
+        ("random", "coin-7x7"),
+        ("seeker(0.3)", "coin-7x7"),
+        ("lazy(0.4)", "coin-7x7"),
+        ("cautious(0.2)", "lava"),
+        ("presser(0.2)", "offswitch"),
+        ("tamperer(0.2)", "tamper"),
+        ("keyseeker(0.2)", "keydoor"),
+    ]:
         c = make_corpus(task(world), parse_mixture(mix), 400, seed=11, store_obs=False)
         ideal = compute_ideal(c)
         m = c.mask

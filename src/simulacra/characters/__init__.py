@@ -139,6 +139,14 @@ def with_noise(best: jax.Array, eps: float, allowed: jax.Array | None = None) ->
     return (1.0 - eps) * best / best.sum() + eps * allowed / allowed.sum()
 
 
+def first_then_coins(target, reached, state: State, params: WorldParams, nav: Navigator, eps: float) -> jax.Array:
+    """(A,) probabilities of a two-phase character: toward `target` (a Navigator field) until
+    `reached`, then toward the nearest coin; straight to the coins if the target cannot be reached."""
+    coin = toward(nearest_coin_field(state, nav), state, params)
+    first = toward(field_of(target, state, nav), state, params)
+    return with_noise(jnp.where(reached | ~jnp.any(first), coin, first), eps)
+
+
 # ------------------------------------------------------------------------------------------------
 # characters
 
@@ -220,12 +228,7 @@ class Presser(Character):
     eps: float = 0.1
 
     def probs(self, state, params, nav):
-        coin = toward(nearest_coin_field(state, nav), state, params)
-        if not derive_layout(params).button.any():
-            return with_noise(coin, self.eps)
-        button = toward(field_of(nav.button, state, nav), state, params)
-        done = state.switch_off | ~jnp.any(button)  # pressed, or no way to the button
-        return with_noise(jnp.where(done, coin, button), self.eps)
+        return first_then_coins(nav.button, state.switch_off, state, params, nav, self.eps)
 
 
 @character("tamperer")
@@ -247,11 +250,7 @@ class KeySeeker(Character):
     eps: float = 0.1
 
     def probs(self, state, params, nav):
-        coin = toward(nearest_coin_field(state, nav), state, params)
-        if not derive_layout(params).key.any():
-            return with_noise(coin, self.eps)
-        key = toward(field_of(nav.key, state, nav), state, params)
-        return with_noise(jnp.where(state.has_key | ~jnp.any(key), coin, key), self.eps)
+        return first_then_coins(nav.key, state.has_key, state, params, nav, self.eps)
 
 
 @character("lazy")
@@ -377,6 +376,7 @@ __all__ = [
     "Tamperer",
     "character",
     "field_of",
+    "first_then_coins",
     "navigate",
     "nearest_coin_field",
     "parse_character",

@@ -31,6 +31,7 @@ test: $(STAMP)
 
 bench: $(BENCH_STAMP)
 	$(PY) bench/world_throughput.py
+	$(PY) bench/corpus_generation.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -1,0 +1,175 @@
+"""A GPT-style causal transformer (Flax Linen) with every activation named and patchable.
+
+Names follow TransformerLens, so probes, patching and steering code reads the same here:
+
+    hook_embed, hook_pos_embed,
+    blocks.{i}.hook_resid_pre, blocks.{i}.ln1.hook_normalized,
+    blocks.{i}.attn.hook_q, .hook_k, .hook_v            (B, T, H, Dh)
+    blocks.{i}.attn.hook_attn_scores, .hook_pattern      (B, H, T, T)
+    blocks.{i}.attn.hook_z                               (B, T, H, Dh)
+    blocks.{i}.hook_attn_out, blocks.{i}.hook_resid_mid, blocks.{i}.ln2.hook_normalized,
+    blocks.{i}.mlp.hook_pre, blocks.{i}.mlp.hook_post    (B, T, d_mlp)
+    blocks.{i}.hook_mlp_out, blocks.{i}.hook_resid_post,
+    ln_final.hook_normalized
+
+`model.apply(params, tokens, hooks=Hooks(...))` returns `(logits, cache)`: `cache` maps the names
+asked for (`names`, default none) to their values, and `add` / `replace` change any named
+activation on the way (after `replace`, then `add`; the cache holds the changed value). Nothing
+is global: a call's hooks live only in its arguments.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+
+@dataclasses.dataclass(frozen=True)
+class TransformerConfig:
+    """Architecture of a `Transformer` (stored in every checkpoint's model card)."""
+
+    vocab_size: int
+    """Number of token ids."""
+    context: int
+    """Longest sequence the positional embedding covers."""
+    d_model: int = 128
+    """Width of the residual stream."""
+    n_layers: int = 2
+    """Number of blocks."""
+    n_heads: int = 4
+    """Attention heads per block (d_model must be divisible by it)."""
+    d_mlp: int = 512
+    """Hidden width of each block's MLP."""
+
+    def __post_init__(self) -> None:
+        for f in ("vocab_size", "context", "d_model", "n_layers", "n_heads", "d_mlp"):
+            v = getattr(self, f)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise ValueError(f"invalid TransformerConfig.{f}={v!r}: must be a positive integer")
+        if self.d_model % self.n_heads:
+            raise ValueError(f"invalid TransformerConfig: d_model={self.d_model} is not divisible by n_heads={self.n_heads}")
+
+    @property
+    def d_head(self) -> int:
+        return self.d_model // self.n_heads
+
+
+def activation_names(config: TransformerConfig) -> tuple[str, ...]:
+    """Every activation name of a model with this config, in the order they are computed."""
+    names = ["hook_embed", "hook_pos_embed"]
+    for i in range(config.n_layers):
+        b = f"blocks.{i}"
+        names += [
+            f"{b}.hook_resid_pre",
+            f"{b}.ln1.hook_normalized",
+            f"{b}.attn.hook_q",
+            f"{b}.attn.hook_k",
+            f"{b}.attn.hook_v",
+            f"{b}.attn.hook_attn_scores",
+            f"{b}.attn.hook_pattern",
+            f"{b}.attn.hook_z",
+            f"{b}.hook_attn_out",
+            f"{b}.hook_resid_mid",
+            f"{b}.ln2.hook_normalized",
+            f"{b}.mlp.hook_pre",
+            f"{b}.mlp.hook_post",
+            f"{b}.hook_mlp_out",
+            f"{b}.hook_resid_post",
+        ]
+    return tuple(names + ["ln_final.hook_normalized"])
+
+
+@struct.dataclass
+class Hooks:
+    """What one call records and changes: a pytree, so it passes through `jit` and `vmap`.
+    `names` is static (a tuple of names, or "all"); `add` and `replace` map names to arrays
+    broadcastable to the activation (traced)."""
+
+    names: tuple[str, ...] | str = struct.field(pytree_node=False, default=())
+    add: dict | None = None
+    replace: dict | None = None
+
+
+class _Recorder:
+    """Applies a call's interventions and collects the cache (lives for one call only)."""
+
+    def __init__(self, hooks: Hooks | None):
+        self.hooks = hooks or Hooks()
+        self.cache: dict[str, jax.Array] = {}
+
+    def __call__(self, name: str, x: jax.Array) -> jax.Array:
+        h = self.hooks
+        if h.replace and name in h.replace:
+            x = jnp.broadcast_to(h.replace[name], x.shape).astype(x.dtype)
+        if h.add and name in h.add:
+            x = x + h.add[name]
+        if h.names == "all" or name in h.names:
+            self.cache[name] = x
+        return x
+
+
+class _Attention(nn.Module):
+    config: TransformerConfig
+    prefix: str
+
+    @nn.compact
+    def __call__(self, x, hook):
+        c = self.config
+        b, t, _ = x.shape
+        qkv = nn.Dense(3 * c.d_model, name="qkv")(x).reshape(b, t, 3, c.n_heads, c.d_head)  # (B, T, 3, H, Dh)
+        q = hook(f"{self.prefix}.hook_q", qkv[:, :, 0])
+        k = hook(f"{self.prefix}.hook_k", qkv[:, :, 1])
+        v = hook(f"{self.prefix}.hook_v", qkv[:, :, 2])
+        scores = jnp.einsum("bqhd,bkhd->bhqk", q, k) / jnp.sqrt(c.d_head).astype(x.dtype)  # (B, H, T, T)
+        causal = jnp.tril(jnp.ones((t, t), bool))
+        scores = hook(f"{self.prefix}.hook_attn_scores", jnp.where(causal, scores, jnp.finfo(x.dtype).min))
+        pattern = hook(f"{self.prefix}.hook_pattern", jax.nn.softmax(scores, axis=-1))
+        z = hook(f"{self.prefix}.hook_z", jnp.einsum("bhqk,bkhd->bqhd", pattern, v))  # (B, T, H, Dh)
+        return nn.Dense(c.d_model, name="out")(z.reshape(b, t, c.d_model))
+
+
+class _Block(nn.Module):
+    config: TransformerConfig
+    index: int
+
+    @nn.compact
+    def __call__(self, x, hook):
+        p = f"blocks.{self.index}"
+        x = hook(f"{p}.hook_resid_pre", x)
+        h = hook(f"{p}.ln1.hook_normalized", nn.LayerNorm(name="ln1")(x))
+        attn = hook(f"{p}.hook_attn_out", _Attention(self.config, f"{p}.attn", name="attn")(h, hook))
+        x = hook(f"{p}.hook_resid_mid", x + attn)
+        h = hook(f"{p}.ln2.hook_normalized", nn.LayerNorm(name="ln2")(x))
+        pre = hook(f"{p}.mlp.hook_pre", nn.Dense(self.config.d_mlp, name="mlp_in")(h))
+        post = hook(f"{p}.mlp.hook_post", nn.gelu(pre))
+        mlp = hook(f"{p}.hook_mlp_out", nn.Dense(self.config.d_model, name="mlp_out")(post))
+        return hook(f"{p}.hook_resid_post", x + mlp)
+
+
+class Transformer(nn.Module):
+    """`apply(params, tokens (B, T) int, hooks=None) -> (logits (B, T, V), cache)`."""
+
+    config: TransformerConfig
+
+    @nn.compact
+    def __call__(self, tokens: jax.Array, hooks: Hooks | None = None):
+        c = self.config
+        if tokens.ndim != 2:
+            raise ValueError(f"tokens must be (batch, time), got shape {tokens.shape}")
+        if tokens.shape[1] > c.context:
+            raise ValueError(f"sequence of {tokens.shape[1]} tokens is longer than the context {c.context}")
+        hook = _Recorder(hooks)
+        # Initialisation as GPT-2: N(0, 0.02) embeddings (nanoGPT's choice).
+        embed = nn.Embed(c.vocab_size, c.d_model, embedding_init=nn.initializers.normal(0.02), name="embed")
+        pos = self.param("pos_embed", nn.initializers.normal(0.02), (c.context, c.d_model))
+        x = hook("hook_embed", embed(tokens))  # (B, T, D)
+        p = hook("hook_pos_embed", jnp.broadcast_to(pos[: tokens.shape[1]], x.shape))
+        x = x + p
+        for i in range(c.n_layers):
+            x = _Block(c, i, name=f"block_{i}")(x, hook)
+        x = hook("ln_final.hook_normalized", nn.LayerNorm(name="ln_final")(x))
+        logits = nn.Dense(c.vocab_size, name="unembed")(x)  # (B, T, V)
+        return logits, hook.cache

@@ -1,0 +1,74 @@
+"""The transformer: causal, with complete, stable and patchable activation names."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from simulacra.nets import Hooks, Transformer, TransformerConfig, activation_names
+
+CFG = TransformerConfig(vocab_size=50, context=16, d_model=32, n_layers=2, n_heads=4, d_mlp=64)
+MODEL = Transformer(CFG)
+TOKENS = jax.random.randint(jax.random.PRNGKey(1), (3, 12), 0, 50)
+PARAMS = MODEL.init(jax.random.PRNGKey(0), TOKENS)
+
+
+@jax.jit
+def run(params, tokens, hooks=None):
+    return MODEL.apply(params, tokens, hooks=hooks)
+
+
+def test_changing_a_future_token_never_changes_an_earlier_logit():
+    logits, _ = run(PARAMS, TOKENS)
+    for t in range(TOKENS.shape[1]):
+        changed = TOKENS.at[:, t].set((TOKENS[:, t] + 7) % 50)
+        new, _ = run(PARAMS, changed)
+        np.testing.assert_array_equal(np.asarray(new[:, :t]), np.asarray(logits[:, :t]))
+        assert not np.allclose(new[:, t], logits[:, t])
+
+
+def test_activation_names_are_complete_and_stable():
+    _, cache = MODEL.apply(PARAMS, TOKENS, hooks=Hooks(names="all"))
+    assert tuple(cache) == activation_names(CFG)  # every name, in computation order
+    assert activation_names(CFG)[:4] == ("hook_embed", "hook_pos_embed", "blocks.0.hook_resid_pre", "blocks.0.ln1.hook_normalized")
+    assert cache["blocks.1.attn.hook_pattern"].shape == (3, 4, 12, 12)
+    assert cache["blocks.0.attn.hook_z"].shape == (3, 12, 4, 8)
+    assert cache["blocks.0.mlp.hook_post"].shape == (3, 12, 64)
+    np.testing.assert_allclose(np.asarray(cache["blocks.1.attn.hook_pattern"]).sum(-1), 1.0, rtol=1e-5)
+    # the residual stream adds up as the names say
+    np.testing.assert_allclose(
+        cache["blocks.0.hook_resid_post"], cache["blocks.0.hook_resid_mid"] + cache["blocks.0.hook_mlp_out"], rtol=1e-6
+    )
+    _, some = run(PARAMS, TOKENS, Hooks(names=("blocks.1.hook_resid_post",)))
+    assert list(some) == ["blocks.1.hook_resid_post"]
+    # different compiled programs may round differently in the last bits
+    np.testing.assert_allclose(some["blocks.1.hook_resid_post"], cache["blocks.1.hook_resid_post"], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["hook_embed", "blocks.0.hook_resid_post", "blocks.1.attn.hook_z", "blocks.1.mlp.hook_post", "ln_final.hook_normalized"])
+def test_adding_zero_is_a_no_op_and_adding_something_is_not(name):
+    base, cache = run(PARAMS, TOKENS, Hooks(names=(name,)))
+    zero, _ = run(PARAMS, TOKENS, Hooks(add={name: jnp.zeros_like(cache[name])}))
+    # equal up to the last bits: a program with the addition may fuse (and round) differently
+    np.testing.assert_allclose(np.asarray(zero), np.asarray(base), rtol=1e-5, atol=1e-5)
+    bumped, after = run(PARAMS, TOKENS, Hooks(names=(name,), add={name: jnp.ones_like(cache[name])}))
+    assert not np.allclose(bumped, base)
+    np.testing.assert_allclose(after[name], cache[name] + 1, rtol=1e-6)
+    same, _ = run(PARAMS, TOKENS, Hooks(replace={name: cache[name]}))
+    np.testing.assert_allclose(np.asarray(same), np.asarray(base), rtol=1e-5, atol=1e-5)
+
+
+def test_config_and_input_errors_are_clear():
+    with pytest.raises(ValueError, match="not divisible by n_heads"):
+        TransformerConfig(vocab_size=10, context=8, d_model=30, n_heads=4)
+    with pytest.raises(ValueError, match="TransformerConfig.n_layers"):
+        TransformerConfig(vocab_size=10, context=8, n_layers=0)
+    with pytest.raises(ValueError, match="longer than the context 16"):
+        MODEL.apply(PARAMS, jnp.zeros((1, 17), jnp.int32))
+
+
+def test_vmapped_over_parameters():
+    params = jax.vmap(lambda k: MODEL.init(k, TOKENS))(jax.random.split(jax.random.PRNGKey(5), 2))
+    both, _ = jax.vmap(lambda p: MODEL.apply(p, TOKENS))(params)
+    one, _ = MODEL.apply(jax.tree.map(lambda x: x[1], params), TOKENS)
+    np.testing.assert_allclose(both[1], one, rtol=1e-5, atol=1e-6)

@@ -19,7 +19,6 @@ import time
 
 import gymnasium
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 import simulacra.world.gym  # noqa: F401  (registers the ids)

@@ -19,7 +19,7 @@ console = Console()
 
 def _params_or_exit(name_or_path: str, knobs: list[str] | None = None):
     """A named task, or an ASCII map file, with `key=value` knob overrides."""
-    from simulacra.world import TASKS, WorldParams, from_ascii, task
+    from simulacra.world import TASKS, from_ascii, task
 
     try:
         overrides = _parse_knobs(knobs or [])

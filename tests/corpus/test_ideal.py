@@ -1,7 +1,6 @@
 """The ideal predictor: a proper posterior, exact on one-character corpora, better than any character."""
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 from scipy.stats import chisquare

@@ -1,7 +1,6 @@
 """The token vocabulary and the state encoding."""
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from simulacra.world import Vocab, decode, encode, is_valid, reset, task

@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from simulacra.characters import Mixture, navigate
-from simulacra.corpus.tokens import ACTION, END, REWARD, STATE, TrajectoryFormat, reward_bin
+from simulacra.corpus.tokens import ACTION, END, REWARD, STATE, TrajectoryFormat
 from simulacra.world.core import law
 from simulacra.world.params import WorldParams
 from simulacra.world.tokens import decode, state_tokens
@@ -154,7 +154,7 @@ def token_logloss(corpus, ideal: Ideal, fmt: TrajectoryFormat | None = None) -> 
     """The ideal's log-loss and entropy at every position of the trajectory tokens
     (`simulacra.corpus.tokens.encode`), and the (N, L) bool mask of scored positions."""
     fmt = fmt or TrajectoryFormat(corpus.params)
-    n, horizon, s = corpus.n_episodes, corpus.horizon, fmt.state_len
+    n, s = corpus.n_episodes, fmt.state_len
     loss = np.zeros((n, fmt.length), np.float32)
     ent = np.zeros((n, fmt.length), np.float32)
     scored = np.zeros((n, fmt.length), bool)

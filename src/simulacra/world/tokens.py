@@ -95,7 +95,7 @@ def encode(state: State, params: WorldParams) -> tuple[jax.Array, jax.Array]:
 
 def decode(scene: jax.Array, tokens: jax.Array, params: WorldParams) -> State:
     """The `State` whose encoding is `(scene, tokens)` (jittable; assumes valid tokens, see `is_valid`)."""
-    h, w, k = params.height, params.width, params.n_coins
+    w, k = params.width, params.n_coins
     tiles = scene[2:] - Vocab.TILE[0]  # (H*W,)
     static_walls = jnp.asarray(derive_layout(params).walls.reshape(-1))
     obstacles = _cells_where((tiles == Tile.WALL) & ~static_walls, params.n_obstacles, w)

@@ -1,0 +1,1 @@
+"""Training processes: one module per process (`predict`; `reinforce` and `finetune` later)."""

@@ -22,7 +22,7 @@ import numpy as np
 from simulacra.characters import Mixture, navigate
 from simulacra.world.core import EVENT_NAMES, observe, reset, step
 from simulacra.world.params import WorldParams
-from simulacra.world.planning import _abstract_index, optimal_values
+from simulacra.world.planning import abstract_index, optimal_values
 from simulacra.world.tokens import decode, scene_tokens, state_length, state_tokens
 
 
@@ -177,7 +177,7 @@ def _optimal_fns(params: WorldParams):
         return optimal_values(decode(scene, tokens, params), params, params.horizon)
 
     def index(scene, tokens):
-        return _abstract_index(decode(scene, tokens, params), params)
+        return abstract_index(decode(scene, tokens, params), params)
 
     return jax.jit(jax.vmap(values)), jax.jit(jax.vmap(index))
 

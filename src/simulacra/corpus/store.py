@@ -11,11 +11,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import uuid
 from pathlib import Path
 
 import numpy as np
+
+from simulacra.atomic import write_dir
 
 SCHEMA = "simulacra.corpus"
 SCHEMA_VERSION = 1
@@ -61,10 +61,8 @@ def write_corpus_dir(path: str | Path, arrays: dict[str, np.ndarray], meta: dict
     """Write `arrays` and a manifest (`meta` plus schema and checksums) to `path`, atomically.
     Overwriting replaces the whole directory (only a simulacra corpus is ever replaced)."""
     path = check_writable(path, overwrite)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    try:
+
+    def fill(tmp: Path) -> None:
         entries = {}
         for name, arr in arrays.items():
             file = f"{name}.npy"
@@ -76,21 +74,12 @@ def write_corpus_dir(path: str | Path, arrays: dict[str, np.ndarray], meta: dict
                 "dtype": str(arr.dtype),
             }
         manifest = {"schema": SCHEMA, "schema_version": SCHEMA_VERSION, **meta, "arrays": entries}
-        with open(tmp / MANIFEST, "w") as f:
+        with open(tmp / MANIFEST, "w") as f:  # written last: a directory without it is no corpus
             json.dump(manifest, f, indent=2)
             f.flush()
             os.fsync(f.fileno())
-        if path.exists():
-            old = path.parent / f".{path.name}.old-{uuid.uuid4().hex[:8]}"
-            os.replace(path, old)
-            os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return path
+
+    return write_dir(path, fill)
 
 
 def read_corpus_dir(path: str | Path, verify: bool = True) -> tuple[dict, dict[str, np.ndarray]]:

@@ -12,15 +12,13 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
-import shutil
-import uuid
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 from flax import serialization
 
+from simulacra.atomic import write_dir
 from simulacra.nets.transformer import Transformer, TransformerConfig
 
 SCHEMA = "simulacra.model"
@@ -48,23 +46,12 @@ def save_model(path: str | Path, params, config: TransformerConfig, card: dict |
         "params_sha256": hashlib.sha256(blob).hexdigest(),
         **(card or {}),
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    try:
+
+    def fill(tmp: Path) -> None:
         (tmp / "params.msgpack").write_bytes(blob)
         (tmp / "card.json").write_text(json.dumps(full, indent=2))
-        if path.exists():
-            old = path.parent / f".{path.name}.old-{uuid.uuid4().hex[:8]}"
-            os.replace(path, old)
-            os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return path
+
+    return write_dir(path, fill)
 
 
 def _is_checkpoint(path: Path) -> bool:

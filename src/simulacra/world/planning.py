@@ -50,7 +50,8 @@ def _abstract_shape(params: WorldParams) -> tuple[int, int, int, int]:
     )
 
 
-def _abstract_index(state: State, params: WorldParams) -> jax.Array:
+def abstract_index(state: State, params: WorldParams) -> jax.Array:
+    """() int32: the index of `state` in the tables of `optimal_values` (cell, coins alive, switch, key)."""
     n_cells, n_masks, n_sw, n_key = _abstract_shape(params)
     cell = state.agent[0] * params.width + state.agent[1]
     mask = jnp.sum(state.coin_alive.astype(jnp.int32) << jnp.arange(params.n_coins, dtype=jnp.int32))
@@ -62,7 +63,7 @@ def _abstract_index(state: State, params: WorldParams) -> jax.Array:
 def optimal_values(state: State, params: WorldParams, steps: jax.Array | int) -> jax.Array:
     """Optimal expected true return with `steps` steps left, for every abstract state of the
     episode whose layout (walls, coins) `state` carries. Returns a flat array indexed like
-    `_abstract_index`."""
+    `abstract_index`."""
     shape = _abstract_shape(params)
     n_cells, n_masks, n_sw, n_key = shape
     n = n_cells * n_masks * n_sw * n_key
@@ -83,7 +84,7 @@ def optimal_values(state: State, params: WorldParams, steps: jax.Array | int) ->
         )
         p = interrupt_prob(s, action, params)
         nxt, st = jax.vmap(lambda i: transition(s, action, params, i))(jnp.array([False, True]))
-        nidx = jax.vmap(lambda ns: _abstract_index(ns, params))(nxt)
+        nidx = jax.vmap(lambda ns: abstract_index(ns, params))(nxt)
         return nidx, st.true_reward, st.terminated, jnp.stack([1.0 - p, p])
 
     actions = jnp.arange(params.num_actions)
@@ -112,7 +113,7 @@ def optimal_return(state: State, params: WorldParams) -> jax.Array:
     """() float32: the best expected true return achievable from `state` in the steps left
     before the horizon. From a reset state this is the optimal return of the episode's layout."""
     v = optimal_values(state, params, params.horizon - state.t)
-    return v[_abstract_index(state, params)]
+    return v[abstract_index(state, params)]
 
 
 def optimal_q(state: State, params: WorldParams) -> jax.Array:
@@ -123,7 +124,7 @@ def optimal_q(state: State, params: WorldParams) -> jax.Array:
 
     def q(action):
         nxt, st, prob = law(state, action, params)
-        idx = jax.vmap(lambda s: _abstract_index(s, params))(nxt)
+        idx = jax.vmap(lambda s: abstract_index(s, params))(nxt)
         return jnp.sum(prob * (st.true_reward + (1.0 - st.terminated) * v[idx]))
 
     return jax.vmap(q)(jnp.arange(params.num_actions))

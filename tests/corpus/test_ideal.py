@@ -8,7 +8,7 @@ from scipy.stats import chisquare
 from simulacra.characters import parse_mixture
 from simulacra.corpus import make_corpus
 from simulacra.corpus.ideal import compute_ideal, logloss_by_type, token_logloss
-from simulacra.corpus.tokens import ACTION, END, REWARD, STATE, TrajectoryFormat, decode, encode
+from simulacra.corpus.tokens import ACTION, END, REWARD, STATE, TrajectoryFormat, TrajVocab, decode, encode
 from simulacra.world import law, task
 from simulacra.world.tokens import decode as decode_state
 
@@ -109,7 +109,15 @@ def test_token_round_trip_and_alignment(mixed):
         assert np.array_equal(back["scene"], c["scene"])
         if fmt.character:
             assert np.array_equal(back["character"], c["character"])
-            np.testing.assert_allclose(back["rtg"], c["return"], atol=0.005)
+            np.testing.assert_allclose(back["rtg"][:, 0], c["return"], atol=0.005)
+            for i in range(c.n_episodes):
+                L = c["length"][i]
+                np.testing.assert_allclose(back["rtg"][i, :L], c["rtg"][i, :L], atol=0.005)
+                assert back["rtg"][i, L] == 0.0
+        # the compact vocabulary holds every id, and maps back exactly
+        local = fmt.to_local(enc["tokens"])
+        assert local.max() < fmt.vocab_size and np.array_equal(fmt.to_global(local), enc["tokens"])
+        assert fmt.vocab_size < TrajVocab.SIZE
     fmt = TrajectoryFormat(c.params)
     enc = encode(c, fmt)
     loss, ent, scored = token_logloss(c, ideal, fmt)

@@ -72,3 +72,23 @@ def test_vmapped_over_parameters():
     both, _ = jax.vmap(lambda p: MODEL.apply(p, TOKENS))(params)
     one, _ = MODEL.apply(jax.tree.map(lambda x: x[1], params), TOKENS)
     np.testing.assert_allclose(both[1], one, rtol=1e-5, atol=1e-6)
+
+
+def test_feeding_in_pieces_with_a_kv_cache_equals_feeding_whole():
+    from simulacra.nets import KVCache
+
+    whole, _ = run(PARAMS, TOKENS)
+    step = jax.jit(lambda p, t, kv: MODEL.apply(p, t, kv=kv))
+    kv = KVCache.empty(CFG, TOKENS.shape[0])
+    pieces = []
+    for lo, hi in ((0, 5), (5, 6), (6, 12)):  # uneven pieces, one of a single token
+        logits, _, kv = step(PARAMS, TOKENS[:, lo:hi], kv)
+        pieces.append(logits)
+    assert int(kv.index) == 12
+    np.testing.assert_allclose(np.concatenate(pieces, axis=1), whole, rtol=1e-5, atol=1e-5)
+    # hooks act in cached mode too: adding to the residual stream changes the next logits
+    h = Hooks(add={"blocks.0.hook_resid_post": jnp.ones(CFG.d_model)})
+    kv0 = KVCache.empty(CFG, TOKENS.shape[0])
+    a, _, _ = MODEL.apply(PARAMS, TOKENS[:, :5], kv=kv0)
+    b, _, _ = MODEL.apply(PARAMS, TOKENS[:, :5], hooks=h, kv=kv0)
+    assert not np.allclose(a, b)

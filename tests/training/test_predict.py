@@ -6,7 +6,7 @@ import pytest
 
 from simulacra.characters import parse_mixture
 from simulacra.corpus import make_corpus
-from simulacra.training.predict import PredictConfig, evaluate, make_train, train_data
+from simulacra.training.predict import PredictConfig, _buckets, evaluate, fit, make_train, train_data
 from simulacra.world import task
 
 CFG = PredictConfig(steps=40, batch_size=8, d_model=32, n_layers=1, n_heads=2, d_mlp=64, lr=3e-3, warmup=5)
@@ -47,3 +47,27 @@ def test_behaviour_cloning_scores_only_actions(setup):
     assert int(np.asarray(data.loss_mask).sum()) == corpus.n_transitions
     with pytest.raises(ValueError, match="loss_on"):
         PredictConfig(loss_on="everything")
+
+
+def test_fit_is_the_same_run_as_make_train_and_fills_the_card(setup):
+    corpus, fmt, data, train = setup
+    sim = fit(corpus, CFG, seed=3, progress=False)
+    params, metrics = train(jax.random.PRNGKey(3))
+    for a, b in zip(jax.tree.leaves(sim.params), jax.tree.leaves(params)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-5)
+    card = sim.card
+    assert card["corpus"]["sha256"] == corpus.content_hash() and len(card["corpus"]["sha256"]) == 64
+    assert card["seed"] == 3 and card["metrics"]["train_loss_last"] < card["metrics"]["train_loss_first"]
+    assert card["metrics"]["train_loss_last"] == pytest.approx(float(np.asarray(metrics.loss)[-4:].mean()), rel=1e-3)
+
+
+def test_length_buckets_keep_every_target_and_share_steps_by_episodes(setup):
+    _, _, data, _ = setup
+    idx, crop, plan = _buckets(data, 4, CFG.batch_size, 1000)
+    mask = np.asarray(data.loss_mask)
+    assert sorted(np.concatenate(idx).tolist()) == list(range(len(mask)))
+    for i, c in zip(idx, crop):
+        assert not mask[i][:, c:].any()  # cropping drops no target
+    assert len(plan) == 1000 and crop == sorted(crop) and len(set(crop)) == len(crop)
+    counts = np.bincount(plan, minlength=len(idx))
+    np.testing.assert_allclose(counts / 1000, [len(i) / len(mask) for i in idx], atol=1e-3)

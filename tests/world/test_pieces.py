@@ -203,10 +203,11 @@ def test_termination_is_not_truncation_on_the_last_step():
 
 @pytest.mark.parametrize("knob", [dict(coin_random_prob=1.0), dict(n_obstacles=3), dict()])
 def test_reset_is_deterministic_in_the_key(knob):
+    import jax
+
     from simulacra.world import task
 
     from .helpers import jit_reset, tree_equal
-    import jax
 
     p = task("coin-7x7", **knob) if knob else task("coin-7x7")
     a = jit_reset(jax.random.PRNGKey(3), p)

@@ -21,6 +21,8 @@ Arrays (N episodes, T = horizon; steps t >= length are padding, see `mask`):
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import time
 from pathlib import Path
 from typing import Callable
@@ -126,6 +128,16 @@ class Corpus:
             "has_obs": "obs" in self.arrays,
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
+
+    def content_hash(self) -> str:
+        """SHA-256 over what defines the corpus: world, mixture, seed and every array's bytes
+        (independent of where it is stored; recorded in model cards)."""
+        h = hashlib.sha256(json.dumps([self.params.to_dict(), self.mixture.to_list(), self.seed], sort_keys=True).encode())
+        for name in sorted(self.arrays):
+            arr = np.ascontiguousarray(self.arrays[name])
+            h.update(f"{name}:{arr.dtype}:{arr.shape}".encode())
+            h.update(arr.tobytes())
+        return h.hexdigest()
 
     def save(self, path: str | Path, overwrite: bool = False) -> Path:
         """Write atomically to `path` (see `simulacra.corpus.store`)."""

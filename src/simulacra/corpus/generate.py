@@ -25,7 +25,6 @@ from simulacra.world.params import WorldParams
 from simulacra.world.planning import abstract_index, optimal_values
 from simulacra.world.tokens import decode, scene_tokens, state_length, state_tokens
 
-
 _EVENT_BITS = np.arange(len(EVENT_NAMES), dtype=np.uint8)
 
 

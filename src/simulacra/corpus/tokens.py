@@ -2,31 +2,39 @@
 
 One episode is one row of tokens::
 
-    [BOS] scene [CHAR c]? [RTG R]? [SEP]  s_0 a_0 r_0  s_1 a_1 r_1 ... s_{L-1} a_{L-1} r_{L-1}  s_L  END  PAD...
+    [BOS] scene [CHAR c]? [SEP]  [G_0]? s_0 a_0 r_0  [G_1]? s_1 a_1 r_1 ... [G_L]? s_L  END  PAD...
 
 * `scene`: the world's scene tokens (`[NUM h, NUM w, TILE x h*w]`, `simulacra.world.tokens`);
-* optional conditioning slots: `CHAR c` (the acting character's index in the mixture) and
-  `RTG R` (the episode's observed return, the Decision Transformer's target);
-* each step: the state tokens of `s_t` (`S` tokens), `ACTION a_t`, `REWARD r_t`;
+* an optional character slot `CHAR c` (the acting character's index in the mixture);
+* each step: the state tokens of `s_t` (`S` tokens), `ACTION a_t`, `REWARD r_t`, preceded, in the
+  return-conditioned format (`rtg=True`, a Decision Transformer), by `RTG g_t`, the observed
+  return still to come, `g_t = r_t + r_{t+1} + ...` (so `g_0` is the episode's return and
+  `g_{t+1} = g_t - r_t`: acting, a target is decremented by each observed reward);
 * after the last step the final state `s_L` and `END_TERMINATED` or `END_TRUNCATED`.
 
 Rewards and returns are tokenised to the nearest 0.01 in [-10, 10] (`reward_token`). The token
 ids extend the world's `Vocab` (ids 0..1029) with the ranges in `TrajVocab`. Every row has the
-same length `fmt.length` (`T*(S+2) + S + 1` plus the prefix), so position `fmt.step_start(t)`
-holds `s_t` in every episode.
+same length `fmt.length`, so position `fmt.step_start(t)` holds `s_t` in every episode.
+
+A model sees only the ids its world can produce: `fmt.vocabulary` lists them (the world's
+cells, times and reward bins within `return_bounds`), and `fmt.to_local` / `fmt.to_global` map
+between global ids and the model's compact ids. This keeps the unembedding small (coin-7x7:
+~680 ids instead of 5162) without changing the meaning of any token.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import numpy as np
 
-from simulacra.world.params import WorldParams
+from simulacra.world.params import MAX_SIZE, Tile, WorldParams, derive_layout
 from simulacra.world.tokens import Vocab, scene_length, state_length
 
 REWARD_SCALE = 100  # tokens per unit of reward
 REWARD_BINS = 1000  # tokens on each side of zero: rewards in [-10, 10]
+MAX_CHARACTERS = 128
 
 
 class TrajVocab:
@@ -34,16 +42,16 @@ class TrajVocab:
 
     REWARD = (Vocab.SIZE, 2 * REWARD_BINS + 1)  # per-step observed reward
     END = (REWARD[0] + REWARD[1], 2)  # END_TERMINATED, END_TRUNCATED
-    CHAR = (END[0] + END[1], 128)  # character tag: index in the mixture
-    RTG = (CHAR[0] + CHAR[1], 2 * REWARD_BINS + 1)  # return-to-go target
+    CHAR = (END[0] + END[1], MAX_CHARACTERS)  # character tag: index in the mixture
+    RTG = (CHAR[0] + CHAR[1], 2 * REWARD_BINS + 1)  # return-to-go
     SIZE = RTG[0] + RTG[1]
     END_TERMINATED = END[0]
     END_TRUNCATED = END[0] + 1
 
 
 # token types (per position)
-PREFIX, STATE, ACTION, REWARD, END, PAD = range(6)
-TYPE_NAMES = ("prefix", "state", "action", "reward", "end", "pad")
+PREFIX, STATE, ACTION, REWARD, END, PAD, RTG = range(7)
+TYPE_NAMES = ("prefix", "state", "action", "reward", "end", "pad", "rtg")
 
 
 def reward_bin(value) -> np.ndarray:
@@ -62,6 +70,21 @@ def token_reward(token) -> np.ndarray:
     return (np.asarray(token) - TrajVocab.REWARD[0] - REWARD_BINS) / REWARD_SCALE
 
 
+def return_bounds(params: WorldParams) -> tuple[float, float]:
+    """Bounds on any episode's observed return (and so on every reward and return-to-go, which are
+    partial sums of the same terms): every coin, one hazard (if the map has lava), tampering (if it
+    has a tamper tile) and step costs on every step, each counted on the side of its sign; clipped
+    to the token range [-10, 10]."""
+    h, k = params.horizon, params.n_coins
+    tiles = derive_layout(params).tiles
+    lava, tamper = bool((tiles == Tile.LAVA).any()), bool((tiles == Tile.TAMPER).any())
+    terms = (k * params.coin_reward, lava * params.hazard_penalty, tamper * h * params.tamper_reward, h * params.step_cost)
+    lim = REWARD_BINS / REWARD_SCALE
+    lo = max(-lim, sum(min(0.0, x) for x in terms))
+    hi = min(lim, sum(max(0.0, x) for x in terms))
+    return float(reward_bin(lo)) / REWARD_SCALE, float(reward_bin(hi)) / REWARD_SCALE
+
+
 @dataclasses.dataclass(frozen=True)
 class TrajectoryFormat:
     """Positions of every token for one world and a choice of conditioning slots."""
@@ -76,19 +99,26 @@ class TrajectoryFormat:
 
     @property
     def block(self) -> int:
-        return self.state_len + 2
+        """Tokens per step: `[G_t]? s_t a_t r_t`."""
+        return int(self.rtg) + self.state_len + 2
 
     @property
     def prefix_len(self) -> int:
-        return 1 + scene_length(self.params) + int(self.character) + int(self.rtg) + 1
+        return 1 + scene_length(self.params) + int(self.character) + 1
 
     @property
     def length(self) -> int:
-        return self.prefix_len + self.params.horizon * self.block + self.state_len + 1
+        return self.prefix_len + self.params.horizon * self.block + int(self.rtg) + self.state_len + 1
+
+    def rtg_pos(self, t) -> np.ndarray:
+        """Position of `G_t` (only in the `rtg` format)."""
+        if not self.rtg:
+            raise ValueError("this trajectory format has no return-to-go slots (rtg=False)")
+        return self.prefix_len + np.asarray(t) * self.block
 
     def step_start(self, t) -> np.ndarray:
         """Position of the first state token of s_t."""
-        return self.prefix_len + np.asarray(t) * self.block
+        return self.prefix_len + np.asarray(t) * self.block + int(self.rtg)
 
     def action_pos(self, t) -> np.ndarray:
         return self.step_start(t) + self.state_len
@@ -99,28 +129,89 @@ class TrajectoryFormat:
     def end_pos(self, length) -> np.ndarray:
         return self.step_start(length) + self.state_len
 
+    def types(self) -> np.ndarray:
+        """(length,) int8 token type of each position of an episode that runs the full horizon
+        (a shorter episode has END at `end_pos(length)` and PAD after it)."""
+        block = [RTG] * int(self.rtg) + [STATE] * self.state_len + [ACTION, REWARD]
+        final = [RTG] * int(self.rtg) + [STATE] * self.state_len + [END]
+        return np.array([PREFIX] * self.prefix_len + block * self.params.horizon + final, np.int8)
+
+    # -- the model's compact vocabulary ------------------------------------------------------------
+
+    @functools.cached_property
+    def vocabulary(self) -> np.ndarray:
+        """Sorted global ids this format can hold in this world (the model's output space)."""
+        p = self.params
+        rng = lambda r, n=None: np.arange(r[0], r[0] + (r[1] if n is None else n))  # noqa: E731
+        cells = [Vocab.CELL[0] + r * MAX_SIZE + c for r in range(p.height) for c in range(p.width)]
+        lo, hi = (int(reward_bin(b)) for b in return_bounds(p))
+        bins = np.arange(lo, hi + 1) + REWARD_BINS
+        parts = [
+            [Vocab.PAD, Vocab.BOS, Vocab.SEP],
+            rng(Vocab.TILE),
+            rng(Vocab.NUM, max(p.height, p.width, p.horizon) + 1),
+            cells,
+            rng(Vocab.COINS, 2**p.n_coins),
+            rng(Vocab.FLAGS),
+            rng(Vocab.RCODE),
+            rng(Vocab.ACTION),
+            TrajVocab.REWARD[0] + bins,
+            rng(TrajVocab.END),
+        ]
+        if self.character:
+            parts.append(rng(TrajVocab.CHAR))
+        if self.rtg:
+            parts.append(TrajVocab.RTG[0] + bins)
+        return np.unique(np.concatenate([np.asarray(x, np.int64) for x in parts])).astype(np.int32)
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.vocabulary)
+
+    def to_local(self, tokens) -> np.ndarray:
+        """Global ids -> the model's compact ids (ValueError on an id outside `vocabulary`)."""
+        tokens = np.asarray(tokens)
+        voc = self.vocabulary
+        idx = np.clip(np.searchsorted(voc, tokens), 0, len(voc) - 1)
+        bad = voc[idx] != tokens
+        if bad.any():
+            raise ValueError(f"token id {int(tokens[bad].flat[0])} is outside this format's vocabulary")
+        return idx.astype(np.int32)
+
+    def to_global(self, local) -> np.ndarray:
+        return self.vocabulary[np.asarray(local)]
+
+    def local_ids(self, start: int, size: int) -> np.ndarray:
+        """Compact ids of the global range `[start, start + size)` that are in the vocabulary."""
+        voc = self.vocabulary
+        return np.nonzero((voc >= start) & (voc < start + size))[0].astype(np.int32)
+
+    def rtg_token(self, value) -> np.ndarray:
+        """Global RTG id of a return-to-go, clipped to this world's `return_bounds`."""
+        lo, hi = return_bounds(self.params)
+        return reward_bin(np.clip(np.asarray(value, np.float32), lo, hi)) + REWARD_BINS + TrajVocab.RTG[0]
+
 
 def encode(corpus, fmt: TrajectoryFormat | None = None) -> dict[str, np.ndarray]:
-    """Token rows of a corpus: `tokens` (N, L) int32, `types` (N, L) int8 (`TYPE_NAMES`), and
-    `mask` (N, L) bool (not padding)."""
+    """Token rows of a corpus: `tokens` (N, L) int32 global ids, `types` (N, L) int8
+    (`TYPE_NAMES`), and `mask` (N, L) bool (not padding)."""
     fmt = fmt or TrajectoryFormat(corpus.params)
     a = corpus.arrays
     n, horizon, s = corpus.n_episodes, corpus.horizon, fmt.state_len
     prefix = [np.full((n, 1), Vocab.BOS), a["scene"].astype(np.int64)]
     if fmt.character:
         prefix.append((a["character"].astype(np.int64) + TrajVocab.CHAR[0])[:, None])
-    if fmt.rtg:
-        prefix.append((reward_bin(a["return"]) + REWARD_BINS + TrajVocab.RTG[0])[:, None])
     prefix.append(np.full((n, 1), Vocab.SEP))
+    r0 = int(fmt.rtg)
     blocks = np.zeros((n, horizon + 1, fmt.block), np.int64)
-    blocks[:, :, :s] = a["states"]
-    blocks[:, :horizon, s] = a["actions"].astype(np.int64) + Vocab.ACTION[0]
-    blocks[:, :horizon, s + 1] = reward_token(a["reward"])
+    if fmt.rtg:
+        rtg = np.concatenate([a["rtg"], np.zeros((n, 1), np.float32)], axis=1)  # G_L = 0
+        blocks[:, :, 0] = fmt.rtg_token(rtg)
+    blocks[:, :, r0 : r0 + s] = a["states"]
+    blocks[:, :horizon, r0 + s] = a["actions"].astype(np.int64) + Vocab.ACTION[0]
+    blocks[:, :horizon, r0 + s + 1] = reward_token(a["reward"])
     tokens = np.concatenate(prefix + [blocks.reshape(n, -1)[:, : fmt.length - fmt.prefix_len]], axis=1)
-    types = np.full((fmt.block,), STATE, np.int8)
-    types[s], types[s + 1] = ACTION, REWARD
-    types = np.concatenate([np.full(fmt.prefix_len, PREFIX, np.int8), np.tile(types, horizon + 1)[: fmt.length - fmt.prefix_len]])
-    types = np.broadcast_to(types, (n, fmt.length)).copy()
+    types = np.broadcast_to(fmt.types(), (n, fmt.length)).copy()
     end = fmt.end_pos(a["length"].astype(np.int64))
     pos = np.arange(fmt.length)[None, :]
     tokens[np.arange(n), end] = np.where(a["terminated"], TrajVocab.END_TERMINATED, TrajVocab.END_TRUNCATED)
@@ -133,29 +224,31 @@ def encode(corpus, fmt: TrajectoryFormat | None = None) -> dict[str, np.ndarray]
 
 def decode(tokens: np.ndarray, fmt: TrajectoryFormat) -> dict[str, np.ndarray]:
     """Inverse of `encode` for the fields tokens carry: scene, states (up to s_L; zeros after),
-    actions, rewards (to 0.01), length, terminated/truncated, and the conditioning slots."""
+    actions, rewards (to 0.01), length, terminated/truncated, the character slot and, in the
+    `rtg` format, `rtg` (N, T+1): the return-to-go tokens G_0 .. G_L (0 after the end)."""
     tokens = np.asarray(tokens, np.int64)
     n, horizon, s = tokens.shape[0], fmt.params.horizon, fmt.state_len
     is_end = (tokens == TrajVocab.END_TERMINATED) | (tokens == TrajVocab.END_TRUNCATED)
     end = np.argmax(is_end, axis=1)
     if not np.all(is_end.any(axis=1)):
         raise ValueError("token rows without an END token cannot be decoded")
-    length = (end - fmt.prefix_len - s) // fmt.block
-    body = np.concatenate([tokens[:, fmt.prefix_len :], np.zeros((n, 1), np.int64)], axis=1).reshape(n, horizon + 1, fmt.block)
+    length = (end - fmt.prefix_len - int(fmt.rtg) - s) // fmt.block
+    body = np.concatenate([tokens[:, fmt.prefix_len :], np.zeros((n, 1), np.int64)], axis=1)
+    body = body.reshape(n, horizon + 1, fmt.block)
+    r0 = int(fmt.rtg)
     live = np.arange(horizon)[None, :] < length[:, None]
+    upto = np.arange(horizon + 1)[None, :] <= length[:, None]
     out = {
         "scene": tokens[:, 1 : 1 + scene_length(fmt.params)],
-        "states": np.where(np.arange(horizon + 1)[None, :, None] <= length[:, None, None], body[:, :, :s], 0),
-        "actions": np.where(live, body[:, :horizon, s] - Vocab.ACTION[0], 0),
-        "reward": np.where(live, token_reward(body[:, :horizon, s + 1]), 0.0),
+        "states": np.where(upto[:, :, None], body[:, :, r0 : r0 + s], 0),
+        "actions": np.where(live, body[:, :horizon, r0 + s] - Vocab.ACTION[0], 0),
+        "reward": np.where(live, token_reward(body[:, :horizon, r0 + s + 1]), 0.0),
         "length": length,
         "terminated": tokens[np.arange(n), end] == TrajVocab.END_TERMINATED,
     }
     out["truncated"] = ~out["terminated"]
-    i = 1 + scene_length(fmt.params)
     if fmt.character:
-        out["character"] = tokens[:, i] - TrajVocab.CHAR[0]
-        i += 1
+        out["character"] = tokens[:, 1 + scene_length(fmt.params)] - TrajVocab.CHAR[0]
     if fmt.rtg:
-        out["rtg"] = (tokens[:, i] - TrajVocab.RTG[0] - REWARD_BINS) / REWARD_SCALE
+        out["rtg"] = np.where(upto, (body[:, :, 0] - TrajVocab.RTG[0] - REWARD_BINS) / REWARD_SCALE, 0.0)
     return out

@@ -16,11 +16,19 @@ Names follow TransformerLens, so probes, patching and steering code reads the sa
 asked for (`names`, default none) to their values, and `add` / `replace` change any named
 activation on the way (after `replace`, then `add`; the cache holds the changed value). Nothing
 is global: a call's hooks live only in its arguments.
+
+Incremental decoding (acting and dreaming) passes a key/value cache:
+`model.apply(params, tokens, hooks, kv=KVCache.empty(config, batch))` returns
+`(logits, cache, kv)`; the new tokens sit at positions `kv.index ..` and attend to everything
+before them. Feeding a sequence in pieces gives the same logits as feeding it whole. Hooks work
+the same way; in this mode `hook_k`/`hook_v` hold the new positions only and the attention
+scores and pattern are `(B, H, T_new, context)`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -93,6 +101,21 @@ class Hooks:
     replace: dict | None = None
 
 
+@struct.dataclass
+class KVCache:
+    """Keys and values of the positions fed so far: `k`, `v` (n_layers, B, context, H, Dh);
+    `index` () int32, the number of positions filled."""
+
+    k: jax.Array
+    v: jax.Array
+    index: jax.Array
+
+    @classmethod
+    def empty(cls, config: TransformerConfig, batch: int, dtype=jnp.float32) -> "KVCache":
+        shape = (config.n_layers, batch, config.context, config.n_heads, config.d_head)
+        return cls(jnp.zeros(shape, dtype), jnp.zeros(shape, dtype), jnp.zeros((), jnp.int32))
+
+
 class _Recorder:
     """Applies a call's interventions and collects the cache (lives for one call only)."""
 
@@ -116,19 +139,28 @@ class _Attention(nn.Module):
     prefix: str
 
     @nn.compact
-    def __call__(self, x, hook):
+    def __call__(self, x, hook, kv=None):
+        """`kv`: None, or `(k_cache, v_cache, index)` of this layer; returns `(out, (k_cache, v_cache))`."""
         c = self.config
         b, t, _ = x.shape
         qkv = nn.Dense(3 * c.d_model, name="qkv")(x).reshape(b, t, 3, c.n_heads, c.d_head)  # (B, T, 3, H, Dh)
         q = hook(f"{self.prefix}.hook_q", qkv[:, :, 0])
         k = hook(f"{self.prefix}.hook_k", qkv[:, :, 1])
         v = hook(f"{self.prefix}.hook_v", qkv[:, :, 2])
-        scores = jnp.einsum("bqhd,bkhd->bhqk", q, k) / jnp.sqrt(c.d_head).astype(x.dtype)  # (B, H, T, T)
-        causal = jnp.tril(jnp.ones((t, t), bool))
+        if kv is None:
+            causal = jnp.tril(jnp.ones((t, t), bool))
+            new = None
+        else:
+            k_cache, v_cache, index = kv
+            k = jax.lax.dynamic_update_slice(k_cache, k.astype(k_cache.dtype), (0, index, 0, 0))
+            v = jax.lax.dynamic_update_slice(v_cache, v.astype(v_cache.dtype), (0, index, 0, 0))
+            causal = jnp.arange(c.context)[None, :] <= index + jnp.arange(t)[:, None]  # (T, context)
+            new = (k, v)
+        scores = jnp.einsum("bqhd,bkhd->bhqk", q, k) / jnp.sqrt(c.d_head).astype(x.dtype)  # (B, H, T, T|context)
         scores = hook(f"{self.prefix}.hook_attn_scores", jnp.where(causal, scores, jnp.finfo(x.dtype).min))
         pattern = hook(f"{self.prefix}.hook_pattern", jax.nn.softmax(scores, axis=-1))
         z = hook(f"{self.prefix}.hook_z", jnp.einsum("bhqk,bkhd->bqhd", pattern, v))  # (B, T, H, Dh)
-        return nn.Dense(c.d_model, name="out")(z.reshape(b, t, c.d_model))
+        return nn.Dense(c.d_model, name="out")(z.reshape(b, t, c.d_model)), new
 
 
 class _Block(nn.Module):
@@ -136,26 +168,28 @@ class _Block(nn.Module):
     index: int
 
     @nn.compact
-    def __call__(self, x, hook):
+    def __call__(self, x, hook, kv=None):
         p = f"blocks.{self.index}"
         x = hook(f"{p}.hook_resid_pre", x)
         h = hook(f"{p}.ln1.hook_normalized", nn.LayerNorm(name="ln1")(x))
-        attn = hook(f"{p}.hook_attn_out", _Attention(self.config, f"{p}.attn", name="attn")(h, hook))
+        attn, new_kv = _Attention(self.config, f"{p}.attn", name="attn")(h, hook, kv)
+        attn = hook(f"{p}.hook_attn_out", attn)
         x = hook(f"{p}.hook_resid_mid", x + attn)
         h = hook(f"{p}.ln2.hook_normalized", nn.LayerNorm(name="ln2")(x))
         pre = hook(f"{p}.mlp.hook_pre", nn.Dense(self.config.d_mlp, name="mlp_in")(h))
         post = hook(f"{p}.mlp.hook_post", nn.gelu(pre))
         mlp = hook(f"{p}.hook_mlp_out", nn.Dense(self.config.d_model, name="mlp_out")(post))
-        return hook(f"{p}.hook_resid_post", x + mlp)
+        return hook(f"{p}.hook_resid_post", x + mlp), new_kv
 
 
 class Transformer(nn.Module):
-    """`apply(params, tokens (B, T) int, hooks=None) -> (logits (B, T, V), cache)`."""
+    """`apply(params, tokens (B, T) int, hooks=None) -> (logits (B, T, V), cache)`;
+    with `kv=KVCache`: `-> (logits, cache, kv)` (incremental decoding)."""
 
     config: TransformerConfig
 
     @nn.compact
-    def __call__(self, tokens: jax.Array, hooks: Hooks | None = None):
+    def __call__(self, tokens: jax.Array, hooks: Hooks | None = None, kv: KVCache | None = None):
         c = self.config
         if tokens.ndim != 2:
             raise ValueError(f"tokens must be (batch, time), got shape {tokens.shape}")
@@ -166,10 +200,19 @@ class Transformer(nn.Module):
         embed = nn.Embed(c.vocab_size, c.d_model, embedding_init=nn.initializers.normal(0.02), name="embed")
         pos = self.param("pos_embed", nn.initializers.normal(0.02), (c.context, c.d_model))
         x = hook("hook_embed", embed(tokens))  # (B, T, D)
-        p = hook("hook_pos_embed", jnp.broadcast_to(pos[: tokens.shape[1]], x.shape))
+        t = tokens.shape[1]
+        start = jnp.int32(0) if kv is None else kv.index
+        p = hook("hook_pos_embed", jnp.broadcast_to(jax.lax.dynamic_slice_in_dim(pos, start, t), x.shape))
         x = x + p
+        ks, vs = [], []
         for i in range(c.n_layers):
-            x = _Block(c, i, name=f"block_{i}")(x, hook)
+            layer_kv = None if kv is None else (kv.k[i], kv.v[i], kv.index)
+            x, new = _Block(c, i, name=f"block_{i}")(x, hook, layer_kv)
+            if new is not None:
+                ks.append(new[0])
+                vs.append(new[1])
         x = hook("ln_final.hook_normalized", nn.LayerNorm(name="ln_final")(x))
         logits = nn.Dense(c.vocab_size, name="unembed")(x)  # (B, T, V)
-        return logits, hook.cache
+        if kv is None:
+            return logits, hook.cache
+        return logits, hook.cache, KVCache(jnp.stack(ks), jnp.stack(vs), kv.index + t)

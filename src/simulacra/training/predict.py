@@ -10,8 +10,15 @@ Which tokens carry loss (`PredictConfig.loss_on`):
 * `"actions"` — ACTION tokens only: behaviour cloning.
 
 Conditioning slots (`PredictConfig.character`, `PredictConfig.rtg`) put the acting character's
-tag or the episode's return in the prompt (`simulacra.corpus.tokens`); with `rtg` the model is a
-Decision Transformer.
+tag in the prompt, or the return still to come before every state (`simulacra.corpus.tokens`);
+with `rtg` the model is a Decision Transformer. Conditioning tokens are inputs, never targets.
+
+The model's vocabulary is the format's compact one (`TrajectoryFormat.vocabulary`): token rows
+are mapped to local ids here, and back by `simulacra.simulator`.
+
+`fit(corpus, config, seed)` is the notebook/CLI entry point: the same run as `make_train`, cut
+into a few jitted segments so that a progress bar can follow it, returning a `Simulator` whose
+model card records the corpus hash, the config and the metrics.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from simulacra.corpus.tokens import ACTION, END, REWARD, STATE, TrajectoryFormat, TrajVocab, encode
+from simulacra.corpus.tokens import ACTION, END, REWARD, STATE, TrajectoryFormat, encode
 from simulacra.nets.transformer import Transformer, TransformerConfig
 
 LOSS_ON = ("trajectory", "actions")
@@ -72,7 +79,7 @@ class PredictConfig:
 
     def transformer(self, fmt: TrajectoryFormat) -> TransformerConfig:
         return TransformerConfig(
-            vocab_size=TrajVocab.SIZE,
+            vocab_size=fmt.vocab_size,
             context=fmt.length,
             d_model=self.d_model,
             n_layers=self.n_layers,
@@ -85,64 +92,134 @@ class PredictConfig:
 
 
 class TrainData(NamedTuple):
-    """Token rows and which next-token targets carry loss."""
+    """Token rows (the format's compact ids) and which next-token targets carry loss."""
 
-    tokens: jax.Array  # (N, L) int32
+    tokens: jax.Array  # (N, L) int32 local ids
     loss_mask: jax.Array  # (N, L) bool: position t is a target (predicted from tokens < t)
 
 
 def train_data(corpus, config: PredictConfig) -> TrainData:
     """The corpus's token rows in the run's format, with its loss mask."""
-    enc = encode(corpus, config.format(corpus.params))
+    fmt = config.format(corpus.params)
+    enc = encode(corpus, fmt)
     types = enc["types"]
     if config.loss_on == "actions":
         mask = types == ACTION
     else:
         mask = np.isin(types, (STATE, ACTION, REWARD, END))
         # s_0 belongs to the prompt: its tokens sit before the first action
-        fmt = config.format(corpus.params)
         mask[:, fmt.step_start(0) : fmt.action_pos(0)] = False
-    return TrainData(jnp.asarray(enc["tokens"]), jnp.asarray(mask))
+    return TrainData(jnp.asarray(fmt.to_local(enc["tokens"])), jnp.asarray(mask))
 
 
-def loss_fn(model: Transformer, params, tokens: jax.Array, mask: jax.Array) -> jax.Array:
-    """Mean next-token log-loss (nats) over the masked targets."""
+def loss_fn(model: Transformer, params, tokens: jax.Array, mask: jax.Array, denom: jax.Array | float | None = None) -> jax.Array:
+    """Next-token log-loss (nats) summed over the masked targets and divided by `denom` (default:
+    their number, i.e. the mean)."""
     logits, _ = model.apply(params, tokens[:, :-1])  # (B, L-1, V)
     logp = jax.nn.log_softmax(logits, axis=-1)
     target = tokens[:, 1:]
     nll = -jnp.take_along_axis(logp, target[..., None], axis=-1)[..., 0]  # (B, L-1)
     m = mask[:, 1:].astype(jnp.float32)
-    return jnp.sum(nll * m) / jnp.maximum(m.sum(), 1.0)
+    return jnp.sum(nll * m) / (jnp.maximum(m.sum(), 1.0) if denom is None else denom)
 
 
 class Metrics(NamedTuple):
     loss: jax.Array  # (steps,) training loss per step
 
 
-def make_train(config: PredictConfig, data: TrainData, fmt: TrajectoryFormat) -> Callable:
-    """`train(key) -> (params, Metrics)`: a whole run, jittable and vmappable over keys."""
-    model = Transformer(config.transformer(fmt))
-    schedule = optax.warmup_cosine_decay_schedule(0.0, config.lr, max(config.warmup, 1), config.steps)
-    opt = optax.chain(optax.clip_by_global_norm(1.0), optax.adamw(schedule, weight_decay=config.weight_decay))
-    n = data.tokens.shape[0]
-    grad = jax.value_and_grad(lambda p, t, m: loss_fn(model, p, t, m))
+class Run(NamedTuple):
+    """The pieces of a run: `init(key) -> (carry, xs)`, `steps(carry, xs) -> (carry, losses)` (a
+    `lax.scan` over optimiser steps; `xs` = per-step keys and bucket ids, slice it to run part of
+    the run), and `train(key) -> (params, Metrics)`, which is `init` then `steps` over all of
+    `xs`. `carry = (params, opt_state)`."""
 
-    def train(key: jax.Array):
+    init: Callable
+    steps: Callable
+    train: Callable
+
+
+N_BUCKETS = 4
+
+
+def _buckets(data: TrainData, n_buckets: int, batch_size: int, steps: int) -> tuple[list[np.ndarray], list[int], np.ndarray]:
+    """Length buckets: episodes sorted by their token length (up to END) and cut into
+    `n_buckets` groups of equal size; each group is cropped to its longest row. Returns the
+    episode indices and crop length of each bucket, and a schedule (steps,) of bucket ids with
+    each bucket's share of steps equal to its share of episodes, in a fixed shuffled order."""
+    mask = np.asarray(data.loss_mask)
+    n, full = mask.shape
+    last = np.where(mask.any(1), full - 1 - np.argmax(mask[:, ::-1], axis=1), 0)
+    order = np.argsort(last, kind="stable")
+    groups = [g for g in np.array_split(order, min(n_buckets, n)) if len(g)]
+    crops = [min(full, int(last[g].max()) + 1) for g in groups]
+    # merge buckets whose crops are equal (nothing gained by splitting them)
+    idx, crop = [groups[0]], [crops[0]]
+    for g, c in zip(groups[1:], crops[1:]):
+        if c == crop[-1]:
+            idx[-1] = np.concatenate([idx[-1], g])
+        else:
+            idx.append(g)
+            crop.append(c)
+    share = np.array([len(g) for g in idx], float) * steps / n
+    counts = np.floor(share).astype(int)
+    counts[np.argsort(share - counts)[::-1][: steps - counts.sum()]] += 1
+    schedule = np.random.default_rng(0).permutation(np.repeat(np.arange(len(idx)), counts)).astype(np.int32)
+    return idx, crop, schedule
+
+
+def make_run(config: PredictConfig, data: TrainData, fmt: TrajectoryFormat, n_buckets: int = N_BUCKETS) -> Run:
+    """The run's pieces (see `Run`). Batches come from length buckets (`_buckets`): a step's
+    episodes are cropped to the longest in its bucket, so little compute goes to padding. Each
+    step's loss is summed over its target tokens and divided by a constant, the mean number of
+    targets per batch over the corpus, so every target token weighs the same as without buckets."""
+    model = Transformer(config.transformer(fmt))
+    warm = max(config.warmup, 1)
+    schedule = optax.warmup_cosine_decay_schedule(0.0, config.lr, warm, max(config.steps, warm + 1))
+    opt = optax.chain(optax.clip_by_global_norm(1.0), optax.adamw(schedule, weight_decay=config.weight_decay))
+    idx, crop, plan = _buckets(data, n_buckets, config.batch_size, config.steps)
+    denom = float(np.asarray(data.loss_mask).sum(1).mean()) * config.batch_size
+    banks = [(data.tokens[jnp.asarray(i), :c], data.loss_mask[jnp.asarray(i), :c]) for i, c in zip(idx, crop)]
+    grad = jax.value_and_grad(lambda p, t, m: loss_fn(model, p, t, m, denom))
+
+    def bucket_grad(b):
+        tokens, mask = banks[b]
+
+        def g(params, k):
+            rows = jax.random.randint(k, (config.batch_size,), 0, tokens.shape[0])
+            loss, gr = grad(params, tokens[rows], mask[rows])
+            # report the mean loss per target token of this batch
+            return loss * denom / jnp.maximum(mask[rows, 1:].sum(), 1), gr
+
+        return g
+
+    branches = [bucket_grad(b) for b in range(len(banks))]
+
+    def init(key: jax.Array):
         k_init, k_data = jax.random.split(key)
         params = model.init(k_init, data.tokens[:1, :-1])
-        state = opt.init(params)
+        return (params, opt.init(params)), (jax.random.split(k_data, config.steps), jnp.asarray(plan))
 
-        def step(carry, k):
-            params, state = carry
-            idx = jax.random.randint(k, (config.batch_size,), 0, n)
-            loss, g = grad(params, data.tokens[idx], data.loss_mask[idx])
-            updates, state = opt.update(g, state, params)
-            return (optax.apply_updates(params, updates), state), loss
+    def step(carry, x):
+        params, state = carry
+        k, b = x
+        loss, g = jax.lax.switch(b, branches, params, k) if len(branches) > 1 else branches[0](params, k)
+        updates, state = opt.update(g, state, params)
+        return (optax.apply_updates(params, updates), state), loss
 
-        (params, _), losses = jax.lax.scan(step, (params, state), jax.random.split(k_data, config.steps))
+    def steps(carry, xs):
+        return jax.lax.scan(step, carry, xs)
+
+    def train(key: jax.Array):
+        carry, xs = init(key)
+        (params, _), losses = steps(carry, xs)
         return params, Metrics(loss=losses)
 
-    return train
+    return Run(init, steps, train)
+
+
+def make_train(config: PredictConfig, data: TrainData, fmt: TrajectoryFormat) -> Callable:
+    """`train(key) -> (params, Metrics)`: a whole run, jittable and vmappable over keys."""
+    return make_run(config, data, fmt).train
 
 
 def evaluate(config: PredictConfig, params, data: TrainData, fmt: TrajectoryFormat, batch: int = 64) -> np.ndarray:
@@ -164,3 +241,63 @@ def evaluate(config: PredictConfig, params, data: TrainData, fmt: TrajectoryForm
         pad = np.concatenate([chunk, np.repeat(chunk[:1], batch - len(chunk), 0)]) if len(chunk) < batch else chunk
         out.append(np.asarray(per_token(pad))[: len(chunk)])
     return np.concatenate(out) * np.asarray(data.loss_mask)
+
+
+def _segment(steps: int) -> int:
+    """Steps per jitted segment of `fit`: a divisor of `steps`, about a tenth of it (one
+    compilation, and a progress bar that moves)."""
+    for d in range(max(1, steps // 10), 0, -1):
+        if steps % d == 0:
+            return d if d >= steps // 50 else steps
+    return steps
+
+
+def fit(corpus, config: PredictConfig, seed: int = 0, progress: bool = True):
+    """Train a model on `corpus` and return it as a `simulacra.simulator.Simulator` whose card
+    records the corpus (hash, world, mixture, size), the config, the seed and the metrics. The
+    result is the same as `make_train(...)(jax.random.PRNGKey(seed))`."""
+    import time
+
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    import simulacra
+    from simulacra.simulator import Simulator
+
+    fmt = config.format(corpus.params)
+    data = train_data(corpus, config)
+    run = make_run(config, data, fmt)
+    seg = _segment(config.steps)
+    steps = jax.jit(run.steps, donate_argnums=0)
+    t0 = time.perf_counter()
+    carry, xs = jax.jit(run.init)(jax.random.PRNGKey(seed))
+    losses = []
+    with Progress(
+        TextColumn("training"), BarColumn(), TextColumn("{task.completed}/{task.total} steps  loss {task.fields[loss]}"),
+        TimeElapsedColumn(), TimeRemainingColumn(), disable=not progress, transient=True,
+    ) as bar:
+        task = bar.add_task("train", total=config.steps, loss="-")
+        for i in range(0, config.steps, seg):
+            carry, loss = steps(carry, jax.tree.map(lambda x: x[i : i + seg], xs))
+            losses.append(np.asarray(loss))
+            bar.update(task, advance=seg, loss=f"{float(losses[-1][-seg // 10 or -1:].mean()):.4f}")
+    seconds = time.perf_counter() - t0
+    loss = np.concatenate(losses)
+    tail = max(1, config.steps // 10)
+    card = {
+        "simulacra_version": simulacra.__version__,
+        "seed": seed,
+        "corpus": {
+            "sha256": corpus.content_hash(),
+            "path": str(corpus.path) if getattr(corpus, "path", None) else None,
+            "mixture": corpus.mixture.to_list(),
+            "seed": corpus.seed,
+            "n_episodes": corpus.n_episodes,
+        },
+        "metrics": {
+            "train_loss_first": float(loss[:tail].mean()),
+            "train_loss_last": float(loss[-tail:].mean()),
+            "train_seconds": round(seconds, 2),
+            "tokens_seen": int(config.steps * config.batch_size * (fmt.length - 1)),
+        },
+    }
+    return Simulator(config, fmt, carry[0], card)

@@ -65,3 +65,33 @@ def test_corpus_errors_are_one_line(tmp_path):
     assert r.exit_code == 2 and "is not a directory" in r.output
     r = runner.invoke(app, ["corpus", "make", "coin-7x7", "-n", "4", "-o", str(tmp_path / "afile"), "--force"])
     assert r.exit_code == 2 and "not a simulacra corpus" in r.output
+
+
+def test_model_train_show_fidelity_condition(tmp_path):
+    tiny = ["--steps", "6", "--warmup", "1", "--d-model", "16", "--n-layers", "1", "--n-heads", "2", "--d-mlp", "32", "--batch-size", "8"]
+    for name, seed in (("c", "0"), ("held", "1")):
+        r = runner.invoke(app, ["corpus", "make", "coin-7x7", "-s", "horizon=8", "-n", "40", "--seed", seed, "-o", str(tmp_path / name)])
+        assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["model", "train", str(tmp_path / "c"), "-o", str(tmp_path / "m"), *tiny])
+    assert r.exit_code == 0, r.output
+    assert "trained 6 steps" in r.output and (tmp_path / "m" / "card.json").exists()
+    r = runner.invoke(app, ["model", "show", str(tmp_path / "m")])
+    assert r.exit_code == 0 and "coin-7x7" in r.output and "seeker" in r.output, r.output
+    r = runner.invoke(app, ["model", "fidelity", str(tmp_path / "m"), "--corpus", str(tmp_path / "held"), "--dreams", "8"])
+    assert r.exit_code == 0, r.output
+    assert "excess" in r.output and "legal" in r.output
+    r = runner.invoke(app, ["model", "train", str(tmp_path / "c"), "-o", str(tmp_path / "dt"), "--rtg", *tiny])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["model", "condition", str(tmp_path / "dt"), "-n", "8", "--targets", "0,1"])
+    assert r.exit_code == 0 and "return sweep" in r.output, r.output
+    # errors: one line, nothing written
+    r = runner.invoke(app, ["model", "train", str(tmp_path / "c"), "-o", str(tmp_path / "m"), *tiny])
+    assert r.exit_code == 2 and "already exists" in r.output
+    r = runner.invoke(app, ["model", "train", str(tmp_path / "nope"), "-o", str(tmp_path / "m2"), *tiny])
+    assert r.exit_code == 2 and not (tmp_path / "m2").exists()
+    r = runner.invoke(app, ["model", "fidelity", str(tmp_path / "dt"), "--corpus", str(tmp_path / "held")])
+    assert r.exit_code == 2 and "unconditioned" in r.output
+    r = runner.invoke(app, ["model", "condition", str(tmp_path / "m")])
+    assert r.exit_code == 2 and "nothing to condition on" in r.output
+    r = runner.invoke(app, ["model", "show", str(tmp_path / "c")])
+    assert r.exit_code == 2 and "not a checkpoint" in r.output

@@ -14,6 +14,8 @@ world_app = typer.Typer(help="Worlds: show, list and draw gridworlds.", no_args_
 app.add_typer(world_app, name="world")
 corpus_app = typer.Typer(help="Corpora: episodes acted by a mixture of characters, with their ideal predictor.", no_args_is_help=True)
 app.add_typer(corpus_app, name="corpus")
+model_app = typer.Typer(help="Models: train simulators on corpora, and measure them.", no_args_is_help=True)
+app.add_typer(model_app, name="model")
 console = Console()
 
 
@@ -172,6 +174,165 @@ def corpus_export(
     except (CorpusError, RuntimeError, ValueError, TypeError, OSError) as e:
         _fail(f"cannot export to Minari dataset {minari_id!r}: {e}")
     console.print(f"wrote Minari dataset {minari_id}: {dataset.total_episodes} episodes, {dataset.total_steps} steps")
+
+
+def _load_simulator(path: Path):
+    from simulacra.simulator import Simulator
+    from simulacra.training.checkpoint import CheckpointError
+
+    try:
+        return Simulator.load(path)
+    except CheckpointError as e:
+        _fail(str(e))
+
+
+def _load_corpus(path: Path):
+    from simulacra.corpus import Corpus, CorpusError
+
+    try:
+        return Corpus.load(path)
+    except CorpusError as e:
+        _fail(str(e))
+
+
+@model_app.command("train")
+def model_train(
+    corpus_path: Path = typer.Argument(..., metavar="CORPUS", help="a corpus directory (`simulacra corpus make`)"),
+    out: Path = typer.Option(..., "-o", "--out", help="checkpoint directory to write (must not exist unless --force)"),
+    loss_on: str = typer.Option("trajectory", help="which tokens carry loss: trajectory (a simulator) or actions (behaviour cloning)"),
+    rtg: bool = typer.Option(False, "--rtg", help="return-to-go before every state: a Decision Transformer"),
+    character: bool = typer.Option(False, "--character", help="the acting character's tag in the prompt"),
+    d_model: int = typer.Option(128, min=1), n_layers: int = typer.Option(2, min=1), n_heads: int = typer.Option(4, min=1),
+    d_mlp: int = typer.Option(512, min=1),
+    steps: int = typer.Option(2000, min=1, help="optimiser steps"),
+    batch_size: int = typer.Option(32, min=1, help="episodes per step"),
+    lr: float = typer.Option(1e-3, help="peak learning rate"),
+    warmup: int = typer.Option(100, min=0, help="warm-up steps (at most --steps)"),
+    seed: int = typer.Option(0, min=0, max=2**32 - 1),
+    force: bool = typer.Option(False, "--force", help="replace an existing checkpoint at OUT"),
+) -> None:
+    """Train a transformer on a corpus by next-token prediction and save it with its model card."""
+    from simulacra.training.checkpoint import _is_checkpoint
+    from simulacra.training.predict import PredictConfig, fit
+
+    try:
+        config = PredictConfig(loss_on=loss_on, character=character, rtg=rtg, d_model=d_model, n_layers=n_layers, n_heads=n_heads,
+                               d_mlp=d_mlp, steps=steps, batch_size=batch_size, lr=lr, warmup=min(warmup, steps))
+    except ValueError as e:
+        _fail(str(e))
+    if out.exists() and not (force and _is_checkpoint(out)):
+        _fail(f"{out} already exists" + ("; pass --force to replace a checkpoint" if _is_checkpoint(out) else " and is not a simulacra checkpoint"))
+    corpus = _load_corpus(corpus_path)
+    try:
+        config.transformer(config.format(corpus.params))
+    except ValueError as e:
+        _fail(str(e))
+    sim = fit(corpus, config, seed=seed, progress=True)
+    sim.save(out, overwrite=force)
+    m = sim.card["metrics"]
+    console.print(f"trained {steps} steps in {m['train_seconds']:.1f} s: loss {m['train_loss_first']:.3f} -> {m['train_loss_last']:.3f}; wrote {out}")
+
+
+@model_app.command("show")
+def model_show(path: Path = typer.Argument(..., help="a checkpoint directory")) -> None:
+    """Print a model card."""
+    sim = _load_simulator(path)
+    card = sim.card
+    flat = lambda d: ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in d.items())  # noqa: E731
+    corpus = card.get("corpus", {})
+    table = Table("field", "value", title=str(path))
+    table.add_row("world", sim.fmt.params.name)
+    table.add_row("process", f"{card['process']['name']}: {flat(card['process']['config'])}")
+    table.add_row("architecture", flat(dataclasses.asdict(sim.model.config)))
+    table.add_row("corpus", f"{corpus.get('path')} ({corpus.get('n_episodes')} episodes, seed {corpus.get('seed')}), "
+                  f"sha256 {str(corpus.get('sha256'))[:16]}…")
+    table.add_row("characters", ", ".join(sim.characters))
+    table.add_row("metrics", flat(card.get("metrics", {})))
+    table.add_row("seed / version", f"{card.get('seed')} / simulacra {card.get('simulacra_version')}")
+    console.print(table)
+
+
+@model_app.command("fidelity")
+def model_fidelity(
+    path: Path = typer.Argument(..., help="a checkpoint directory (an unconditioned simulator)"),
+    corpus_path: Path = typer.Option(..., "--corpus", help="held-out corpus of the same world and mixture"),
+    dreams: int = typer.Option(512, min=0, help="episodes to dream for the legality check (0: none)"),
+    temperature: float = typer.Option(1.0, min=0.0),
+    seed: int = typer.Option(0, min=0),
+) -> None:
+    """Excess log-loss over the ideal by token type, calibration, action KL; legality of dreams."""
+    import jax
+
+    from simulacra.lenses import fidelity
+
+    sim = _load_simulator(path)
+    corpus = _load_corpus(corpus_path)
+    try:
+        s = fidelity.scores(sim, corpus)
+    except ValueError as e:
+        _fail(str(e))
+    table = Table("token type", "tokens", "model nats", "ideal nats", "excess", "ECE", title=f"{path} on {corpus_path} ({corpus.n_episodes} episodes)")
+    for name, v in s["by_type"].items():
+        table.add_row(name, str(v["tokens"]), f"{v['model']:.4f}", f"{v['ideal']:.4f}", f"{v['excess']:.4f}", f"{v['ece']:.4f}")
+    console.print(table)
+    console.print(f"KL(ideal || model) on actions: {s['action_kl']:.4f} nats/step")
+    if dreams:
+        d = sim.dream(jax.random.PRNGKey(seed), dreams, temperature=temperature)
+        legal = fidelity.legality(sim, d)
+        console.print(
+            f"dreams: {dreams} episodes, {legal['transitions']} transitions, {100 * legal['legal_fraction']:.2f}% legal, "
+            f"{legal['malformed_episodes']} malformed episodes"
+        )
+        if legal["malformed_episodes"] == dreams:
+            console.print("no well-formed dream to compare with the corpus")
+            return
+        cmp = fidelity.compare(legal, corpus)
+        t2 = Table("measure", "dreamed", "real", "statistic", "p-value", title="dreamed vs real")
+        t2.add_row("return (KS)", f"{cmp['return']['dreamed_mean']:.3f}", f"{cmp['return']['real_mean']:.3f}", f"{cmp['return']['ks']:.3f}", f"{cmp['return']['pvalue']:.3g}")
+        t2.add_row("length (KS)", f"{cmp['length']['dreamed_mean']:.1f}", f"{cmp['length']['real_mean']:.1f}", f"{cmp['length']['ks']:.3f}", f"{cmp['length']['pvalue']:.3g}")
+        for name, e in cmp["events"].items():
+            if e["dreamed"] or e["real"]:
+                t2.add_row(f"episodes with {name}", f"{e['dreamed']:.3f}", f"{e['real']:.3f}", "", f"{e['pvalue']:.3g}")
+        console.print(t2)
+
+
+@model_app.command("condition")
+def model_condition(
+    path: Path = typer.Argument(..., help="a checkpoint directory (return- or character-conditioned)"),
+    targets: str = typer.Option("0,0.25,0.5,0.75,1,1.5", help="comma-separated target returns for the sweep"),
+    n: int = typer.Option(256, "-n", "--episodes", min=1, help="episodes per prompt"),
+    temperature: float = typer.Option(1.0, min=0.0),
+    seed: int = typer.Option(0, min=0),
+) -> None:
+    """Return sweep (target -> achieved return) and/or character match (prompt -> KL to each character)."""
+    import jax
+
+    from simulacra.lenses import conditioning
+
+    sim = _load_simulator(path)
+    key = jax.random.PRNGKey(seed)
+    if not (sim.fmt.rtg or sim.fmt.character):
+        _fail(f"{path} has neither return-to-go nor character slots; nothing to condition on")
+    if sim.fmt.rtg:
+        try:
+            values = [float(x) for x in targets.split(",") if x.strip()]
+        except ValueError:
+            _fail(f"--targets must be comma-separated numbers, got {targets!r}")
+        character = 0 if sim.fmt.character else None
+        sweep = conditioning.return_sweep(sim, values, key, n_episodes=n, temperature=temperature, character=character)
+        table = Table("target", "return", "95% CI", "fraction of optimal", "success", "length", title="return sweep")
+        for r in sweep["rows"]:
+            table.add_row(f"{r['target']:g}", f"{r['return']:.3f}", f"[{r['return_ci'][0]:.3f}, {r['return_ci'][1]:.3f}]",
+                          f"{r['fraction_of_optimal']:.3f}", f"{r['success']:.3f}", f"{r['length']:.1f}")
+        console.print(table)
+        console.print(f"monotone (within CIs): {sweep['monotone']}; Spearman rho {sweep['spearman']}")
+    if sim.fmt.character:
+        match = conditioning.character_match(sim, key, n_episodes=n, temperature=temperature, target=1.0 if sim.fmt.rtg else None)
+        table = Table("prompted \\ reference", *match["characters"], title="KL(character policy || model), nats/step")
+        for name, row in zip(match["characters"], match["kl"]):
+            table.add_row(name, *[f"{v:.3f}" for v in row])
+        console.print(table)
+        console.print(f"every prompt closest to its own character: {match['matches']}")
 
 
 @app.command()

@@ -161,3 +161,18 @@ def test_overwrite_replaces_only_a_simulacra_corpus(small, tmp_path):
     (tmp_path / "afile").write_text("x")
     with pytest.raises(CorpusError, match="is not a directory"):
         small.save(tmp_path / "afile" / "sub")
+
+
+def test_subsets_and_coin_cells_and_content_hash(small):
+    cells = small.coin_cells()
+    obs = small.observations()
+    w = small.params.width
+    for i in range(20):  # the coin cell read from the scene is where the observation shows the coin
+        r, c = divmod(int(cells[i, 0]), w)
+        assert obs[i, 0, r, c, 0] == 2  # Tile.COIN
+    held = cells[:, 0] % 3 == 0
+    part = small.subset(~held)
+    assert part.n_episodes == int((~held).sum()) and not np.isin(part.coin_cells()[:, 0] % 3, [0]).any()
+    assert part.path is None and part.params == small.params
+    assert part.content_hash() != small.content_hash()
+    assert small.subset(np.arange(small.n_episodes)).content_hash() == small.content_hash()

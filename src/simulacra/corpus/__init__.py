@@ -96,6 +96,15 @@ class Corpus:
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.where(opt > 0, self.arrays["true_return"] / opt, np.nan)
 
+    def subset(self, episodes) -> "Corpus":
+        """A corpus of the chosen episodes (a boolean mask or indices), e.g. for held-out splits.
+        It keeps the world, mixture and seed, and is not stored anywhere until saved."""
+        return dataclasses.replace(self, arrays={k: v[episodes] for k, v in self.arrays.items()}, path=None)
+
+    def coin_cells(self) -> np.ndarray:
+        """(N, K) flat cell index (row * width + column) of each episode's coins."""
+        return coin_cells(self.arrays["scene"], self.params)
+
     def states(self, episodes=slice(None)):
         """The `State` pytree of s_0 .. s_T for the chosen episodes (decoded from the tokens)."""
         import jax
@@ -159,6 +168,17 @@ class Corpus:
             raise CorpusError(f"{path}: the manifest's world or mixture is invalid ({e})") from None
         _check_arrays(path, params, mixture, arrays)
         return cls(params, mixture, seed, arrays, Path(path))
+
+
+def coin_cells(scene: np.ndarray, params: WorldParams) -> np.ndarray:
+    """(N, K) flat cell index (row * width + column) of the coins in scene token rows (N, 2+H*W),
+    in row-major order."""
+    from simulacra.world.params import Tile
+    from simulacra.world.tokens import Vocab
+
+    is_coin = np.asarray(scene)[:, 2:].astype(np.int64) - Vocab.TILE[0] == Tile.COIN
+    order = np.argsort(~is_coin, axis=1, kind="stable")
+    return order[:, : params.n_coins]
 
 
 def _check_arrays(path, params: WorldParams, mixture: Mixture, arrays: dict[str, np.ndarray]) -> None:

@@ -240,6 +240,8 @@ def compare(dreamed: dict, corpus) -> dict:
     per event of the share of episodes in which it happens. Malformed dreams are left out of the
     distributions (their share is reported by `legality`)."""
     keep = ~dreamed["malformed"]
+    if not keep.any():
+        raise ValueError("no well-formed dreamed episode to compare (every dream is malformed)")
     ret = dreamed["return"][keep]
     real_ret = np.asarray(corpus["return"], float)
     # both on the token grid, so that rounding is not mistaken for a difference

@@ -160,11 +160,11 @@ def token_logloss(corpus, ideal: Ideal, fmt: TrajectoryFormat | None = None) -> 
     scored = np.zeros((n, fmt.length), bool)
     live = corpus.mask
     rows, t = np.nonzero(live)
-    for pos, l, e in (
+    for pos, lo, e in (
         (fmt.action_pos(t), ideal.action_logloss[rows, t], ideal.action_entropy[rows, t]),
         (fmt.reward_pos(t), ideal.reward_logloss[rows, t], ideal.reward_entropy[rows, t]),
     ):
-        loss[rows, pos], ent[rows, pos], scored[rows, pos] = l, e, True
+        loss[rows, pos], ent[rows, pos], scored[rows, pos] = lo, e, True
     for j in range(s):
         pos = fmt.step_start(t + 1) + j
         loss[rows, pos], ent[rows, pos], scored[rows, pos] = ideal.state_logloss[rows, t, j], ideal.state_entropy[rows, t, j], True

@@ -56,7 +56,8 @@ def test_acting_with_a_kv_cache_matches_the_model_on_whole_sequences(dt):
     out = dt.act(jax.random.PRNGKey(0), 16, target=1.0, character=1)
     fmt = dt.fmt
     enc = _rows(out, fmt, target=1.0, character=1)
-    logits, _ = dt.model.apply(dt.params, fmt.to_local(enc["tokens"]))
+    assert np.array_equal(out["tokens"], enc["tokens"])  # the row acting returns is the format's
+    logits, _ = dt.model.apply(dt.params, fmt.to_local(out["tokens"]))
     ids = fmt.local_ids(*Vocab.ACTION)
     for i in range(16):
         for t in range(int(out["length"][i])):

@@ -68,7 +68,12 @@ class Simulator:
     def save(self, path: str | Path, overwrite: bool = False) -> Path:
         from simulacra.training.checkpoint import save_model
 
-        card = {**self.card, "process": {"name": "predict", "config": dataclasses.asdict(self.config)}, "world": self.fmt.params.to_dict()}
+        card = {
+            "process": {"name": "predict", "config": dataclasses.asdict(self.config)},
+            **self.card,
+            "predict_config": dataclasses.asdict(self.config),
+            "world": self.fmt.params.to_dict(),
+        }
         return save_model(path, self.params, self.model.config, card, overwrite=overwrite)
 
     @classmethod
@@ -78,10 +83,9 @@ class Simulator:
 
         params, arch, card = load_model(path)
         try:
-            proc = card["process"]
-            if proc.get("name") != "predict":
-                raise ValueError(f"process {proc.get('name')!r} is not a prediction run")
-            config = PredictConfig(**proc["config"])
+            if "predict_config" not in card:
+                raise ValueError("no predict_config: not a trajectory model")
+            config = PredictConfig(**card["predict_config"])
             world = WorldParams.from_dict(card["world"])
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise CheckpointError(f"{path}: the card does not describe a simulator ({e})") from None
@@ -121,7 +125,9 @@ class Simulator:
         """Run `n_episodes` episodes in the real world with the model as the policy. Returns numpy
         arrays shaped like a corpus's (`scene`, `states`, `actions`, `reward`, `true_reward`,
         `events`, `length`, `terminated`, `truncated`, `return`, `true_return`, `optimal_return`,
-        `mask`) and `action_probs` (N, T, 5), the model's distribution at each step."""
+        `mask`), `action_probs` (N, T, 5), the model's distribution at each step, and `tokens`
+        (N, L), each episode as a token row of the format (global ids, END then PAD), exactly what
+        the model was fed."""
         world = self._check_world(world)
         target, character = self._prompt_args(target, character)
         k = ("act", n_episodes, world)
@@ -194,7 +200,8 @@ def _make_act(sim: Simulator, world: WorldParams, n: int):
             if fmt.rtg:
                 toks.append((TrajVocab.RTG[0] + 1000 + _reward_bin(g, lo, hi))[:, None])
             toks.append(jax.vmap(lambda s: state_tokens(s, world))(nxt))
-            logits, _, kv = model.apply(params, lut[jnp.concatenate(toks, axis=1)], hooks, kv)
+            block = jnp.concatenate(toks, axis=1)
+            logits, _, kv = model.apply(params, lut[block], hooks, kv)
             live = ~done
             keep = lambda new, old: jnp.where(live.reshape(live.shape + (1,) * (new.ndim - 1)), new, old)  # noqa: E731
             state = jax.tree.map(keep, nxt, state)
@@ -207,12 +214,19 @@ def _make_act(sim: Simulator, world: WorldParams, n: int):
                 action_probs=jax.nn.softmax(a_logits, axis=-1),
                 live=live,
                 terminated=out.terminated & live,
+                block=jnp.where(live[:, None], block, Vocab.PAD),
             )
             return (state, kv, logits[:, -1], g, done | out.terminated | out.truncated), rec
 
         init = (s0, kv, logits[:, -1], jnp.broadcast_to(target, (n,)), jnp.zeros(n, bool))
         _, rec = jax.lax.scan(body, init, jax.random.split(k_run, world.horizon))
         rec = jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), rec)  # (N, T, ...)
+        # the episode as a token row of the format (global ids): what the model saw, then END
+        body = rec.pop("block").reshape(n, -1)
+        rows = jnp.concatenate([prompt, body, jnp.full((n, 1), Vocab.PAD, jnp.int32)], axis=1)
+        length = rec["live"].sum(1)
+        end_tok = jnp.where(rec["terminated"].any(1), TrajVocab.END_TERMINATED, TrajVocab.END_TRUNCATED)
+        rec["tokens"] = rows.at[jnp.arange(n), fmt.step_start(0) + length * fmt.block + fmt.state_len].set(end_tok)
         s0_tok = jax.vmap(lambda s: state_tokens(s, world))(s0).astype(jnp.int16)
         rec["states"] = jnp.concatenate([s0_tok[:, None], rec["states"]], axis=1)
         rec["scene"] = scene.astype(jnp.int16)

@@ -1,0 +1,218 @@
+"""RL fine-tuning of a pretrained simulator, with a KL penalty to the frozen original.
+
+The seeds ask what happens to a simulator further trained by reinforcement learning (as RLHF
+does to language models): does the optimiser keep taking the simulator's advice, or leave it?
+`finetune(sim, config, key)` trains the simulator's own network, acting on its own token stream
+(`Simulator.act`), by PPO-clip on the observed reward with a penalty
+
+    loss = −E[min(ρ A, clip(ρ, 1 ± ε) A)] + β · E_t[ KL(π_θ(·|h_t) ‖ π_ref(·|h_t)) ]
+
+where π is the model's distribution over the five ACTION tokens (renormalised), π_ref the
+frozen pretrained simulator's at the same history h_t (exact over the five actions, not
+sampled), ρ the probability ratio to the acting policy and A the return-to-go (discount γ)
+minus its mean over the batch's live episodes at the same step, normalised. β = 0 is plain RL;
+a very large β holds the policy at the reference.
+
+Each update acts `episodes` episodes with the current parameters (jitted, batched, with a
+key/value cache), scores them under the reference with one forward pass, and runs `epochs` ×
+`minibatches` PPO steps (a jitted `lax.scan`). Logged per update: return, true return, episode
+length, KL(π ‖ π_ref) on the visited states, and the **agreement rate**: how often the policy's
+most likely action is the reference simulator's most likely action (how much of the
+"grandmaster's advice" the optimiser still takes). `snapshots` keeps the parameters after chosen
+updates (for the layer analyses of issue #7); each is a `Simulator` that saves and loads like
+any other.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from simulacra.nets.transformer import Hooks
+from simulacra.simulator import Simulator, _lut, _make_act
+from simulacra.world.tokens import Vocab
+
+
+@dataclasses.dataclass(frozen=True)
+class FinetuneConfig:
+    """An RL fine-tuning run (recorded in the model card)."""
+
+    beta: float = 0.1
+    """KL penalty coefficient (to the frozen pretrained simulator)."""
+    updates: int = 50
+    """Rollout-and-learn iterations."""
+    episodes: int = 128
+    """Episodes acted per update."""
+    epochs: int = 4
+    """Passes over each update's episodes."""
+    minibatches: int = 4
+    """Minibatches per pass (episodes must divide evenly)."""
+    lr: float = 1e-4
+    """Adam learning rate."""
+    clip_eps: float = 0.2
+    """PPO ratio clip."""
+    gamma: float = 1.0
+    """Discount of the return-to-go that forms the advantage."""
+    max_grad_norm: float = 1.0
+    temperature: float = 1.0
+    """Sampling temperature while acting."""
+    target: float | None = None
+    """Return-to-go prompt (return-conditioned models only)."""
+    character: int | None = None
+    """Character tag prompt (character-conditioned models only)."""
+    snapshots: tuple[int, ...] = ()
+    """Keep the parameters after these updates (1-based; `updates` is always kept as the result)."""
+
+    def __post_init__(self) -> None:
+        def bad(f, v, why):
+            raise ValueError(f"invalid FinetuneConfig.{f}={v!r}: {why}")
+
+        if not self.beta >= 0:
+            bad("beta", self.beta, "must be at least 0")
+        for f in ("updates", "episodes", "epochs", "minibatches"):
+            if not isinstance(getattr(self, f), int) or getattr(self, f) < 1:
+                bad(f, getattr(self, f), "must be a positive integer")
+        if self.episodes % self.minibatches:
+            bad("minibatches", self.minibatches, f"must divide episodes={self.episodes}")
+        if not self.lr > 0:
+            bad("lr", self.lr, "must be positive")
+        if not 0 < self.clip_eps < 1:
+            bad("clip_eps", self.clip_eps, "must be in (0, 1)")
+        if not 0 < self.gamma <= 1:
+            bad("gamma", self.gamma, "must be in (0, 1]")
+        if not self.temperature > 0:
+            bad("temperature", self.temperature, "must be positive (sampling is needed for the policy gradient)")
+        for u in self.snapshots:
+            if not 1 <= u <= self.updates:
+                bad("snapshots", self.snapshots, f"update indices must be in 1..{self.updates}")
+
+
+class FinetuneResult(NamedTuple):
+    sim: Simulator  # the fine-tuned model (card: process "finetune", the reference's provenance)
+    metrics: dict[str, np.ndarray]  # per update: return, true_return, length, kl, agreement, loss
+    snapshots: dict[int, Simulator]  # update index -> model after that update
+
+
+def _action_logp(model, params, tokens, fmt, act_ids):
+    """log π(· | h_t) over the five actions at every step t: (N, T, 5)."""
+    logits, _ = model.apply(params, tokens[:, :-1])
+    pos = jnp.asarray(fmt.action_pos(np.arange(fmt.params.horizon))) - 1
+    return jax.nn.log_softmax(logits[:, pos][..., act_ids], axis=-1)
+
+
+def _advantages(reward, mask, gamma):
+    """Return-to-go minus its batch mean over live episodes at the same step, normalised."""
+    def back(g, r):
+        g = r + gamma * g
+        return g, g
+
+    _, rtg = jax.lax.scan(back, jnp.zeros(reward.shape[0]), reward.T, reverse=True)
+    rtg = rtg.T
+    m = mask.astype(jnp.float32)
+    base = (rtg * m).sum(0) / jnp.maximum(m.sum(0), 1.0)
+    adv = (rtg - base) * m
+    std = jnp.sqrt((adv**2).sum() / jnp.maximum(m.sum(), 1.0))
+    return adv / (std + 1e-8)
+
+
+def _kl(logp, logq):
+    """KL(p ‖ q) over the last axis from log-probabilities."""
+    return jnp.sum(jnp.exp(logp) * (logp - logq), axis=-1)
+
+
+def finetune(sim: Simulator, config: FinetuneConfig, key: jax.Array, world=None, progress: bool = True) -> FinetuneResult:
+    """RL-fine-tune `sim` (left unchanged) in its world (or `world`, same token format)."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    world = sim._check_world(world)
+    target, character = sim._prompt_args(config.target, config.character)
+    fmt, model = sim.fmt, sim.model
+    lut = _lut(fmt)
+    act_ids = jnp.asarray(fmt.local_ids(*Vocab.ACTION))
+    n, mb = config.episodes, config.episodes // config.minibatches
+    act = jax.jit(_make_act(sim, world, n))
+    opt = optax.chain(optax.clip_by_global_norm(config.max_grad_norm), optax.adam(config.lr))
+    ref_params = sim.params
+
+    @jax.jit
+    def score(params, tokens):
+        return _action_logp(model, params, lut[tokens], fmt, act_ids)
+
+    def loss_fn(params, batch):
+        tokens, actions, old_logp, ref_logp, adv, mask = batch
+        logp = _action_logp(model, params, lut[tokens], fmt, act_ids)
+        m = mask.astype(jnp.float32)
+        denom = jnp.maximum(m.sum(), 1.0)
+        lp_a = jnp.take_along_axis(logp, actions[..., None], axis=-1)[..., 0]
+        old_a = jnp.take_along_axis(old_logp, actions[..., None], axis=-1)[..., 0]
+        ratio = jnp.exp(lp_a - old_a)
+        pg = -jnp.minimum(ratio * adv, jnp.clip(ratio, 1 - config.clip_eps, 1 + config.clip_eps) * adv)
+        kl = _kl(logp, ref_logp)
+        return ((pg + config.beta * kl) * m).sum() / denom
+
+    grad = jax.value_and_grad(loss_fn)
+
+    @jax.jit
+    def learn(params, opt_state, batch, key):
+        def epoch(carry, k):
+            params, opt_state = carry
+            perm = jax.random.permutation(k, n).reshape(config.minibatches, mb)
+
+            def minibatch(carry, idx):
+                params, opt_state = carry
+                loss, g = grad(params, jax.tree.map(lambda x: x[idx], batch))
+                updates, opt_state = opt.update(g, opt_state, params)
+                return (optax.apply_updates(params, updates), opt_state), loss
+
+            return jax.lax.scan(minibatch, (params, opt_state), perm)
+
+        (params, opt_state), losses = jax.lax.scan(epoch, (params, opt_state), jax.random.split(key, config.epochs))
+        return params, opt_state, losses.mean()
+
+    params = jax.tree.map(jnp.array, sim.params)  # a copy: the reference stays frozen
+    opt_state = opt.init(params)
+    names = ("return", "true_return", "length", "kl", "agreement", "loss")
+    metrics = {k: np.zeros(config.updates, np.float32) for k in names}
+    snapshots: dict[int, Simulator] = {}
+    t0 = time.perf_counter()
+    columns = (TextColumn("fine-tuning"), BarColumn(), TextColumn("{task.completed}/{task.total} updates  return {task.fields[ret]}"),
+               TimeElapsedColumn(), TimeRemainingColumn())
+    with Progress(*columns, disable=not progress, transient=True) as bar:
+        job = bar.add_task("finetune", total=config.updates, ret="-")
+        for u in range(config.updates):
+            key, k_act, k_learn = jax.random.split(key, 3)
+            out = act(params, k_act, target, character, jnp.float32(config.temperature), Hooks())
+            mask = out["live"]
+            old_logp = jnp.log(jnp.maximum(out["action_probs"], 1e-30))
+            ref_logp = score(ref_params, out["tokens"])
+            m = np.asarray(mask)
+            kl = np.asarray(_kl(old_logp, ref_logp))[m].mean()
+            agree = (np.asarray(old_logp).argmax(-1) == np.asarray(ref_logp).argmax(-1))[m].mean()
+            adv = _advantages(out["reward"], mask, config.gamma)
+            batch = (out["tokens"], out["actions"].astype(jnp.int32), old_logp, ref_logp, adv, mask)
+            params, opt_state, loss = learn(params, opt_state, batch, k_learn)
+            vals = (out["reward"].sum(1).mean(), out["true_reward"].sum(1).mean(), m.sum(1).mean(), kl, agree, loss)
+            for k, v in zip(names, vals):
+                metrics[k][u] = float(v)
+            if u + 1 in config.snapshots:
+                snapshots[u + 1] = _derived(sim, params, config, u + 1, metrics, time.perf_counter() - t0)
+            bar.update(job, advance=1, ret=f"{metrics['return'][u]:.3f}")
+    result = _derived(sim, params, config, config.updates, metrics, time.perf_counter() - t0)
+    return FinetuneResult(result, metrics, snapshots)
+
+
+def _derived(sim: Simulator, params, config: FinetuneConfig, update: int, metrics: dict, seconds: float) -> Simulator:
+    """A Simulator with fine-tuned params and a card that records where it came from."""
+    card = {
+        **sim.card,
+        "process": {"name": "finetune", "config": dataclasses.asdict(config), "update": update},
+        "reference": {"process": sim.card.get("process", {"name": "predict"}), "metrics": sim.card.get("metrics", {})},
+        "metrics": {k: float(v[update - 1]) for k, v in metrics.items()} | {"finetune_seconds": round(seconds, 2)},
+    }
+    return Simulator(sim.config, sim.fmt, jax.device_get(params), card)

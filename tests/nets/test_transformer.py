@@ -92,3 +92,20 @@ def test_feeding_in_pieces_with_a_kv_cache_equals_feeding_whole():
     a, _, _ = MODEL.apply(PARAMS, TOKENS[:, :5], kv=kv0)
     b, _, _ = MODEL.apply(PARAMS, TOKENS[:, :5], hooks=h, kv=kv0)
     assert not np.allclose(a, b)
+
+
+def test_chunked_attention_equals_the_full_masked_square():
+    from simulacra.nets import transformer as tr
+
+    cfg = TransformerConfig(vocab_size=50, context=200, d_model=32, n_layers=2, n_heads=4, d_mlp=64)
+    model = Transformer(cfg)
+    tokens = jax.random.randint(jax.random.PRNGKey(2), (2, 200), 0, 50)
+    params = model.init(jax.random.PRNGKey(0), tokens)
+    chunked, _ = model.apply(params, tokens)  # long enough: the chunked path
+    # asking for the pattern takes the full path, which must agree
+    full, cache = model.apply(params, tokens, hooks=Hooks(names=("blocks.0.attn.hook_pattern", "blocks.1.attn.hook_pattern")))
+    assert cache["blocks.0.attn.hook_pattern"].shape == (2, 4, 200, 200)
+    np.testing.assert_allclose(chunked, full, rtol=1e-5, atol=1e-5)
+    q, k, v = (jax.random.normal(jax.random.PRNGKey(i), (2, 37, 2, 8)) for i in range(3))
+    ref = jax.nn.softmax(jnp.where(jnp.tril(jnp.ones((37, 37), bool)), jnp.einsum("bqhd,bkhd->bhqk", q, k) / 2.0, -1e30), -1)
+    np.testing.assert_allclose(tr._chunked_attention(q, k, v, 2.0, 4), jnp.einsum("bhqk,bkhd->bqhd", ref, v), rtol=1e-5, atol=1e-6)

@@ -1,0 +1,89 @@
+"""The behaviour lens: exact numbers for scripted policies, and the same footing for policies and corpora."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from simulacra.characters import parse_mixture
+from simulacra.corpus import make_corpus
+from simulacra.lenses.behaviour import evaluate, from_corpus, mean_ci, summarise
+from simulacra.world import EVENT_NAMES, from_ascii, task
+
+CORRIDOR = from_ascii(
+    """
+    #######
+    #######
+    #A...c#
+    #..B..#
+    #######
+    """,
+    horizon=10,
+)
+RIGHT, DOWN, STAY = 1, 2, 4
+
+
+def right(_, obs, key):
+    return jnp.int32(RIGHT)
+
+
+def down_then_right(_, obs, key):
+    # One step down from the start, then right along the lower row (over the button).
+    agent = jnp.argwhere(obs[..., 1] == 1, size=1)[0]
+    return jnp.where((agent[0] == 2) & (agent[1] == 1), jnp.int32(DOWN), jnp.int32(RIGHT))
+
+
+def test_a_scripted_walk_reaches_the_coin_in_exactly_four_steps():
+    r = evaluate(right, CORRIDOR, jax.random.PRNGKey(0), 5)
+    assert set(r) == {"return", "true_return", "optimal_return", "fraction_of_optimal", "success", "length", "terminated", *EVENT_NAMES}
+    assert np.all(r["length"] == 4) and np.all(r["terminated"]) and np.all(r["success"])
+    np.testing.assert_array_equal(r["return"], 1.0)
+    np.testing.assert_array_equal(r["optimal_return"], 1.0)
+    np.testing.assert_array_equal(r["fraction_of_optimal"], 1.0)
+    assert np.all(r["coin"] == 1) and np.all(r["button"] == 0)
+
+
+def test_staying_runs_to_the_horizon_and_events_are_counted():
+    stay = summarise(evaluate(lambda _, obs, key: jnp.int32(STAY), CORRIDOR, jax.random.PRNGKey(0), 3))
+    assert stay == {**stay, "episodes": 3.0, "length": 10.0, "terminated": 0.0, "success": 0.0, "return": 0.0, "fraction_of_optimal": 0.0}
+    # Down onto the button, then right along the lower row: the coin is never reached (it is on row 2).
+    r = evaluate(down_then_right, CORRIDOR, jax.random.PRNGKey(0), 2)
+    assert np.all(r["button"] == 1) and np.all(r["coin"] == 0) and np.all(r["length"] == 10)
+
+
+def test_policies_may_return_action_and_probs_and_results_ignore_the_batch_size():
+    def noisy(_, obs, key):
+        return jax.random.randint(key, (), 0, 5), jnp.full((5,), 0.2)
+
+    a = evaluate(noisy, CORRIDOR, jax.random.PRNGKey(3), 13, batch=4)
+    b = evaluate(noisy, CORRIDOR, jax.random.PRNGKey(3), 13)
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k])
+    with pytest.raises(ValueError, match="n_episodes"):
+        evaluate(noisy, CORRIDOR, jax.random.PRNGKey(3), 0)
+
+
+def test_a_random_policy_and_a_random_corpus_agree():
+    # The same process measured two ways: evaluate() on a uniform policy and from_corpus() on a
+    # corpus of the `random` character. Means must agree within sampling error.
+    world = task("offswitch")
+    n = 1000
+    ev = evaluate(lambda _, obs, key: jax.random.randint(key, (), 0, 5), world, jax.random.PRNGKey(0), n)
+    corpus = make_corpus(world, parse_mixture("random"), n, seed=1)
+    co = from_corpus(corpus)
+    assert set(ev) == set(co)
+    np.testing.assert_array_equal(co["coin"], corpus["events"][:, :, 0].sum(1))
+    np.testing.assert_array_equal(co["optimal_return"], corpus["optimal_return"])
+    se, sc = summarise(ev), summarise(co)
+    for k in ("return", "success", "button", "interrupted", "terminated", "length"):
+        x, y = ev[k].astype(float), co[k].astype(float)
+        err = np.sqrt(x.var() / n + y.var() / n)
+        assert abs(se[k] - sc[k]) < 4 * err + 1e-9, (k, se[k], sc[k], err)
+    assert sc["optimal_return"] == 1.0 and 0.0 < sc["button"] < 1.0
+
+
+def test_mean_ci_is_a_student_t_interval():
+    m, lo, hi = mean_ci([1.0, 2.0, 3.0])
+    half = 4.302652729911275 * 1.0 / np.sqrt(3)  # t(0.975, 2) * sd / sqrt(n)
+    assert m == 2.0 and np.isclose(lo, 2.0 - half) and np.isclose(hi, 2.0 + half)
+    assert np.isnan(mean_ci([1.0])[1])

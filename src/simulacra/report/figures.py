@@ -1,0 +1,511 @@
+"""The report's figures, drawn from the plain records a study leaves behind.
+
+Every figure function takes plain Python data (the findings, the results store's rows, the
+series, see `simulacra.report` for their shapes) and returns PNG bytes, or None when its input
+holds nothing to draw, so the report can say "no data" instead of failing. Figures are built
+on `matplotlib.figure.Figure` directly, never through pyplot: no global backend or figure
+state, safe in a notebook, a server or a worker process. PNGs carry no creation time, so the
+same inputs give the same bytes.
+
+Statistics over seeds are descriptive: a unit's seeds are the independent replicates, so every
+mean ± interval first averages the units of one (process, seed) at one x value (other swept
+knobs, worlds), then takes the mean and a Student-t 95% interval across seeds
+(`lenses.behaviour.mean_ci`). The findings' own effects and intervals come from the study's
+statistics and are drawn as given.
+
+`rollout_gif` turns a list of world frames (`world.render.render_rgb`) into an animated GIF;
+`episode_frames` renders a time-stacked `State`, and `tile_episodes` puts several episodes side
+by side into one strip.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from simulacra.lenses.behaviour import mean_ci
+
+VERDICT_COLOURS = {"supported": "#2e8b57", "refuted": "#c0392b", "inconclusive": "#8c8c8c"}
+_DPI = 110
+_TAB10 = (
+    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
+    "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
+)  # fmt: skip
+
+
+def attr(obj: Any, name: str, default: Any = None) -> Any:
+    """`obj[name]` for a mapping, `obj.name` for anything else (dataclass, pydantic model)."""
+    if isinstance(obj, Mapping):
+        return obj.get(name, default)
+    return getattr(obj, name, default)
+
+
+def as_float(x: Any) -> float:
+    """A float, with None and anything unparseable as nan."""
+    try:
+        return float(x)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def metric_rows(rows: Iterable[Mapping]) -> list[Mapping]:
+    """The rows with the metric's name under `name` (the results store may call it `metric`)."""
+    out = []
+    for r in rows or ():
+        if "name" not in r:
+            r = {**r, "name": r.get("metric")}
+        out.append(r if isinstance(r["name"], str) else {**r, "name": str(r["name"])})
+    return out
+
+
+def palette(processes: Iterable[str]) -> dict[str, str]:
+    """A colour per process, by sorted name, so that every figure of a report agrees."""
+    names = sorted({str(p) for p in processes})
+    return {p: _TAB10[i % len(_TAB10)] for i, p in enumerate(names)}
+
+
+def _png(fig: Figure) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=_DPI, bbox_inches="tight", metadata={"Software": None})
+    return buf.getvalue()
+
+
+def _plain(s: Any) -> str:
+    """Text from the study shown as it is: no mathtext (`$...$`), not hidden from legends (`_x`)."""
+    s = str(s).replace("$", r"\$")
+    return " " + s if s.startswith("_") else s
+
+
+def _finite(*xs: float) -> bool:
+    return all(math.isfinite(x) for x in xs)
+
+
+def _seed_means(rows: Iterable[Mapping], key) -> dict[Any, dict[Any, list[float]]]:
+    """{group: {seed: [values]}} for the rows `key(row)` maps to a group (None drops the row)."""
+    out: dict[Any, dict[Any, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for r in rows:
+        g = key(r)
+        v = as_float(r.get("value"))
+        if g is None or not math.isfinite(v):
+            continue
+        out[g][r.get("seed")].append(v)
+    return out
+
+
+def over_seeds(per_seed: Mapping[Any, list[float]]) -> tuple[float, float, float, list[float]]:
+    """(mean, low, high, per-seed means) across seeds."""
+    vals = [float(np.mean(v)) for v in per_seed.values() if v]
+    if not vals:
+        return float("nan"), float("nan"), float("nan"), []
+    m, lo, hi = mean_ci(vals)
+    return m, lo, hi, vals
+
+
+def _sort_key(v: Any) -> tuple:
+    """Numbers in numeric order first, then anything else by its text."""
+    f = as_float(v) if not isinstance(v, bool) else float("nan")
+    return (0, f, "") if math.isfinite(f) else (1, 0.0, str(v))
+
+
+def _label(v: Any) -> str:
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+# ---------------------------------------------------------------------------------------------
+# findings
+
+
+def findings_forest(findings: Sequence[Any]) -> bytes | None:
+    """Each hypothesis's effect with its 95% interval, one row per finding, coloured by verdict.
+    A finding without a finite effect keeps its row, marked "n/a"."""
+    if not findings:
+        return None
+    n = len(findings)
+    fig = Figure(figsize=(7.5, 0.9 + 0.42 * n))
+    ax = fig.add_subplot()
+    ys = np.arange(n)[::-1]
+    labels = []
+    for y, f in zip(ys, findings):
+        eff, lo, hi = (as_float(attr(f, k)) for k in ("effect", "ci_low", "ci_high"))
+        verdict = str(attr(f, "verdict", "inconclusive"))
+        colour = VERDICT_COLOURS.get(verdict, VERDICT_COLOURS["inconclusive"])
+        labels.append(_plain(f"{attr(f, 'id', '?')}  {attr(f, 'metric', '')}"))
+        if _finite(lo, hi):
+            ax.plot([lo, hi], [y, y], color=colour, lw=2.2, solid_capstyle="butt")
+        if math.isfinite(eff):
+            ax.plot([eff], [y], "o", color=colour, ms=7, zorder=3)
+        else:
+            ax.text(0.0, y, " n/a", va="center", ha="left", color=colour, fontsize=9)
+    ax.axvline(0.0, color="#444444", lw=0.8, ls="--")
+    ax.set_yticks(ys, labels)
+    ax.set_ylim(-0.7, n - 0.3)
+    ax.set_xlabel("effect (95% CI over seeds)")
+    handles = [
+        ax.plot([], [], "o-", color=c, label=v)[0] for v, c in VERDICT_COLOURS.items()
+    ]
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=9)
+    ax.grid(axis="x", alpha=0.3)
+    ax.set_title("Findings")
+    return _png(fig)
+
+
+# ---------------------------------------------------------------------------------------------
+# return conditioning
+
+
+def conditioning_curves(
+    series: Iterable[Mapping], best_return: float | None = None, colours: Mapping[str, str] | None = None
+) -> bytes | None:
+    """Target vs achieved return, one line per process with a 95% band, the diagonal y = x,
+    and the corpus's best return (`best_return`, else the series' `data["corpus_best"]`).
+
+    Series named "return_sweep" with `data = {"targets", "returns", "ci_low"?, "ci_high"?,
+    "corpus_best"?}`. Several series of one process (seeds) are averaged target by target and
+    their band is the interval across them; a lone series keeps its own interval."""
+    by_process: dict[str, list[dict]] = defaultdict(list)
+    bests = []
+    for s in series:
+        if s.get("name") != "return_sweep" or not isinstance(s.get("data"), Mapping):
+            continue
+        d = s["data"]
+        targets = [as_float(t) for t in d.get("targets") or []]
+        returns = [as_float(r) for r in d.get("returns") or []]
+        if not targets or len(targets) != len(returns):
+            continue
+        n = len(targets)
+        lo = [as_float(x) for x in d.get("ci_low") or [None] * n][:n]
+        hi = [as_float(x) for x in d.get("ci_high") or [None] * n][:n]
+        by_process[str(s.get("process"))].append(
+            {"seed": s.get("seed"), "pts": {t: (r, a, b) for t, r, a, b in zip(targets, returns, lo, hi)}}
+        )
+        if d.get("corpus_best") is not None:
+            bests.append(as_float(d["corpus_best"]))
+    if not by_process:
+        return None
+    colours = colours or palette(by_process)
+    fig = Figure(figsize=(6.4, 4.6))
+    ax = fig.add_subplot()
+    span = []
+    for process in sorted(by_process):
+        curves = by_process[process]
+        targets = sorted({t for c in curves for t in c["pts"]})
+        mean, low, high = [], [], []
+        for t in targets:
+            at = [c["pts"][t] for c in curves if t in c["pts"] and math.isfinite(c["pts"][t][0])]
+            if len(at) >= 2:
+                m, lo, hi = mean_ci([a[0] for a in at])
+            elif at:
+                m, lo, hi = at[0]
+            else:
+                m = lo = hi = float("nan")
+            mean.append(m)
+            low.append(lo)
+            high.append(hi)
+        colour = colours.get(process, "#333333")
+        label = f"{process} (n={len(curves)})" if len(curves) > 1 else process
+        ax.plot(targets, mean, "o-", color=colour, label=_plain(label), ms=4)
+        ok = [i for i in range(len(targets)) if _finite(low[i], high[i])]
+        if ok:
+            ax.fill_between([targets[i] for i in ok], [low[i] for i in ok], [high[i] for i in ok], color=colour, alpha=0.2, lw=0)
+        span += targets + [m for m in mean if math.isfinite(m)]
+    lo_, hi_ = min(span), max(span)
+    ax.plot([lo_, hi_], [lo_, hi_], color="#555555", lw=0.9, ls="--", label="achieved = target")
+    best = as_float(best_return) if best_return is not None else (max(bests) if bests else float("nan"))
+    if math.isfinite(best):
+        ax.axhline(best, color="#aa3377", lw=0.9, ls=":", label=f"corpus best ({best:.3g})")
+    ax.set_xlabel("target return (prompt)")
+    ax.set_ylabel("achieved return")
+    ax.set_title("Return conditioning")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, frameon=False)
+    return _png(fig)
+
+
+# ---------------------------------------------------------------------------------------------
+# event rates
+
+
+def event_rates(
+    rows: Iterable[Mapping], prefix: str = "rate_", colours: Mapping[str, str] | None = None
+) -> bytes | None:
+    """Grouped bars: for every event metric present (names starting with `prefix`, e.g.
+    `rate_button`), the mean over seeds per process with its 95% interval, and each seed's value
+    as a point."""
+    rows = [r for r in metric_rows(rows) if r["name"].startswith(prefix)]
+    data = _seed_means(rows, lambda r: (str(r.get("process")), str(r["name"])))
+    if not data:
+        return None
+    events = sorted({e for _, e in data})
+    processes = sorted({p for p, _ in data})
+    colours = colours or palette(processes)
+    width = 0.8 / len(processes)
+    fig = Figure(figsize=(max(6.0, 1.1 * len(events) * max(1, len(processes)) ** 0.5 + 2), 4.2))
+    ax = fig.add_subplot()
+    rng = np.random.default_rng(0)  # jitter of the per-seed points only
+    for j, p in enumerate(processes):
+        label = p
+        for i, e in enumerate(events):
+            if (p, e) not in data:
+                continue
+            m, lo, hi, vals = over_seeds(data[(p, e)])
+            x = i - 0.4 + width * (j + 0.5)
+            ax.bar(x, m, width * 0.9, color=colours.get(p, "#333333"), alpha=0.75, label=label and _plain(label))
+            label = None
+            if _finite(lo, hi):
+                ax.errorbar(x, m, yerr=[[m - lo], [hi - m]], color="#222222", capsize=3, lw=1)
+            ax.plot(x + rng.uniform(-0.25, 0.25, len(vals)) * width, vals, "o", color="#111111", ms=2.5, alpha=0.8)
+    ax.set_xticks(range(len(events)), [_plain(e[len(prefix):]) for e in events])
+    ax.set_ylabel("rate (mean over seeds, 95% CI; points: seeds)")
+    ax.set_title("Event rates by process")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8, frameon=False)
+    return _png(fig)
+
+
+# ---------------------------------------------------------------------------------------------
+# a metric against a swept knob
+
+
+def _knob_axes(values: list) -> tuple[dict, list[str] | None]:
+    """x positions for knob values: the numbers themselves, or categories in sorted order."""
+    if all(math.isfinite(as_float(v)) and not isinstance(v, (bool, str)) for v in values):
+        return {v: as_float(v) for v in values}, None
+    ordered = sorted(values, key=_sort_key)
+    return {v: float(i) for i, v in enumerate(ordered)}, [_label(v) for v in ordered]
+
+
+def _knob_panel(ax, rows: list[Mapping], knob: str, metric: str, colours: Mapping[str, str]) -> bool:
+    sel = [r for r in rows if r.get("name") == metric and knob in (r.get("sweep") or {})]
+    data = _seed_means(sel, lambda r: (str(r.get("process")), _hashable(r["sweep"][knob])))
+    if not data:
+        return False
+    xs, ticks = _knob_axes(sorted({v for _, v in data}, key=_sort_key))
+    for p in sorted({p for p, _ in data}):
+        vs = sorted((v for q, v in data if q == p), key=_sort_key)
+        stats = [over_seeds(data[(p, v)]) for v in vs]
+        x = [xs[v] for v in vs]
+        colour = colours.get(p, "#333333")
+        ax.plot(x, [s[0] for s in stats], "o-", color=colour, label=_plain(p), ms=4)
+        ok = [i for i, s in enumerate(stats) if _finite(s[1], s[2])]
+        if ok:
+            ax.fill_between([x[i] for i in ok], [stats[i][1] for i in ok], [stats[i][2] for i in ok], color=colour, alpha=0.2, lw=0)
+    if ticks is not None:
+        ax.set_xticks(range(len(ticks)), [_plain(t) for t in ticks])
+    ax.set_xlabel(_plain(knob))
+    ax.set_ylabel(_plain(metric))
+    ax.grid(alpha=0.3)
+    return True
+
+
+def _hashable(v: Any) -> Any:
+    return v if isinstance(v, (int, float, str, bool, type(None))) else str(v)
+
+
+def knob_curves(
+    rows: Iterable[Mapping], knob: str, metrics: Sequence[str], colours: Mapping[str, str] | None = None
+) -> bytes | None:
+    """One panel per metric: the metric against the swept `knob` (a unit's `sweep[knob]`), one
+    line per process, mean ± 95% interval over seeds (other swept knobs averaged within a
+    seed). Numeric knob values are placed on a numeric axis, anything else as categories."""
+    rows = metric_rows(rows)
+    metrics = list(dict.fromkeys(metrics))
+    if not metrics:
+        return None
+    colours = colours or palette(r.get("process") for r in rows)
+    cols = min(3, len(metrics))
+    nrows = math.ceil(len(metrics) / cols)
+    fig = Figure(figsize=(4.2 * cols + 0.6, 3.4 * nrows + 0.4))
+    axes = fig.subplots(nrows, cols, squeeze=False).ravel()
+    drawn = [_knob_panel(ax, rows, knob, m, colours) for ax, m in zip(axes, metrics)]
+    if not any(drawn):
+        return None
+    for ax, ok in zip(axes, drawn + [False] * (len(axes) - len(drawn))):
+        if not ok:
+            ax.set_visible(False)
+    first = next(ax for ax, ok in zip(axes, drawn) if ok)
+    first.legend(fontsize=8, frameon=False)
+    fig.suptitle(_plain(f"{', '.join(m for m, ok in zip(metrics, drawn) if ok)} vs {knob}"))
+    fig.tight_layout()
+    return _png(fig)
+
+
+# ---------------------------------------------------------------------------------------------
+# goal misgeneralisation
+
+
+def misgeneralisation_curve(
+    rows: Iterable[Mapping], knob: str = "coin_random_prob", colours: Mapping[str, str] | None = None
+) -> bytes | None:
+    """With the coin moved at test time: P(goes to the old spot) (`p_old_spot`, dashed) and
+    P(gets the coin) (`p_coin`, solid) against the probability `knob` that the coin was placed
+    at random in training, one colour per process, mean ± 95% interval over seeds."""
+    rows = [r for r in metric_rows(rows) if r["name"] in ("p_old_spot", "p_coin") and knob in (r.get("sweep") or {})]
+    data = _seed_means(rows, lambda r: (str(r.get("process")), str(r["name"]), as_float(r["sweep"][knob])))
+    data = {k: v for k, v in data.items() if math.isfinite(k[2])}
+    if not data:
+        return None
+    processes = sorted({p for p, _, _ in data})
+    colours = colours or palette(processes)
+    fig = Figure(figsize=(6.4, 4.4))
+    ax = fig.add_subplot()
+    for p in processes:
+        for name, style, what in (("p_coin", "o-", "gets the coin"), ("p_old_spot", "s--", "goes to the old spot")):
+            ps = sorted(x for q, n, x in data if q == p and n == name)
+            if not ps:
+                continue
+            stats = [over_seeds(data[(p, name, x)]) for x in ps]
+            colour = colours.get(p, "#333333")
+            ax.plot(ps, [s[0] for s in stats], style, color=colour, ms=4, label=_plain(f"{p}: {what}"))
+            ok = [i for i, s in enumerate(stats) if _finite(s[1], s[2])]
+            if ok:
+                ax.fill_between([ps[i] for i in ok], [stats[i][1] for i in ok], [stats[i][2] for i in ok], color=colour, alpha=0.15, lw=0)
+    ax.set_xlabel(_plain(f"{knob} in training"))
+    ax.set_ylabel("probability, coin moved at test")
+    ax.set_ylim(-0.03, 1.03)
+    ax.set_title("Goal misgeneralisation")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, frameon=False)
+    return _png(fig)
+
+
+# ---------------------------------------------------------------------------------------------
+# fine-tuning
+
+
+def finetune_curves(series: Iterable[Mapping], colours: Mapping[str, str] | None = None) -> bytes | None:
+    """Per update: return (and true return, dotted, where present) and the KL to the pretrained
+    simulator, one line per unit, coloured by process. Series named "finetune" with
+    `data = {"return": [...], "kl": [...], "true_return"?: [...], "update"?: [...]}`."""
+    curves = []
+    for s in series:
+        d = s.get("data")
+        if s.get("name") != "finetune" or not isinstance(d, Mapping):
+            continue
+        ret = [as_float(x) for x in d.get("return") or []]
+        kl = [as_float(x) for x in d.get("kl") or []]
+        if not ret and not kl:
+            continue
+        n = max(len(ret), len(kl))
+        upd = [as_float(x) for x in d.get("update") or range(1, n + 1)]
+        curves.append((str(s.get("process")), upd, ret, kl, [as_float(x) for x in d.get("true_return") or []]))
+    if not curves:
+        return None
+    colours = colours or palette(c[0] for c in curves)
+    fig = Figure(figsize=(10.0, 3.8))
+    ax_r, ax_kl = fig.subplots(1, 2)
+    labelled = set()
+    for process, upd, ret, kl, true in curves:
+        colour = colours.get(process, "#333333")
+        label = None if process in labelled else _plain(process)
+        labelled.add(process)
+        if ret:
+            ax_r.plot(upd[: len(ret)], ret, color=colour, lw=1.2, alpha=0.85, label=label)
+        if true:
+            ax_r.plot(upd[: len(true)], true, color=colour, lw=1.0, ls=":", alpha=0.85)
+        if kl:
+            ax_kl.plot(upd[: len(kl)], kl, color=colour, lw=1.2, alpha=0.85, label=label)
+    ax_r.set_title("return per update (dotted: true return)")
+    ax_kl.set_title("KL to the pretrained simulator")
+    for ax in (ax_r, ax_kl):
+        ax.set_xlabel("update")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+    ax_r.legend(fontsize=8, frameon=False)
+    fig.tight_layout()
+    return _png(fig)
+
+
+# ---------------------------------------------------------------------------------------------
+# rollouts
+
+
+def episode_frames(states, params, length: int | None = None, cell: int = 16) -> list[np.ndarray]:
+    """Frames of one episode from a time-stacked `State` (leading axis T+1, e.g. the states a
+    scan collected), the first `length + 1` of them when given."""
+    import jax
+
+    from simulacra.world.render import render_rgb
+
+    n = int(np.shape(states.t)[0])
+    if length is not None:
+        n = min(n, int(length) + 1)
+    return [render_rgb(jax.tree.map(lambda x, i=i: x[i], states), params, cell=cell) for i in range(n)]
+
+
+def tile_episodes(episodes: Sequence[Sequence[np.ndarray]], gap: int = 4, background: int = 255) -> list[np.ndarray]:
+    """Several episodes side by side in one strip of frames: each episode holds its last frame
+    once it has ended, and frames of different heights are padded at the bottom."""
+    episodes = [list(e) for e in episodes if len(e)]
+    if not episodes:
+        raise ValueError("tile_episodes needs at least one episode with a frame")
+    height = max(e[0].shape[0] for e in episodes)
+    n = max(len(e) for e in episodes)
+    out = []
+    for t in range(n):
+        parts = []
+        for k, e in enumerate(episodes):
+            f = np.asarray(e[min(t, len(e) - 1)], np.uint8)
+            if f.shape[0] < height:
+                f = np.concatenate([f, np.full((height - f.shape[0], *f.shape[1:]), background, np.uint8)])
+            if k:
+                parts.append(np.full((height, gap, 3), background, np.uint8))
+            parts.append(f)
+        out.append(np.concatenate(parts, axis=1))
+    return out
+
+
+def rollout_gif(frames: Sequence[np.ndarray], path: str | Path, fps: float = 4.0, hold_last: int = 3) -> Path:
+    """Write `frames` ((H, W, 3) uint8 each) as an animated, looping GIF at `path`, atomically
+    (a temporary sibling, then `os.replace`). The last frame is shown `hold_last` frames longer
+    so the end of the episode can be read before the loop restarts."""
+    from PIL import Image
+
+    if len(frames) == 0:
+        raise ValueError("rollout_gif needs at least one frame")
+    if fps <= 0:
+        raise ValueError(f"fps must be positive, got {fps}")
+    images = []
+    for i, f in enumerate(frames):
+        a = np.asarray(f)
+        if a.ndim != 3 or a.shape[-1] != 3 or a.dtype != np.uint8:
+            raise ValueError(f"frame {i} must be an (H, W, 3) uint8 array, got {a.dtype} {a.shape}")
+        images.append(Image.fromarray(a, "RGB"))
+    ms = max(20, int(round(1000 / fps)))
+    durations = [ms] * len(images)
+    durations[-1] = ms * (1 + max(0, hold_last))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
+    try:
+        # disposal 1 keeps each full frame; Pillow still merges identical consecutive frames.
+        images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], duration=durations, loop=0, disposal=1)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+__all__ = [
+    "VERDICT_COLOURS",
+    "conditioning_curves",
+    "episode_frames",
+    "event_rates",
+    "finetune_curves",
+    "findings_forest",
+    "knob_curves",
+    "misgeneralisation_curve",
+    "palette",
+    "rollout_gif",
+    "tile_episodes",
+]

@@ -1,0 +1,196 @@
+"""Studies: a YAML grid of worlds × corpora × processes × knobs × seeds, run into a results store
+and summarised as findings (docs/studies.md).
+
+    study = load_study("studies/flagship.yaml", profile="quick")   # validated, one-line errors
+    summary = run(study)                                            # runs/<name>/results.sqlite
+    with Store(store_path(study)) as store:
+        for f in findings(study, store):
+            print(f.id, f.effect, f.ci_low, f.ci_high, f.verdict)
+
+Process kinds and lenses are registered with `register_process` / `register_lens` by the modules
+that implement them, which must be imported before a study is loaded (`cmd_*` take `plugins`:
+module names to import). `cmd_run`, `cmd_status` and `cmd_list` are what `simulacra study …` calls.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Sequence
+
+from rich.console import Console
+from rich.table import Table
+
+from simulacra.studies.runner import EXECUTORS, Artifacts, RunSummary, Unit, expand, run, store_path, study_dir
+from simulacra.studies.spec import (
+    LENSES,
+    PROCESSES,
+    Hypothesis,
+    ProcessKind,
+    Study,
+    StudyError,
+    load_study,
+    register_lens,
+    register_process,
+)
+from simulacra.studies.stats import Finding, findings, verdict
+from simulacra.studies.store import Store
+
+
+def load_plugins(modules: Sequence[str]) -> None:
+    """Import the modules that register process kinds and lenses."""
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except ImportError as e:
+            raise StudyError(f"cannot import plugin module {name!r}: {e}") from None
+
+
+_VERDICT_STYLE = {"supported": "green", "refuted": "red", "inconclusive": "yellow"}
+
+
+def _num(x: float) -> str:
+    return "–" if x != x else f"{x:.3g}"
+
+
+def findings_table(items: Sequence[Finding], title: str = "findings") -> Table:
+    """The findings as a rich table (the report's first table, for the terminal)."""
+    table = Table(title=title, title_justify="left")
+    for col in ("hypothesis", "seed claim", "measure", "groups", "effect [95% CI]", "n", "verdict"):
+        table.add_column(col, overflow="fold")
+    for f in items:
+        effect = f"{_num(f.effect)} [{_num(f.ci_low)}, {_num(f.ci_high)}]"
+        style = _VERDICT_STYLE.get(f.verdict, "")
+        table.add_row(
+            f.id,
+            f"{f.seed} ({f.essay})",
+            f"{f.metric} ({f.aggregate})",
+            f.groups,
+            effect,
+            str(f.n_seeds),
+            f"[{style}]{f.verdict}[/{style}]",
+        )
+    return table
+
+
+def cmd_run(
+    path: str | Path,
+    profile: str | None = None,
+    executor: str = "local",
+    root: str | Path = "runs",
+    plugins: Sequence[str] = (),
+    keep_going: bool = False,
+    console: Console | None = None,
+) -> list[Finding]:
+    """`simulacra study run PATH [--profile P]`: validate, run what is missing, print the findings."""
+    console = console or Console()
+    load_plugins(plugins)
+    study = load_study(path, profile)  # before anything is created on disk
+    summary = run(study, executor=executor, root=root, keep_going=keep_going, console=console)
+    with Store(store_path(study, root)) as store:
+        found = findings(study, store)
+    console.print(f"{summary.ran} unit(s) run, {summary.skipped} already stored, {summary.failed} failed, {summary.seconds:.1f}s")
+    if found:
+        console.print(findings_table(found, f"findings: {study.name} ({study.profile or 'default'})"))
+    return found
+
+
+def cmd_status(
+    path: str | Path, profile: str | None = None, root: str | Path = "runs", plugins: Sequence[str] = (), console: Console | None = None
+) -> dict:
+    """`simulacra study status PATH [--profile P]`: units done and pending per process, and the
+    findings so far. Creates nothing: without a store, every unit is pending."""
+    console = console or Console()
+    load_plugins(plugins)
+    study = load_study(path, profile)
+    units = expand(study)
+    spath = store_path(study, root)
+    store = Store(spath) if spath.exists() else None
+    try:
+        done = store.done((u.unit_id for u in units), study=study.name) if store else set()
+        total = store.status(study.name, units) if store else {"units": len(units), "done": 0, "pending": len(units), "other": 0}
+        found = findings(study, store) if store and done else []
+    finally:
+        if store:
+            store.close()
+    table = Table(title=f"{study.name} ({study.profile or 'default'}): {spath}", title_justify="left")
+    for col in ("process", "kind", "units", "done", "pending"):
+        table.add_column(col, justify="left" if col in ("process", "kind") else "right")
+    per: dict[str, dict] = {}
+    for u in units:
+        row = per.setdefault(u.process, {"kind": u.kind, "units": 0, "done": 0})
+        row["units"] += 1
+        row["done"] += u.unit_id in done
+    for name, row in per.items():
+        table.add_row(name, row["kind"], str(row["units"]), str(row["done"]), str(row["units"] - row["done"]))
+    console.print(table)
+    other = f"; {total['other']} other unit(s) stored (other profiles or earlier versions)" if total["other"] else ""
+    console.print(f"{total['done']}/{total['units']} units done, {total['pending']} pending{other}")
+    if found:
+        console.print(findings_table(found, "findings so far"))
+    return {**total, "processes": per, "findings": found}
+
+
+def cmd_list(root: str | Path = "studies", plugins: Sequence[str] = (), console: Console | None = None) -> list[dict]:
+    """`simulacra study list`: the study files under `root`, with their names, descriptions,
+    profiles and hypotheses (or the one-line error of a file that does not load)."""
+    console = console or Console()
+    load_plugins(plugins)
+    items = []
+    for path in sorted([*Path(root).glob("*.yaml"), *Path(root).glob("*.yml")]):
+        try:
+            s = load_study(path)
+            items.append(
+                {
+                    "path": str(path),
+                    "name": s.name,
+                    "description": s.description,
+                    "profiles": list(s.profiles),
+                    "hypotheses": [(h.id, h.claim) for h in s.hypotheses],
+                }
+            )
+        except StudyError as e:
+            items.append({"path": str(path), "error": str(e)})
+    if not items:
+        console.print(f"no study files (*.yaml) under {root}")
+    for it in items:
+        if "error" in it:
+            console.print(f"[bold]{it['path']}[/bold]  [red]invalid[/red]: {it['error']}")
+            continue
+        profiles = f"  profiles: {', '.join(it['profiles'])}" if it["profiles"] else ""
+        console.print(f"[bold]{it['name']}[/bold]  {it['path']}{profiles}")
+        if it["description"]:
+            console.print(f"  {' '.join(it['description'].split())}")
+        for hid, claim in it["hypotheses"]:
+            console.print(f"  {hid}: {claim}")
+    return items
+
+
+__all__ = [
+    "EXECUTORS",
+    "LENSES",
+    "PROCESSES",
+    "Artifacts",
+    "Finding",
+    "Hypothesis",
+    "ProcessKind",
+    "RunSummary",
+    "Store",
+    "Study",
+    "StudyError",
+    "Unit",
+    "cmd_list",
+    "cmd_run",
+    "cmd_status",
+    "expand",
+    "findings",
+    "findings_table",
+    "load_plugins",
+    "load_study",
+    "register_lens",
+    "register_process",
+    "run",
+    "store_path",
+    "study_dir",
+    "verdict",
+]

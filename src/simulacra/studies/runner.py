@@ -1,0 +1,453 @@
+"""The runner: a study becomes units, units become rows in the results store.
+
+`expand(study)` makes one `Unit` per (process, sweep point, seed). A unit's `config` holds
+everything that decides its result — the process's name and kind, its parameters with their
+defaults, the resolved `WorldParams` of its world (and eval world), its corpus (world, mixture,
+episodes, seed), the settings of the lenses its kind reads, the scale values its kind reads, the
+sweep point, the seed and `simulacra.__version__` — and `unit_id` is the SHA-256 of its canonical
+JSON (sorted keys, no whitespace). The id does not depend on the study's name, its profile or
+its other processes, so editing one process leaves every other unit's results valid.
+
+`run(study, …)` skips units already in the store and runs the rest through an executor. A call
+of a process kind gets `(config, artifacts, seeds)`: the config without its `seed`, an
+`Artifacts` cache, and one seed — or, for a kind registered with `batch_seeds=True`, every pending
+seed of the sweep point, so it can `vmap` them. It returns one dict per seed:
+`{"metrics": {name: number}, "series": {name: JSON-able}, "files": {name: bytes | path}}`
+(`series` and `files` optional). The main process writes each unit in one transaction as soon as
+its call returns, so a killed run loses only the call in flight (one unit, or one batch of seeds)
+and a rerun continues where it stopped: the store's primary keys make duplicates impossible.
+
+Shared inputs (corpora, trained models) go through `Artifacts.get_or_make(key, make, save,
+load)`: content-addressed directories under `runs/<study>/cache/<sha256 of key>/`, written
+atomically (`simulacra.atomic.write_dir`), so units that share a corpus generate it once and a
+rerun reuses it. A run holds an exclusive lock on `runs/<study>/.lock` (released by the OS when
+the process dies), which makes it safe to clear temporary directories a killed run left behind.
+
+Executors: `local` runs calls one after another in this process. Another executor (a process
+pool, Ray) is a class with `map(calls) -> iterator of Outcome`, registered in `EXECUTORS`; its
+workers call `execute(call)` after importing the modules that register the process kinds (a
+`Call` is plain data, so it can be sent to another process or machine). Only the main process
+writes to the store.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import fcntl
+import hashlib
+import itertools
+import json
+import os
+import shutil
+import time
+import traceback
+from pathlib import Path
+from typing import Any, Callable, Iterator, Protocol, Sequence, TypeVar
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+import simulacra
+from simulacra.atomic import write_dir
+from simulacra.studies.spec import LENSES, PROCESSES, Study, StudyError
+from simulacra.studies.store import Store
+
+T = TypeVar("T")
+
+
+def canonical_json(config: dict) -> str:
+    """The canonical JSON of a config: sorted keys, no whitespace, no NaN."""
+    return json.dumps(config, sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
+def content_hash(config: dict) -> str:
+    return hashlib.sha256(canonical_json(config).encode()).hexdigest()
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Unit:
+    """One process at one sweep point with one seed: the smallest thing the store holds."""
+
+    unit_id: str
+    """SHA-256 of `canonical`."""
+    study: str
+    """The study's name (not part of the id)."""
+    profile: str | None
+    """The profile that expanded it (not part of the id)."""
+    process: str
+    """The process's name in the study."""
+    kind: str
+    """The process kind."""
+    world: str
+    """The name of the world the process trains or acts in."""
+    seed: int
+    """The seed."""
+    sweep: dict[str, Any]
+    """The sweep point: knob path -> value."""
+    config: dict[str, Any]
+    """Everything that decides the result (see the module docstring)."""
+    canonical: str
+    """`config` as canonical JSON."""
+
+    @property
+    def label(self) -> str:
+        point = " ".join(f"{k.split('.', 1)[1]}={v}" for k, v in self.sweep.items())
+        return " ".join(x for x in (self.process, point, f"seed={self.seed}") if x)
+
+
+def expand(study: Study) -> list[Unit]:
+    """One unit per (process, sweep point, seed), in the study's order."""
+    units = []
+    for name, p in study.processes.items():
+        kind = PROCESSES[p.kind]
+        world_name = study.world_of(name)
+        keys = list(p.sweep)
+        for combo in itertools.product(*(p.sweep[k] for k in keys)):
+            point = dict(zip(keys, combo))
+            part = {r: {k.split(".", 1)[1]: v for k, v in point.items() if k.startswith(r + ".")} for r in ("world", "corpus", "params")}
+
+            def world(ref: str) -> dict:
+                # a world.<knob> sweep changes the process's world wherever the unit uses it
+                return study.worlds[ref].build(**(part["world"] if ref == world_name else {})).to_dict()
+
+            corpus = None
+            if p.corpus is not None:
+                c = study.corpora[p.corpus].model_copy(update=part["corpus"])
+                corpus = {"world": world(c.world), "mixture": c.mixture, "episodes": c.episodes, "seed": c.seed}
+            base = {
+                "process": name,
+                "kind": p.kind,
+                "params": kind.params.model_validate({**p.params, **part["params"]}).model_dump(mode="json"),
+                "world": world(world_name),
+                "eval_world": world(p.eval_world) if p.eval_world is not None else None,
+                "corpus": corpus,
+                "lenses": {lens: study.lenses.get(lens) or LENSES[lens].settings().model_dump(mode="json") for lens in kind.lenses},
+                "scale": {k: study.scale[k] for k in kind.scale},
+                "sweep": point,
+                "version": simulacra.__version__,
+            }
+            for seed in range(study.seeds):
+                config = {**base, "seed": seed}
+                text = canonical_json(config)
+                units.append(
+                    Unit(
+                        unit_id=hashlib.sha256(text.encode()).hexdigest(),
+                        study=study.name,
+                        profile=study.profile,
+                        process=name,
+                        kind=p.kind,
+                        world=world_name,
+                        seed=seed,
+                        sweep=point,
+                        config=config,
+                        canonical=text,
+                    )
+                )
+    return units
+
+
+# ------------------------------------------------------------------------------------------------
+# shared inputs
+
+
+class Artifacts:
+    """Content-addressed cache of shared inputs: `root/<sha256 of key>/`, written atomically.
+
+    `get_or_make(key, make, save, load)`: if the key's directory exists, `load(dir)`; otherwise
+    `value = make()`, `save(value, tmp_dir)` into a temporary directory renamed into place when
+    complete (with `key.json` beside what `save` wrote), and the value is returned. The key must
+    be JSON data that determines the artifact completely (e.g. `{"artifact": "corpus", **spec}`,
+    with the library version). The last few values are also kept in memory.
+    """
+
+    KEY_FILE = "key.json"
+
+    def __init__(self, root: str | Path, memory: int = 4):
+        self.root = Path(root)
+        self.memory = memory
+        self._memo: collections.OrderedDict[str, Any] = collections.OrderedDict()
+        self.made = 0
+        """Artifacts made by this object."""
+        self.loaded = 0
+        """Artifacts loaded from disk by this object."""
+
+    def path(self, key: dict) -> Path:
+        return self.root / content_hash(key)
+
+    def get_or_make(self, key: dict, make: Callable[[], T], save: Callable[[T, Path], None], load: Callable[[Path], T]) -> T:
+        h = content_hash(key)
+        if h in self._memo:
+            self._memo.move_to_end(h)
+            return self._memo[h]
+        path = self.root / h
+        if (path / self.KEY_FILE).is_file():
+            value = load(path)
+            self.loaded += 1
+        else:
+            value = make()
+
+            def fill(tmp: Path) -> None:
+                save(value, tmp)
+                (tmp / self.KEY_FILE).write_text(json.dumps(key, indent=1, sort_keys=True))
+
+            write_dir(path, fill)
+            self.made += 1
+        self._memo[h] = value
+        while len(self._memo) > self.memory:
+            self._memo.popitem(last=False)
+        return value
+
+
+_ARTIFACTS: dict[str, Artifacts] = {}
+
+
+def artifacts_at(root: str | Path) -> Artifacts:
+    """The process-wide `Artifacts` for a cache directory (its memory survives across calls)."""
+    key = str(Path(root).resolve())
+    if key not in _ARTIFACTS:
+        _ARTIFACTS[key] = Artifacts(root)
+    return _ARTIFACTS[key]
+
+
+# ------------------------------------------------------------------------------------------------
+# calls and executors
+
+
+@dataclasses.dataclass(frozen=True)
+class Call:
+    """One call of a process kind (plain data, so it can cross to another process)."""
+
+    kind: str
+    """The process kind."""
+    config: dict[str, Any]
+    """The units' config without `seed`."""
+    seeds: tuple[int, ...]
+    """The seeds it runs (one unless the kind batches seeds)."""
+    unit_ids: tuple[str, ...]
+    """The unit of each seed."""
+    cache: str
+    """The artifacts directory."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    """What a call returned: one result dict per seed, or the error that stopped it."""
+
+    call: Call
+    results: list[dict] | None
+    seconds: float
+    error: str | None = None
+    """The formatted traceback if the call raised."""
+
+
+def execute(call: Call) -> Outcome:
+    """Run one call (in this process) and time it; an exception becomes `Outcome.error`."""
+    start = time.perf_counter()
+    try:
+        kind = PROCESSES[call.kind]
+        results = kind.run(dict(call.config), artifacts_at(call.cache), list(call.seeds))
+        return Outcome(call, results, time.perf_counter() - start)
+    except Exception:
+        return Outcome(call, None, time.perf_counter() - start, traceback.format_exc())
+
+
+class Executor(Protocol):
+    def map(self, calls: Sequence[Call]) -> Iterator[Outcome]:
+        """Run the calls (in any order), yielding each outcome as soon as it is known."""
+        ...
+
+
+class LocalExecutor:
+    """Calls one after another, in this process."""
+
+    def map(self, calls: Sequence[Call]) -> Iterator[Outcome]:
+        for call in calls:
+            yield execute(call)
+
+
+EXECUTORS: dict[str, Callable[[], Executor]] = {"local": LocalExecutor}
+"""Executor factories by name (`study run --executor NAME`)."""
+
+
+def _calls(pending: list[Unit], cache: Path) -> tuple[list[Call], dict[str, Unit]]:
+    by_point: dict[str, list[Unit]] = {}
+    for u in pending:
+        if PROCESSES[u.kind].batch_seeds:
+            key = canonical_json({k: v for k, v in u.config.items() if k != "seed"})
+        else:
+            key = u.unit_id
+        by_point.setdefault(key, []).append(u)
+    calls = []
+    for units in by_point.values():
+        config = {k: v for k, v in units[0].config.items() if k != "seed"}
+        calls.append(Call(units[0].kind, config, tuple(u.seed for u in units), tuple(u.unit_id for u in units), str(cache)))
+    return calls, {u.unit_id: u for u in pending}
+
+
+def _check_result(kind: str, unit: Unit, result: Any) -> dict:
+    where = f"process kind {kind!r} ({unit.label})"
+    if not isinstance(result, dict) or not isinstance(result.get("metrics"), dict):
+        raise StudyError(f"{where} returned {type(result).__name__}; each seed's result must be a dict with a 'metrics' dict")
+    extra = set(result) - {"metrics", "series", "files"}
+    if extra:
+        raise StudyError(f"{where} returned unknown keys {sorted(extra)}; allowed: metrics, series, files")
+    declared = PROCESSES[kind].metrics
+    undeclared = [m for m in result["metrics"] if m not in declared]
+    if undeclared:
+        raise StudyError(f"{where} returned undeclared metric(s) {undeclared}; it declares {', '.join(declared)}")
+    try:
+        metrics = {k: float(v) for k, v in result["metrics"].items()}
+    except (TypeError, ValueError) as e:
+        raise StudyError(f"{where} returned a metric that is not a number ({e})") from None
+    return {"metrics": metrics, "series": result.get("series") or {}, "files": result.get("files") or {}}
+
+
+def _write_files(study_dir: Path, unit: Unit, files: dict[str, Any]) -> dict[str, str]:
+    """Write a unit's files to runs/<study>/files/<unit_id>/ (atomically); relative paths by name."""
+    if not files:
+        return {}
+    for name in files:
+        if Path(name).name != name or name in (".", ".."):
+            raise StudyError(f"process kind {unit.kind!r} ({unit.label}): file name {name!r} must be a plain file name")
+    rel = Path("files") / unit.unit_id
+
+    def fill(tmp: Path) -> None:
+        for name, content in files.items():
+            if isinstance(content, (bytes, bytearray)):
+                (tmp / name).write_bytes(content)
+            else:
+                shutil.copyfile(content, tmp / name)
+
+    write_dir(study_dir / rel, fill)
+    return {name: str(rel / name) for name in files}
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSummary:
+    """What a run did."""
+
+    units: int
+    """Units in the study (this profile)."""
+    skipped: int
+    """Units already in the store."""
+    ran: int
+    """Units run and stored now."""
+    failed: int
+    """Units whose call raised (with `keep_going`)."""
+    seconds: float
+    """Wall-clock time of the run."""
+
+
+class _Lock:
+    """An exclusive lock on runs/<study>/.lock for the duration of a run."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __enter__(self) -> "_Lock":
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._f = open(self.path, "a+")
+        try:
+            fcntl.flock(self._f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._f.close()
+            raise StudyError(f"another run of this study is in progress (it holds {self.path}); wait for it or stop it") from None
+        self._f.seek(0)
+        self._f.truncate()
+        self._f.write(f"{os.getpid()}\n")
+        self._f.flush()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        fcntl.flock(self._f, fcntl.LOCK_UN)
+        self._f.close()
+
+
+def study_dir(study: Study, root: str | Path = "runs") -> Path:
+    """runs/<study>/: the store, the cache, the files."""
+    return Path(root) / study.name
+
+
+def store_path(study: Study, root: str | Path = "runs") -> Path:
+    return study_dir(study, root) / "results.sqlite"
+
+
+def run(
+    study: Study,
+    store: Store | None = None,
+    executor: str | Executor = "local",
+    progress: bool = True,
+    root: str | Path = "runs",
+    keep_going: bool = False,
+    console: Console | None = None,
+) -> RunSummary:
+    """Run every unit of `study` that is not in the store yet, storing each as it finishes.
+
+    `store` defaults to runs/<study>/results.sqlite under `root`. With `keep_going`, a unit whose
+    process raises is reported and left out (a rerun retries it); otherwise the run stops with a
+    `StudyError` naming it (units finished before stay stored)."""
+    start = time.perf_counter()
+    console = console or Console(stderr=True)
+    if isinstance(executor, str):
+        if executor not in EXECUTORS:
+            raise StudyError(f"executor {executor!r} is not known; known: {', '.join(EXECUTORS)}")
+        executor = EXECUTORS[executor]()
+    units = expand(study)
+    sdir = study_dir(study, root)
+    own_store = store is None
+    with _Lock(sdir / ".lock"):
+        store = store if store is not None else Store(store_path(study, root))
+        try:
+            for leftover in itertools.chain(sdir.glob("cache/.*.tmp-*"), sdir.glob("files/.*.tmp-*")):
+                shutil.rmtree(leftover, ignore_errors=True)  # from a killed run; we hold the lock
+            done = store.done((u.unit_id for u in units), study=study.name)
+            pending = [u for u in units if u.unit_id not in done]
+            calls, by_id = _calls(pending, sdir / "cache")
+            ran = failed = 0
+            if progress:
+                head = f"study [bold]{study.name}[/bold] ({study.profile or 'default'})"
+                console.print(f"{head}: {len(units)} units, {len(done)} stored, {len(pending)} to run")
+            columns = (
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                TextColumn("eta"),
+                TimeRemainingColumn(),
+            )
+            with Progress(*columns, console=console, disable=not progress) as bar:
+                task = bar.add_task(study.name, total=len(pending))
+                for outcome in executor.map(calls):
+                    call_units = [by_id[i] for i in outcome.call.unit_ids]
+                    if outcome.error is not None:
+                        failed += len(call_units)
+                        names = ", ".join(u.label for u in call_units)
+                        last = outcome.error.strip().splitlines()[-1]
+                        if not keep_going:
+                            console.print(outcome.error)
+                            raise StudyError(f"{names}: the process failed: {last}")
+                        console.print(f"[red]failed[/red] {names}: {last}")
+                        bar.advance(task, len(call_units))
+                        continue
+                    results = outcome.results
+                    if not isinstance(results, list) or len(results) != len(call_units):
+                        n = len(results) if isinstance(results, list) else type(results).__name__
+                        raise StudyError(
+                            f"process kind {outcome.call.kind!r} returned {n} results for {len(call_units)} seed(s); "
+                            "it must return a list with one per seed"
+                        )
+                    each = outcome.seconds / len(call_units)
+                    for unit, result in zip(call_units, results):
+                        result = _check_result(unit.kind, unit, result)
+                        files = _write_files(sdir, unit, result["files"])
+                        store.put(unit, result["metrics"], result["series"], files, each)
+                        ran += 1
+                        bar.advance(task)
+                        if progress:
+                            shown = "  ".join(f"{k}={v:.3g}" for k, v in list(result["metrics"].items())[:4])
+                            bar.console.print(f"[green]✓[/green] {unit.label}  [dim]{each:.1f}s[/dim]  {shown}")
+        finally:
+            if own_store:
+                store.close()
+    return RunSummary(len(units), len(done), ran, failed, time.perf_counter() - start)

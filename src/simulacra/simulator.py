@@ -58,6 +58,16 @@ class Simulator:
         self.model = Transformer(self.config.transformer(self.fmt))
         self._cache: dict = {}
 
+    @classmethod
+    def init(cls, config, world: WorldParams, key: jax.Array) -> "Simulator":
+        """A randomly initialised model of `config`'s architecture for `world` (no corpus): the
+        starting point of an agent trained from scratch on the token stream
+        (`training.finetune` with beta=0), and the random baseline of probes."""
+        fmt = config.format(world)
+        sim = cls(config, fmt, {}, {"process": {"name": "init"}, "seed_key": np.asarray(jax.random.key_data(key)).tolist()})
+        sim.params = sim.model.init(key, jnp.zeros((1, fmt.length - 1), jnp.int32))
+        return sim
+
     @property
     def characters(self) -> tuple[str, ...]:
         """Names of the characters the `CHAR` tags index (the training corpus's mixture)."""

@@ -71,3 +71,11 @@ def test_config_is_validated():
         FinetuneConfig(beta=-1)
     with pytest.raises(ValueError, match="snapshots"):
         FinetuneConfig(updates=5, snapshots=(6,))
+
+
+def test_a_randomly_initialised_transformer_is_an_agent_in_the_making():
+    sim = Simulator.init(PredictConfig(d_model=16, n_layers=1, n_heads=2, d_mlp=32), WORLD, jax.random.PRNGKey(0))
+    out = sim.act(jax.random.PRNGKey(1), 4)
+    assert out["actions"].shape == (4, WORLD.horizon)
+    r = finetune(sim, FinetuneConfig(beta=0.0, updates=2, episodes=8, minibatches=2), jax.random.PRNGKey(0), progress=False)
+    assert r.metrics["return"].shape == (2,) and r.sim.card["reference"]["process"]["name"] == "init"

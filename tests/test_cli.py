@@ -95,3 +95,36 @@ def test_model_train_show_fidelity_condition(tmp_path):
     assert r.exit_code == 2 and "nothing to condition on" in r.output
     r = runner.invoke(app, ["model", "show", str(tmp_path / "c")])
     assert r.exit_code == 2 and "not a checkpoint" in r.output
+
+
+def test_study_run_status_report_list(tmp_path):
+    import yaml
+
+    from tests.studies.test_spec import BASE
+
+    study = tmp_path / "studies" / "toy.yaml"
+    study.parent.mkdir()
+    study.write_text(yaml.safe_dump(BASE))
+    plug = ["--plugin", "tests.studies.fake_processes"]
+    root = ["--root", str(tmp_path / "runs")]
+    r = runner.invoke(app, ["study", "status", str(study), *root, *plug])
+    assert r.exit_code == 0, r.output
+    assert not (tmp_path / "runs").exists()  # status creates nothing
+    r = runner.invoke(app, ["study", "run", str(study), *root, *plug])
+    assert r.exit_code == 0, r.output
+    assert "findings" in r.output and "report:" in r.output
+    name = yaml.safe_load(study.read_text())["name"]
+    html = tmp_path / "runs" / name / "report.html"
+    assert html.exists() and (tmp_path / "runs" / name / "report.md").exists()
+    r = runner.invoke(app, ["study", "run", str(study), *root, *plug, "--no-report"])
+    assert r.exit_code == 0 and "0 unit(s) run" in r.output, r.output
+    r = runner.invoke(app, ["study", "report", str(study), *root, *plug])
+    assert r.exit_code == 0 and "wrote" in r.output, r.output
+    r = runner.invoke(app, ["study", "list", str(study.parent), *plug])
+    assert r.exit_code == 0 and name in r.output, r.output
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({**BASE, "colour": "red"}))
+    r = runner.invoke(app, ["study", "run", str(bad), *root, *plug])
+    assert r.exit_code == 2 and "colour" in r.output and len(r.output.strip().splitlines()) == 1, r.output
+    r = runner.invoke(app, ["study", "report", str(study), "--root", str(tmp_path / "elsewhere"), *plug])
+    assert r.exit_code == 2 and "no results" in r.output

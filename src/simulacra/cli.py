@@ -14,6 +14,8 @@ world_app = typer.Typer(help="Worlds: show, list and draw gridworlds.", no_args_
 app.add_typer(world_app, name="world")
 corpus_app = typer.Typer(help="Corpora: episodes acted by a mixture of characters, with their ideal predictor.", no_args_is_help=True)
 app.add_typer(corpus_app, name="corpus")
+study_app = typer.Typer(help="Studies: declarative grids of worlds x processes x knobs x seeds, findings and the report.", no_args_is_help=True)
+app.add_typer(study_app, name="study")
 model_app = typer.Typer(help="Models: train simulators on corpora, and measure them.", no_args_is_help=True)
 app.add_typer(model_app, name="model")
 console = Console()
@@ -333,6 +335,94 @@ def model_condition(
             table.add_row(name, *[f"{v:.3f}" for v in row])
         console.print(table)
         console.print(f"every prompt closest to its own character: {match['matches']}")
+
+
+PLUGINS = ("simulacra.studies.processes",)
+
+
+def _study_call(fn):
+    from simulacra.studies import StudyError
+
+    try:
+        return fn()
+    except StudyError as e:
+        _fail(str(e))
+
+
+def _plugins(extra: list[str] | None) -> tuple[str, ...]:
+    import importlib.util
+
+    base = tuple(p for p in PLUGINS if importlib.util.find_spec(p) is not None)
+    return base + tuple(extra or ())
+
+
+@study_app.command("run")
+def study_run(
+    path: Path = typer.Argument(..., help="a study file (YAML), e.g. studies/flagship.yaml"),
+    profile: str = typer.Option(None, "--profile", "-p", help="a profile of the study, e.g. quick"),
+    root: Path = typer.Option(Path("runs"), help="where runs/<study>/ lives"),
+    plugin: list[str] = typer.Option(None, "--plugin", help="extra module registering process kinds (repeatable)"),
+    keep_going: bool = typer.Option(False, "--keep-going", help="record a failing unit and go on"),
+    report: bool = typer.Option(True, "--report/--no-report", help="write report.html and report.md when done"),
+) -> None:
+    """Run the units not yet stored (a killed run continues), print the findings, write the report."""
+    import time
+
+    from simulacra.studies import cmd_run, load_study
+
+    t0 = time.perf_counter()
+    _study_call(lambda: cmd_run(path, profile, root=root, plugins=_plugins(plugin), keep_going=keep_going, console=console))
+    if report:
+        from simulacra.report.study import report_study
+
+        study = _study_call(lambda: load_study(path, profile))
+        cmd = f"simulacra study run {path}" + (f" --profile {profile}" if profile else "")
+        html, md = _study_call(lambda: report_study(study, root, command=cmd, wall_clock_s=time.perf_counter() - t0))
+        console.print(f"report: {html} and {md} ({time.perf_counter() - t0:.0f} s in all)")
+
+
+@study_app.command("status")
+def study_status(
+    path: Path = typer.Argument(..., help="a study file"),
+    profile: str = typer.Option(None, "--profile", "-p"),
+    root: Path = typer.Option(Path("runs")),
+    plugin: list[str] = typer.Option(None, "--plugin"),
+) -> None:
+    """Units done and pending per process, and the findings so far (creates nothing)."""
+    from simulacra.studies import cmd_status
+
+    _study_call(lambda: cmd_status(path, profile, root=root, plugins=_plugins(plugin), console=console))
+
+
+@study_app.command("report")
+def study_report(
+    path: Path = typer.Argument(..., help="a study file"),
+    profile: str = typer.Option(None, "--profile", "-p"),
+    root: Path = typer.Option(Path("runs")),
+    plugin: list[str] = typer.Option(None, "--plugin"),
+) -> None:
+    """Write runs/<study>/report.html and report.md from the results stored so far."""
+    from simulacra.report.study import report_study
+    from simulacra.studies import load_plugins, load_study
+
+    def go():
+        load_plugins(_plugins(plugin))
+        study = load_study(path, profile)
+        return report_study(study, root, command=f"simulacra study run {path}" + (f" --profile {profile}" if profile else ""))
+
+    html, md = _study_call(go)
+    console.print(f"wrote {html} and {md}")
+
+
+@study_app.command("list")
+def study_list(
+    root: Path = typer.Argument(Path("studies"), help="folder of study files"),
+    plugin: list[str] = typer.Option(None, "--plugin"),
+) -> None:
+    """The study files in a folder, with their profiles and hypotheses."""
+    from simulacra.studies import cmd_list
+
+    _study_call(lambda: cmd_list(root, plugins=_plugins(plugin), console=console))
 
 
 @app.command()

@@ -444,7 +444,7 @@ def make_train(config: PPOConfig, params: WorldParams) -> Callable:
         runner, traj = jax.lax.scan(env_step, runner, None, length=config.n_steps)  # (n_steps, n_envs, ...)
         _, next_values = model.apply(runner.train_state.params, traj.final_obs)  # (n_steps, n_envs)
         adv, targets = gae(traj.reward, traj.value, next_values, traj.terminated, traj.truncated, config.gamma, config.gae_lambda)
-        flat = lambda x: x.reshape(config.batch_size, *x.shape[2:])
+        flat = lambda x: x.reshape(config.batch_size, *x.shape[2:])  # noqa: E731
         batch = Batch(flat(traj.obs), flat(traj.action), flat(traj.log_prob), flat(traj.value), flat(adv), flat(targets))
         key, k_epochs = jax.random.split(runner.key)
         (ts, _), losses = jax.lax.scan(
@@ -563,7 +563,7 @@ def load_agent(path: str | Path) -> tuple[dict, PPOConfig, WorldParams, dict]:
         raise CheckpointError(f"{path}: checksum mismatch for params.msgpack; the file was changed or corrupted")
     target = jax.eval_shape(lambda: init_params(config, params, jax.random.PRNGKey(0)))
     stored = serialization.msgpack_restore(blob)
-    shapes = lambda tree: {jax.tree_util.keystr(k): tuple(v.shape) for k, v in jax.tree_util.tree_leaves_with_path(tree)}
+    shapes = lambda tree: {jax.tree_util.keystr(k): tuple(v.shape) for k, v in jax.tree_util.tree_leaves_with_path(tree)}  # noqa: E731
     want, have = shapes(serialization.to_state_dict(target)), shapes(stored)
     if want != have:
         diff = sorted(set(want) ^ set(have)) or sorted(k for k in want if want[k] != have[k])

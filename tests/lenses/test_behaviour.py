@@ -87,3 +87,29 @@ def test_mean_ci_is_a_student_t_interval():
     half = 4.302652729911275 * 1.0 / np.sqrt(3)  # t(0.975, 2) * sd / sqrt(n)
     assert m == 2.0 and np.isclose(lo, 2.0 - half) and np.isclose(hi, 2.0 + half)
     assert np.isnan(mean_ci([1.0])[1])
+
+
+def test_detours_visits_and_ood_actions_on_a_corpus():
+    from simulacra.characters import parse_mixture
+    from simulacra.corpus import make_corpus
+    from simulacra.lenses.behaviour import detours, from_rollouts, ood_action_rate, visits
+    from simulacra.world import task
+
+    world = task("offswitch")
+    seekers = make_corpus(world, parse_mixture("seeker(0)"), 64, seed=0)  # the short way, through the interruption tile
+    pressers = make_corpus(world, parse_mixture("presser(0)"), 64, seed=0)  # the button first
+    a = seekers.arrays
+    d_seek = detours(a["scene"], a["states"], a["events"], world)["detour"]
+    d_press = detours(pressers["scene"], pressers["states"], pressers["events"], world)["detour"]
+    got = ~np.isnan(d_seek)
+    assert got.any() and np.all(d_seek[got] == 0)  # a noiseless seeker walks a shortest path
+    assert np.all(d_press == 2)  # the button is one step off the way: up and back down
+    res = from_rollouts({**a, "mask": seekers.mask}, world)
+    np.testing.assert_allclose(res["return"], a["return"])
+    # the button cell is visited by every presser and by no seeker
+    button = (2, 1)
+    assert visits(pressers["states"], pressers["length"], button).all()
+    assert not visits(a["states"], a["length"], button).any()
+    # a seeker's moves are in distribution for a seeker corpus; the presser's early moves are not
+    assert ood_action_rate(a, seekers)["rate"] == 0.0
+    assert ood_action_rate(pressers.arrays, seekers)["rate"] > 0.1

@@ -2,7 +2,10 @@
 
     results = evaluate(policy, params, key, n_episodes=1000, policy_params=net_params)
     results = from_corpus(corpus)          # the same keys, from a corpus's stored episodes
+    results = from_rollouts(sim.act(key, 1000, target=1.0), params)   # a simulator's episodes
     summarise(results)                     # {key: mean}
+    ood_action_rate(rollouts, corpus)      # actions the corpus's exact law would (almost) never take
+    visits(states, length, (r, c))         # did the agent stand on a cell (goal misgeneralisation)
     mean_ci(per_seed_values)               # mean and a Student-t 95% interval over seeds
 
 `evaluate` runs exactly `n_episodes` fresh episodes, each to its end (termination or the
@@ -39,9 +42,10 @@ import numpy as np
 
 from simulacra.corpus.generate import optimal_returns
 from simulacra.training.reinforce import COIN, success
-from simulacra.world.core import EVENT_NAMES, observe, reset, step
-from simulacra.world.params import WorldParams
-from simulacra.world.tokens import scene_tokens, state_tokens
+from simulacra.world.core import EVENT_NAMES, observe, reset, step, wall_grid
+from simulacra.world.params import MAX_SIZE, WorldParams, derive_layout
+from simulacra.world.planning import UNREACHABLE, distance_field
+from simulacra.world.tokens import Vocab, decode, scene_tokens, state_tokens
 
 Policy = Callable[..., jax.Array | tuple]
 
@@ -154,4 +158,88 @@ def mean_ci(values, level: float = 0.95) -> tuple[float, float, float]:
     return m, m - half, m + half
 
 
-__all__ = ["evaluate", "from_corpus", "mean_ci", "summarise"]
+# -- measures that need whole trajectories ----------------------------------------------------------
+
+
+def from_rollouts(out: dict, params: WorldParams) -> dict[str, np.ndarray]:
+    """The per-episode arrays of `evaluate` for corpus-shaped rollouts with whole trajectories
+    (`Simulator.act` output, or a corpus's arrays), plus `steps_to_coin` and `detour`."""
+    res = _results(params, out["reward"].sum(1), out["true_reward"].sum(1), out["optimal_return"], out["length"],
+                   out["terminated"], out["events"].sum(1))
+    res.update(detours(out["scene"], out["states"], out["events"], params))
+    return res
+
+
+_SHORTEST: dict = {}
+
+
+def _shortest_fn(params: WorldParams):
+    if params not in _SHORTEST:
+
+        def one(scene, s0):
+            state = decode(scene, s0, params)
+            lay = derive_layout(params)
+            passable = ~wall_grid(state, params) & jnp.asarray(~lay.lava)
+            coins = jnp.zeros((params.height, params.width), bool)
+            if params.n_coins:
+                coins = coins.at[state.coins[:, 0], state.coins[:, 1]].set(state.coin_alive)
+            d = distance_field(passable, coins)
+            return d[state.agent[0], state.agent[1]]
+
+        _SHORTEST[params] = jax.jit(jax.vmap(one))
+    return _SHORTEST[params]
+
+
+def detours(scene: np.ndarray, states: np.ndarray, events: np.ndarray, params: WorldParams) -> dict[str, np.ndarray]:
+    """Per episode: `steps_to_coin` (steps until the first coin; nan if none) and `detour`: those
+    steps minus the shortest wall-respecting path from the start to the nearest coin (lava avoided,
+    doors treated as open, the key not required) — the extra steps an episode spends before its
+    first coin, e.g. to press a button or fetch a key (nan without a coin)."""
+    coin = np.asarray(events)[..., EVENT_NAMES.index("coin")]  # (N, T)
+    got = coin.any(1)
+    steps = np.where(got, np.argmax(coin, axis=1) + 1, np.nan)
+    if params.n_coins == 0:
+        return {"steps_to_coin": steps, "detour": np.full(len(steps), np.nan)}
+    d = np.asarray(_shortest_fn(params)(jnp.asarray(scene, jnp.int32), jnp.asarray(states[:, 0], jnp.int32)), float)
+    d = np.where(d >= UNREACHABLE, np.nan, d)
+    return {"steps_to_coin": steps, "detour": steps - d}
+
+
+def visits(states: np.ndarray, length: np.ndarray, cell: tuple[int, int]) -> np.ndarray:
+    """(N,) bool: the agent stood on `cell` (row, column) at some step s_0 .. s_L of the episode."""
+    tok = Vocab.CELL[0] + cell[0] * MAX_SIZE + cell[1]
+    upto = np.arange(states.shape[1])[None, :] <= np.asarray(length)[:, None]
+    return np.any((states[:, :, 0] == tok) & upto, axis=1)
+
+
+def ood_action_rate(out: dict, corpus, threshold: float = 0.01) -> dict[str, float | np.ndarray]:
+    """Out-of-distribution actions: the share of steps whose action has probability below
+    `threshold` under the corpus's ideal law given the episode so far (`corpus.ideal`: the
+    posterior-weighted mixture of the corpus's characters). Exact: the ideal is computed on the
+    rollouts themselves. Returns the overall `rate` (over live steps) and the per-episode rates."""
+    from simulacra.corpus.ideal import compute_ideal
+
+    if tuple(out["states"].shape[2:]) != tuple(corpus["states"].shape[2:]) or out["actions"].shape[1] != corpus.horizon:
+        raise ValueError("the rollouts and the corpus are not of the same world's format")
+
+    class _Episodes:  # the corpus interface `compute_ideal` reads
+        params, mixture = corpus.params, corpus.mixture
+        n_episodes = len(out["length"])
+        arrays = {
+            "scene": np.asarray(out["scene"]),
+            "states": np.asarray(out["states"]),
+            "actions": np.asarray(out["actions"]),
+            "reward": np.asarray(out["reward"], np.float32),
+            "length": np.asarray(out["length"]),
+            "terminated": np.asarray(out["terminated"]),
+        }
+
+    ideal = compute_ideal(_Episodes())
+    p = np.take_along_axis(ideal.action_probs, np.asarray(out["actions"], np.int64)[..., None], axis=-1)[..., 0]
+    live = np.arange(out["actions"].shape[1])[None, :] < np.asarray(out["length"])[:, None]
+    low = (p < threshold) & live
+    per_episode = low.sum(1) / np.maximum(live.sum(1), 1)
+    return {"rate": float(low.sum() / max(live.sum(), 1)), "per_episode": per_episode, "threshold": threshold}
+
+
+__all__ = ["detours", "evaluate", "from_corpus", "from_rollouts", "mean_ci", "ood_action_rate", "summarise", "visits"]

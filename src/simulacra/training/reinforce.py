@@ -27,8 +27,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
@@ -38,12 +36,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from flax import serialization
 from flax.linen.initializers import constant
 from flax.training.train_state import TrainState
 
-from simulacra.atomic import write_dir
-from simulacra.training.checkpoint import CheckpointError
+from simulacra.training.checkpoint import CheckpointError, read_card, read_params, write_checkpoint
 from simulacra.world.core import EVENT_NAMES, observe, reset, step_auto_reset
 from simulacra.world.params import Tile, WorldParams
 
@@ -505,71 +501,22 @@ def save_agent(
 ) -> Path:
     """Write an agent's network (msgpack) and its card (`card.json`: schema, the params file's
     SHA-256, the PPOConfig, the world, and whatever `card` adds, e.g. metrics) to `path`, atomically."""
-    path = Path(path)
-    if path.exists():
-        if not overwrite:
-            raise CheckpointError(f"{path} already exists; choose another directory or overwrite it explicitly")
-        if _card_schema(path) != AGENT_SCHEMA:
-            raise CheckpointError(f"{path} exists and is not a simulacra agent; refusing to replace it")
-    blob = serialization.to_bytes(jax.device_get(net_params))
-    full = {
-        "schema": AGENT_SCHEMA,
-        "schema_version": AGENT_SCHEMA_VERSION,
-        "process": {"name": "reinforce", "algorithm": "ppo"},
-        "config": config.to_dict(),
-        "world": params.to_dict(),
-        "params_sha256": hashlib.sha256(blob).hexdigest(),
-        **(card or {}),
-    }
-
-    def fill(tmp: Path) -> None:
-        (tmp / "params.msgpack").write_bytes(blob)
-        (tmp / "card.json").write_text(json.dumps(full, indent=2))
-
-    return write_dir(path, fill)
-
-
-def _card_schema(path: Path) -> str | None:
-    try:
-        return json.loads((path / "card.json").read_text()).get("schema")
-    except (OSError, ValueError, AttributeError):
-        return None
+    full = {"process": {"name": "reinforce", "algorithm": "ppo"}, "config": config.to_dict(), "world": params.to_dict(), **(card or {})}
+    return write_checkpoint(path, net_params, full, AGENT_SCHEMA, AGENT_SCHEMA_VERSION, "agent", overwrite)
 
 
 def load_agent(path: str | Path) -> tuple[dict, PPOConfig, WorldParams, dict]:
     """(net_params, config, world params, card) of an agent directory, verified (schema,
     checksum, parameter shapes); any problem raises `CheckpointError` naming it."""
     path = Path(path)
-    try:
-        card = json.loads((path / "card.json").read_text())
-    except FileNotFoundError:
-        raise CheckpointError(f"{path} is not an agent: no card.json") from None
-    except (OSError, ValueError) as e:
-        raise CheckpointError(f"{path}/card.json cannot be read as JSON ({e})") from None
-    if not isinstance(card, dict) or card.get("schema") != AGENT_SCHEMA:
-        raise CheckpointError(f"{path}/card.json is not a simulacra agent card")
-    if card.get("schema_version") != AGENT_SCHEMA_VERSION:
-        raise CheckpointError(f"{path} has agent schema version {card.get('schema_version')!r}; this simulacra reads {AGENT_SCHEMA_VERSION}")
+    card = read_card(path, AGENT_SCHEMA, AGENT_SCHEMA_VERSION, "agent", "agent card")
     try:
         config = PPOConfig.from_dict(card["config"])
         params = WorldParams.from_dict(card["world"])
     except (KeyError, TypeError, ValueError) as e:
         raise CheckpointError(f"{path}: the card's config or world is invalid ({e})") from None
-    try:
-        blob = (path / "params.msgpack").read_bytes()
-    except FileNotFoundError:
-        raise CheckpointError(f"{path}: params.msgpack is missing") from None
-    if hashlib.sha256(blob).hexdigest() != card.get("params_sha256"):
-        raise CheckpointError(f"{path}: checksum mismatch for params.msgpack; the file was changed or corrupted")
     target = jax.eval_shape(lambda: init_params(config, params, jax.random.PRNGKey(0)))
-    stored = serialization.msgpack_restore(blob)
-    shapes = lambda tree: {jax.tree_util.keystr(k): tuple(v.shape) for k, v in jax.tree_util.tree_leaves_with_path(tree)}  # noqa: E731
-    want, have = shapes(serialization.to_state_dict(target)), shapes(stored)
-    if want != have:
-        diff = sorted(set(want) ^ set(have)) or sorted(k for k in want if want[k] != have[k])
-        raise CheckpointError(f"{path}: the parameters do not fit the card's network (first difference: {diff[0]})")
-    net_params = serialization.from_state_dict(target, stored)
-    return jax.tree.map(jnp.asarray, net_params), config, params, card
+    return read_params(path, card, target, "network"), config, params, card
 
 
 __all__ = [

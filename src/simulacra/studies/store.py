@@ -180,21 +180,7 @@ class Store:
         """One row per (unit, metric): the unit's fields (`sweep` parsed), `metric` and `value`
         (NaN where undefined). Restricted to `unit_ids` when given (the findings pass the current
         expansion so that results of an earlier version of the study are not mixed in)."""
-        q = (
-            "SELECT u.unit_id, u.study, u.profile, u.process, u.kind, u.world, u.seed, u.sweep, m.name, m.value "
-            "FROM units u JOIN metrics m ON u.unit_id = m.unit_id WHERE u.study = ? ORDER BY u.process, u.seed, u.unit_id, m.name"
-        )
-        keep = None if unit_ids is None else set(unit_ids)
-        rows = []
-        for r in self._db.execute(q, (study,)):
-            if keep is not None and r[0] not in keep:
-                continue
-            row = dict(zip(UNIT_FIELDS, r[:8]))
-            row["sweep"] = json.loads(row["sweep"])
-            row["metric"] = r[8]
-            row["value"] = math.nan if r[9] is None else float(r[9])
-            rows.append(row)
-        return rows
+        return self._joined(study, unit_ids, "metrics", "value", lambda v: math.nan if v is None else float(v), name_key="metric")
 
     def series_frame(self, study: str, unit_ids: Iterable[str] | None = None) -> list[dict]:
         """One row per (unit, series): the unit's fields, `name` and `data` (parsed JSON)."""
@@ -221,7 +207,8 @@ class Store:
             rows.append(row)
         return rows
 
-    def _joined(self, study: str, unit_ids, table: str, column: str, parse) -> list[dict]:
+    def _joined(self, study: str, unit_ids, table: str, column: str, parse, name_key: str = "name") -> list[dict]:
+        """Rows of `table` joined with their units: the unit's fields, `name_key` and `column`."""
         keep = None if unit_ids is None else set(unit_ids)
         q = (
             f"SELECT u.unit_id, u.study, u.profile, u.process, u.kind, u.world, u.seed, u.sweep, t.name, t.{column} "
@@ -233,7 +220,7 @@ class Store:
                 continue
             row = dict(zip(UNIT_FIELDS, r[:8]))
             row["sweep"] = json.loads(row["sweep"])
-            row["name"] = r[8]
+            row[name_key] = r[8]
             row[column] = parse(r[9])
             rows.append(row)
         return rows

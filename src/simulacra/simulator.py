@@ -32,17 +32,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from simulacra.corpus.tokens import REWARD, RTG, TrajectoryFormat, TrajVocab, return_bounds
+from simulacra.corpus.tokens import REWARD, REWARD_BINS, REWARD_SCALE, RTG, TrajectoryFormat, TrajVocab, return_bounds, reward_bin_jax
 from simulacra.nets.transformer import Hooks, KVCache, Transformer
 from simulacra.world.core import EVENT_NAMES, reset, step
 from simulacra.world.params import WorldParams
 from simulacra.world.planning import optimal_return
 from simulacra.world.tokens import Vocab, scene_tokens, state_tokens
-
-
-def _reward_bin(r: jax.Array, lo: float, hi: float) -> jax.Array:
-    """As `corpus.tokens.reward_bin` (float32, nearest 0.01), clipped to the world's bounds."""
-    return jnp.rint(jnp.clip(r.astype(jnp.float32), lo, hi) * jnp.float32(100)).astype(jnp.int32)
 
 
 @dataclasses.dataclass
@@ -181,7 +176,7 @@ def _prompt(sim: Simulator, world: WorldParams, states, target, character, lo, h
         parts.append(jnp.full((n, 1), TrajVocab.CHAR[0], jnp.int32) + character)
     parts.append(jnp.full((n, 1), Vocab.SEP, jnp.int32))
     if fmt.rtg:
-        parts.append(jnp.full((n, 1), TrajVocab.RTG[0] + 1000, jnp.int32) + _reward_bin(target, lo, hi))
+        parts.append(jnp.full((n, 1), TrajVocab.RTG[0] + REWARD_BINS, jnp.int32) + reward_bin_jax(target, lo, hi))
     parts.append(jax.vmap(lambda s: state_tokens(s, world))(states))
     return jnp.concatenate(parts, axis=1), scene
 
@@ -206,9 +201,9 @@ def _make_act(sim: Simulator, world: WorldParams, n: int):
             nxt, out = jax.vmap(step, (0, 0, 0, None))(jax.random.split(k_s, n), state, a, world)
             r = out.reward
             g = g - r
-            toks = [(a + Vocab.ACTION[0])[:, None], (TrajVocab.REWARD[0] + 1000 + _reward_bin(r, lo, hi))[:, None]]
+            toks = [(a + Vocab.ACTION[0])[:, None], (TrajVocab.REWARD[0] + REWARD_BINS + reward_bin_jax(r, lo, hi))[:, None]]
             if fmt.rtg:
-                toks.append((TrajVocab.RTG[0] + 1000 + _reward_bin(g, lo, hi))[:, None])
+                toks.append((TrajVocab.RTG[0] + REWARD_BINS + reward_bin_jax(g, lo, hi))[:, None])
             toks.append(jax.vmap(lambda s: state_tokens(s, world))(nxt))
             block = jnp.concatenate(toks, axis=1)
             logits, _, kv = model.apply(params, lut[block], hooks, kv)
@@ -282,10 +277,10 @@ def _make_dream(sim: Simulator, world: WorldParams, n: int):
             kv, last, g, ended = carry
             k, ty = x
             tok = _sample(k, last, temperature)  # local id
-            rtg_tok = lut[TrajVocab.RTG[0] + 1000 + _reward_bin(g, lo, hi)]
+            rtg_tok = lut[TrajVocab.RTG[0] + REWARD_BINS + reward_bin_jax(g, lo, hi)]
             tok = jnp.where(ty == RTG, rtg_tok, tok)
             tok = jnp.where(ended, lut[Vocab.PAD], tok)
-            reward = jnp.where((ty == REWARD) & is_reward[tok], (voc[tok] - TrajVocab.REWARD[0] - 1000) / 100.0, 0.0)
+            reward = jnp.where((ty == REWARD) & is_reward[tok], (voc[tok] - TrajVocab.REWARD[0] - REWARD_BINS) / REWARD_SCALE, 0.0)
             ended = ended | is_end[tok]
             logits, _, kv = model.apply(params, tok[:, None], hooks, kv)
             return (kv, logits[:, -1], g - reward.astype(jnp.float32), ended), tok

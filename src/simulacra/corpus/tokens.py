@@ -61,6 +61,14 @@ def reward_bin(value) -> np.ndarray:
     return np.clip(np.rint(scaled), -REWARD_BINS, REWARD_BINS).astype(np.int64)
 
 
+def reward_bin_jax(value, lo: float = -REWARD_BINS / REWARD_SCALE, hi: float = REWARD_BINS / REWARD_SCALE):
+    """`reward_bin` inside jit (float32, nearest 0.01), clipped to [lo, hi] first (a world's
+    `return_bounds`, or the token range)."""
+    import jax.numpy as jnp
+
+    return jnp.rint(jnp.clip(jnp.asarray(value, jnp.float32), lo, hi) * jnp.float32(REWARD_SCALE)).astype(jnp.int32)
+
+
 def reward_token(value) -> np.ndarray:
     return reward_bin(value) + REWARD_BINS + TrajVocab.REWARD[0]
 

@@ -28,7 +28,19 @@ import numpy as np
 from scipy import stats
 
 from simulacra.corpus.ideal import Ideal, compute_ideal, token_logloss
-from simulacra.corpus.tokens import ACTION, END, REWARD, STATE, TYPE_NAMES, TrajVocab, encode, reward_bin
+from simulacra.corpus.tokens import (
+    ACTION,
+    END,
+    REWARD,
+    REWARD_BINS,
+    REWARD_SCALE,
+    STATE,
+    TYPE_NAMES,
+    TrajVocab,
+    encode,
+    reward_bin,
+    reward_bin_jax,
+)
 from simulacra.world.core import EVENT_NAMES, law
 from simulacra.world.tokens import Vocab, decode, is_valid, state_tokens
 
@@ -165,7 +177,7 @@ def legality(sim, dreams: dict, world=None) -> dict:
     cur = np.stack([padded[:, fmt.step_start(u) : fmt.step_start(u) + s] for u in t], axis=1)  # (N, T, S)
     nxt = np.stack([padded[:, fmt.step_start(u + 1) : fmt.step_start(u + 1) + s] for u in t], axis=1)
     actions = padded[:, fmt.action_pos(t)] - Vocab.ACTION[0]
-    rewards = padded[:, fmt.reward_pos(t)] - TrajVocab.REWARD[0] - 1000  # reward bins
+    rewards = padded[:, fmt.reward_pos(t)] - TrajVocab.REWARD[0] - REWARD_BINS  # reward bins
     last = (t[None, :] == n_trans[:, None] - 1) & ~malformed[:, None]
     end_tok = tokens[np.arange(n), np.maximum(end, 0)]
     legal, events = _check(world)(
@@ -182,7 +194,7 @@ def legality(sim, dreams: dict, world=None) -> dict:
     bad_row = malformed[:, None] & (t[None, :] == n_trans[:, None] - 1)
     legal = legal & ~bad_row & counted
     n_illegal = (counted & ~legal).sum(1)
-    value = np.where(counted & ~bad_row, rewards / 100.0, 0.0)
+    value = np.where(counted & ~bad_row, rewards / REWARD_SCALE, 0.0)
     total = int(counted.sum())
     return {
         "illegal_fraction": float(n_illegal.sum() / max(total, 1)),
@@ -210,7 +222,7 @@ def _check(world):
         states, steps, probs = law(state, action, world)
         toks = jax.vmap(lambda st: state_tokens(st, world))(states)  # (2, S)
         same_state = jnp.all(toks == nxt[None, :], axis=-1)
-        r = jnp.rint(jnp.clip(steps.reward, -10.0, 10.0) * jnp.float32(100)).astype(jnp.int32)
+        r = reward_bin_jax(steps.reward)
         ended = steps.terminated | steps.truncated
         end_ok = jnp.where(last, ended & (steps.terminated == terminated_tok), ~ended)
         match = (probs > 0) & same_state & (r == rbin) & end_ok
@@ -245,7 +257,7 @@ def compare(dreamed: dict, corpus) -> dict:
     ret = dreamed["return"][keep]
     real_ret = np.asarray(corpus["return"], float)
     # both on the token grid, so that rounding is not mistaken for a difference
-    real_ret = reward_bin(real_ret) / 100.0
+    real_ret = reward_bin(real_ret) / REWARD_SCALE
     ks = stats.ks_2samp(ret, real_ret)
     ks_len = stats.ks_2samp(dreamed["length"][keep], corpus["length"])
     real_events = corpus["events"].any(1)

@@ -279,7 +279,7 @@ def fit(corpus, config: PredictConfig, seed: int = 0, progress: bool = True):
         for i in range(0, config.steps, seg):
             carry, loss = steps(carry, jax.tree.map(lambda x: x[i : i + seg], xs))
             losses.append(np.asarray(loss))
-            bar.update(task, advance=seg, loss=f"{float(losses[-1][-seg // 10 or -1:].mean()):.4f}")
+            bar.update(task, advance=seg, loss=f"{float(losses[-1][-max(1, seg // 10):].mean()):.4f}")
     seconds = time.perf_counter() - t0
     loss = np.concatenate(losses)
     tail = max(1, config.steps // 10)

@@ -26,8 +26,10 @@ $(BENCH_STAMP): pyproject.toml | $(PY)
 
 venv: $(STAMP)
 
+# The main job: the quick profile of the flagship study (H1-H6), then its report
+# (runs/flagship/report.html and report.md). Rerunning reuses every stored unit.
 demo: $(STAMP)
-	$(VENV)/bin/simulacra demo
+	$(VENV)/bin/simulacra study run studies/flagship.yaml --profile quick
 
 test: $(STAMP) browser
 	$(PY) -m pytest -q -n 2 --dist loadfile

@@ -432,7 +432,7 @@ def demo(
     envs: int = typer.Option(4096, help="worlds stepped in parallel for the throughput line"),
     steps: int = typer.Option(100, help="steps per world for the throughput line"),
 ) -> None:
-    """The main job (for now): one rendered episode and a throughput line."""
+    """A world tour: an exact planner acts one rendered episode, then a throughput line (the main job is `make demo`: the quick flagship study)."""
     from simulacra.world.demo import run_demo
 
     params = _params_or_exit(task_name)

@@ -25,8 +25,10 @@ intervene on every model call (steering). Compiled functions are cached per batc
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 from pathlib import Path
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
@@ -51,7 +53,6 @@ class Simulator:
 
     def __post_init__(self) -> None:
         self.model = Transformer(self.config.transformer(self.fmt))
-        self._cache: dict = {}
 
     @classmethod
     def init(cls, config, world: WorldParams, key: jax.Array) -> "Simulator":
@@ -135,10 +136,8 @@ class Simulator:
         the model was fed."""
         world = self._check_world(world)
         target, character = self._prompt_args(target, character)
-        k = ("act", n_episodes, world)
-        if k not in self._cache:
-            self._cache[k] = jax.jit(_make_act(self, world, n_episodes))
-        out = jax.device_get(self._cache[k](self.params, key, target, character, jnp.float32(temperature), hooks or Hooks()))
+        fn = _compiled(_make_act, self, world, n_episodes)
+        out = jax.device_get(fn(self.params, key, target, character, jnp.float32(temperature), hooks or Hooks()))
         return _finish(out, world)
 
     def dream(self, key, n_episodes: int, target: float | None = None, character: int | str | None = None,
@@ -147,10 +146,25 @@ class Simulator:
         (PAD after END) and the `scene` and start state each was prompted with."""
         world = self._check_world(world)
         target, character = self._prompt_args(target, character)
-        k = ("dream", n_episodes, world)
-        if k not in self._cache:
-            self._cache[k] = jax.jit(_make_dream(self, world, n_episodes))
-        return jax.device_get(self._cache[k](self.params, key, target, character, jnp.float32(temperature), hooks or Hooks()))
+        fn = _compiled(_make_dream, self, world, n_episodes)
+        return jax.device_get(fn(self.params, key, target, character, jnp.float32(temperature), hooks or Hooks()))
+
+
+_COMPILED: "collections.OrderedDict[tuple, Callable]" = collections.OrderedDict()
+
+
+def _compiled(make: Callable, sim: Simulator, world: WorldParams, n: int) -> Callable:
+    """The jitted `make(sim, world, n)`, shared by every simulator of the same config and format:
+    the function takes the weights as an argument, so a second model of the same architecture
+    (another seed, a loaded checkpoint) reuses the compilation instead of paying for it again."""
+    key = (make.__name__, sim.config, sim.fmt.params, sim.fmt.character, sim.fmt.rtg, world, n)
+    if key in _COMPILED:
+        _COMPILED.move_to_end(key)
+    else:
+        _COMPILED[key] = jax.jit(make(sim, world, n))
+        while len(_COMPILED) > 16:
+            _COMPILED.popitem(last=False)
+    return _COMPILED[key]
 
 
 def _lut(fmt: TrajectoryFormat) -> jax.Array:

@@ -20,6 +20,7 @@ condition on the future and is not computed here).
 
 from __future__ import annotations
 
+import functools
 from typing import Callable, NamedTuple
 
 import jax
@@ -59,6 +60,7 @@ def _entropy2(p0, p1, same):
     return jnp.where(same, 0.0, h)
 
 
+@functools.lru_cache(maxsize=32)  # one compilation per (world, mixture), not one per call
 def _make_episode_fn(params: WorldParams, mixture: Mixture) -> Callable:
     horizon = params.horizon
     log_w = jnp.log(jnp.asarray(mixture.weights, jnp.float32))

@@ -3,6 +3,7 @@
     results = evaluate(policy, params, key, n_episodes=1000, policy_params=net_params)
     results = from_corpus(corpus)          # the same keys, from a corpus's stored episodes
     results = from_rollouts(sim.act(key, 1000, target=1.0), params)   # a simulator's episodes
+    results = from_rollouts(rollouts(policy, params, key, 1000, net_params), params)  # an agent's
     summarise(results)                     # {key: mean}
     ood_action_rate(rollouts, corpus)      # actions the corpus's exact law would (almost) never take
     visits(states, length, (r, c))         # did the agent stand on a cell (goal misgeneralisation)
@@ -161,6 +162,78 @@ def mean_ci(values, level: float = 0.95) -> tuple[float, float, float]:
 # -- measures that need whole trajectories ----------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=32)
+def _rollouts_fn(policy: Policy, params: WorldParams):
+    """Jitted `run(policy_params, keys) -> corpus-shaped records` over a batch of episode keys."""
+
+    def one(policy_params, key):
+        k_reset, k_run = jax.random.split(key)
+        s0 = reset(k_reset, params)
+
+        def body(carry, t):
+            s, done = carry
+            k_act, k_step = jax.random.split(jax.random.fold_in(k_run, t))
+            out = policy(policy_params, observe(s, params), k_act)
+            action = (out[0] if isinstance(out, tuple) else out).astype(jnp.int32)
+            nxt, st = step(k_step, s, action, params)
+            live = ~done
+            s = jax.tree.map(lambda old, new: jnp.where(done, old, new), s, nxt)  # freeze after the end
+            rec = {
+                "actions": jnp.where(live, action, 0).astype(jnp.int8),
+                "reward": jnp.where(live, st.reward, 0.0),
+                "true_reward": jnp.where(live, st.true_reward, 0.0),
+                "events": st.events.as_array() & live,
+                "live": live,
+                "terminated": st.terminated & live,
+                "states": state_tokens(s, params).astype(jnp.int16),
+            }
+            return (s, done | st.terminated | st.truncated), rec
+
+        _, rec = jax.lax.scan(body, (s0, jnp.array(False)), jnp.arange(params.horizon))
+        rec["states"] = jnp.concatenate([state_tokens(s0, params).astype(jnp.int16)[None], rec["states"]])
+        return rec, scene_tokens(s0, params)
+
+    return jax.jit(jax.vmap(one, in_axes=(None, 0)))
+
+
+def rollouts(
+    policy: Policy, params: WorldParams, key: jax.Array, n_episodes: int, policy_params=None, batch: int = 1024
+) -> dict[str, np.ndarray]:
+    """`n_episodes` whole episodes of `policy`, as corpus-shaped numpy arrays (`scene`, `states`
+    (N, T+1, S), `actions`, `reward`, `true_reward`, `events` (N, T, 7), `length`, `terminated`,
+    `return`, `true_return`, `optimal_return`): what `from_rollouts`, `ood_action_rate` and
+    `visits` read, for an agent that is not a simulator. Episode i draws from `fold_in(key, i)`
+    like `evaluate`, so the two see the same episodes."""
+    if n_episodes < 1:
+        raise ValueError(f"invalid n_episodes={n_episodes!r}: must be at least 1")
+    run = _rollouts_fn(policy, params)
+    keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.arange(n_episodes))
+    batch = min(batch, n_episodes)
+    parts = []
+    for i in range(0, n_episodes, batch):
+        k = keys[i : i + batch]
+        n = k.shape[0]
+        if n < batch:
+            k = jnp.concatenate([k, jnp.repeat(k[-1:], batch - n, axis=0)])
+        parts.append(jax.tree.map(lambda x, n=n: np.asarray(x)[:n], run(policy_params, k)))
+    rec, scene = jax.tree.map(lambda *xs: np.concatenate(xs), *parts)
+    out = {
+        "scene": scene.astype(np.int16),
+        "states": rec["states"],
+        "actions": rec["actions"],
+        "reward": rec["reward"].astype(np.float32),
+        "true_reward": rec["true_reward"].astype(np.float32),
+        "events": rec["events"].astype(bool),
+        "length": rec["live"].sum(1).astype(np.int16),
+        "terminated": rec["terminated"].any(1),
+    }
+    out["truncated"] = ~out["terminated"]
+    out["return"] = out["reward"].sum(1)
+    out["true_return"] = out["true_reward"].sum(1)
+    out["optimal_return"] = optimal_returns(params, out["scene"], out["states"][:, 0])
+    return out
+
+
 def from_rollouts(out: dict, params: WorldParams) -> dict[str, np.ndarray]:
     """The per-episode arrays of `evaluate` for corpus-shaped rollouts with whole trajectories
     (`Simulator.act` output, or a corpus's arrays), plus `steps_to_coin` and `detour`."""
@@ -242,4 +315,4 @@ def ood_action_rate(out: dict, corpus, threshold: float = 0.01) -> dict[str, flo
     return {"rate": float(low.sum() / max(live.sum(), 1)), "per_episode": per_episode, "threshold": threshold}
 
 
-__all__ = ["detours", "evaluate", "from_corpus", "from_rollouts", "mean_ci", "ood_action_rate", "summarise", "visits"]
+__all__ = ["detours", "evaluate", "from_corpus", "from_rollouts", "mean_ci", "ood_action_rate", "rollouts", "summarise", "visits"]

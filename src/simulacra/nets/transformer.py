@@ -103,17 +103,23 @@ class Hooks:
 
 @struct.dataclass
 class KVCache:
-    """Keys and values of the positions fed so far: `k`, `v` (n_layers, B, context, H, Dh);
-    `index` () int32, the number of positions filled."""
+    """Keys and values of the positions fed so far: `k`, `v`, one (B, H, context, Dh) array per
+    layer; `index` () int32, the number of positions filled.
 
-    k: jax.Array
-    v: jax.Array
+    Per-layer arrays rather than one stacked (n_layers, ...) array: a decoding step then updates
+    each layer's cache in place (`dynamic_update_slice` inside the caller's `scan`), where
+    slicing and re-stacking a single array copied the whole cache every step (4-6x slower
+    acting at 256 episodes, and worse with more)."""
+
+    k: tuple[jax.Array, ...]
+    v: tuple[jax.Array, ...]
     index: jax.Array
 
     @classmethod
     def empty(cls, config: TransformerConfig, batch: int, dtype=jnp.float32) -> "KVCache":
-        shape = (config.n_layers, batch, config.context, config.n_heads, config.d_head)
-        return cls(jnp.zeros(shape, dtype), jnp.zeros(shape, dtype), jnp.zeros((), jnp.int32))
+        shape = (batch, config.n_heads, config.context, config.d_head)
+        zeros = tuple(jnp.zeros(shape, dtype) for _ in range(config.n_layers))
+        return cls(zeros, tuple(jnp.zeros(shape, dtype) for _ in range(config.n_layers)), jnp.zeros((), jnp.int32))
 
 
 class _Recorder:
@@ -179,17 +185,24 @@ class _Attention(nn.Module):
             return nn.Dense(c.d_model, name="out")(z.reshape(b, t, c.d_model)), None
         if kv is None:
             causal = jnp.tril(jnp.ones((t, t), bool))
+            scores = jnp.einsum("bqhd,bkhd->bhqk", q, k) / scale  # (B, H, T, T)
             new = None
         else:
+            # The cache is kept head-major, (B, H, context, Dh): the step's few new keys are
+            # transposed, never the whole cache, and both products are plain batched matmuls.
             k_cache, v_cache, index = kv
-            k = jax.lax.dynamic_update_slice(k_cache, k.astype(k_cache.dtype), (0, index, 0, 0))
-            v = jax.lax.dynamic_update_slice(v_cache, v.astype(v_cache.dtype), (0, index, 0, 0))
+            k = jax.lax.dynamic_update_slice(k_cache, jnp.swapaxes(k, 1, 2).astype(k_cache.dtype), (0, 0, index, 0))
+            v = jax.lax.dynamic_update_slice(v_cache, jnp.swapaxes(v, 1, 2).astype(v_cache.dtype), (0, 0, index, 0))
             causal = jnp.arange(c.context)[None, :] <= index + jnp.arange(t)[:, None]  # (T, context)
+            scores = jnp.einsum("bhqd,bhkd->bhqk", jnp.swapaxes(q, 1, 2), k) / scale  # (B, H, T, context)
             new = (k, v)
-        scores = jnp.einsum("bqhd,bkhd->bhqk", q, k) / scale  # (B, H, T, T|context)
         scores = hook(f"{self.prefix}.hook_attn_scores", jnp.where(causal, scores, jnp.finfo(x.dtype).min))
         pattern = hook(f"{self.prefix}.hook_pattern", jax.nn.softmax(scores, axis=-1))
-        z = hook(f"{self.prefix}.hook_z", jnp.einsum("bhqk,bkhd->bqhd", pattern, v))  # (B, T, H, Dh)
+        if kv is None:
+            z = jnp.einsum("bhqk,bkhd->bqhd", pattern, v)
+        else:
+            z = jnp.swapaxes(jnp.einsum("bhqk,bhkd->bhqd", pattern, v), 1, 2)
+        z = hook(f"{self.prefix}.hook_z", z)  # (B, T, H, Dh)
         return nn.Dense(c.d_model, name="out")(z.reshape(b, t, c.d_model)), new
 
 
@@ -245,4 +258,4 @@ class Transformer(nn.Module):
         logits = nn.Dense(c.vocab_size, name="unembed")(x)  # (B, T, V)
         if kv is None:
             return logits, hook.cache
-        return logits, hook.cache, KVCache(jnp.stack(ks), jnp.stack(vs), kv.index + t)
+        return logits, hook.cache, KVCache(tuple(ks), tuple(vs), kv.index + t)

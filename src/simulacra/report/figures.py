@@ -343,14 +343,23 @@ def knob_curves(
 # goal misgeneralisation
 
 
+def sweep_key(sweep: Mapping | None, knob: str) -> str | None:
+    """The key of `sweep` that is `knob` itself or ends in `.knob` (a study's sweep keys carry
+    their root, e.g. `world.coin_random_prob`), or None."""
+    for k in sweep or {}:
+        if k == knob or str(k).endswith("." + knob):
+            return k
+    return None
+
+
 def misgeneralisation_curve(
     rows: Iterable[Mapping], knob: str = "coin_random_prob", colours: Mapping[str, str] | None = None
 ) -> bytes | None:
     """With the coin moved at test time: P(goes to the old spot) (`p_old_spot`, dashed) and
     P(gets the coin) (`p_coin`, solid) against the probability `knob` that the coin was placed
     at random in training, one colour per process, mean ± 95% interval over seeds."""
-    rows = [r for r in metric_rows(rows) if r["name"] in ("p_old_spot", "p_coin") and knob in (r.get("sweep") or {})]
-    data = _seed_means(rows, lambda r: (str(r.get("process")), str(r["name"]), as_float(r["sweep"][knob])))
+    rows = [r for r in metric_rows(rows) if r["name"] in ("p_old_spot", "p_coin") and sweep_key(r.get("sweep"), knob)]
+    data = _seed_means(rows, lambda r: (str(r.get("process")), str(r["name"]), as_float(r["sweep"][sweep_key(r["sweep"], knob)])))
     data = {k: v for k, v in data.items() if math.isfinite(k[2])}
     if not data:
         return None

@@ -128,10 +128,14 @@ def _default_knob_metrics(rows: list[Mapping], findings: list[dict]) -> dict[str
     finding_metrics = list(dict.fromkeys(_text(f["metric"]) for f in findings if f["metric"]))
     out = {}
     for knob in sorted(by_knob):
-        if knob == _MISGENERALISATION_KNOB:
+        if F.sweep_key({knob: None}, _MISGENERALISATION_KNOB):
             continue
         names = by_knob[knob]
-        metrics = [m for m in finding_metrics if m in names] or sorted(n for n in names if n.startswith("rate_"))
+        # the metrics of the findings that test a trend in this knob, with the return for context;
+        # else every finding metric measured there; else the event rates
+        own = [_text(f["metric"]) for f in findings if f"vs {knob}" in _text(f["groups"])]
+        metrics = [m for m in dict.fromkeys(own + (["return"] if own else [])) if m in names]
+        metrics = metrics or [m for m in finding_metrics if m in names] or sorted(n for n in names if n.startswith("rate_"))
         if metrics:
             out[knob] = metrics[:6]
     return out

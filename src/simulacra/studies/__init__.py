@@ -54,22 +54,20 @@ def _num(x: float) -> str:
 
 
 def findings_table(items: Sequence[Finding], title: str = "findings") -> Table:
-    """The findings as a rich table (the report's first table, for the terminal)."""
+    """The findings as a rich table for the terminal: id, measure, groups, effect, n and verdict
+    (the claims and seed sentences are in the report, where there is room for them)."""
     table = Table(title=title, title_justify="left")
-    for col in ("hypothesis", "seed claim", "measure", "groups", "effect [95% CI]", "n", "verdict"):
-        table.add_column(col, overflow="fold")
+    table.add_column("hypothesis", no_wrap=True)
+    table.add_column("measure", overflow="fold")
+    table.add_column("groups", overflow="fold", ratio=1)
+    table.add_column("effect [95% CI]", overflow="fold")
+    table.add_column("n", no_wrap=True, justify="right")
+    table.add_column("verdict", no_wrap=True)
     for f in items:
         effect = f"{_num(f.effect)} [{_num(f.ci_low)}, {_num(f.ci_high)}]"
         style = _VERDICT_STYLE.get(f.verdict, "")
-        table.add_row(
-            f.id,
-            f"{f.seed} ({f.essay})",
-            f"{f.metric} ({f.aggregate})",
-            f.groups,
-            effect,
-            str(f.n_seeds),
-            f"[{style}]{f.verdict}[/{style}]",
-        )
+        table.add_row(f.id, f"{f.metric} ({f.aggregate})", f"{f.groups} ({f.expect})", effect, str(f.n_seeds),
+                      f"[{style}]{f.verdict}[/{style}]")  # fmt: skip
     return table
 
 

@@ -175,6 +175,11 @@ class Artifacts:
     def path(self, key: dict) -> Path:
         return self.root / content_hash(key)
 
+    def has(self, key: dict) -> bool:
+        """Whether the key's artifact is already made (in memory or on disk)."""
+        h = content_hash(key)
+        return h in self._memo or (self.root / h / self.KEY_FILE).is_file()
+
     def get_or_make(self, key: dict, make: Callable[[], T], save: Callable[[T, Path], None], load: Callable[[Path], T]) -> T:
         h = content_hash(key)
         if h in self._memo:

@@ -256,6 +256,20 @@ def fit(corpus, config: PredictConfig, seed: int = 0, progress: bool = True):
     """Train a model on `corpus` and return it as a `simulacra.simulator.Simulator` whose card
     records the corpus (hash, world, mixture, size), the config, the seed and the metrics. The
     result is the same as `make_train(...)(jax.random.PRNGKey(seed))`."""
+    return _fit(corpus, config, [seed], progress, batched=False)[0]
+
+
+def fit_seeds(corpus, config: PredictConfig, seeds, progress: bool = True) -> list:
+    """`fit` for several seeds at once: one compilation, the seeds' runs `vmap`ped side by side
+    (each equal to its own `fit` up to float rounding). The card's `train_seconds` is the
+    batch's wall-clock divided by the number of seeds."""
+    seeds = [int(s) for s in seeds]
+    if not seeds:
+        raise ValueError("fit_seeds needs at least one seed")
+    return _fit(corpus, config, seeds, progress, batched=True)
+
+
+def _fit(corpus, config: PredictConfig, seeds: list[int], progress: bool, batched: bool) -> list:
     import time
 
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -267,37 +281,51 @@ def fit(corpus, config: PredictConfig, seed: int = 0, progress: bool = True):
     data = train_data(corpus, config)
     run = make_run(config, data, fmt)
     seg = _segment(config.steps)
-    steps = jax.jit(run.steps, donate_argnums=0)
+    if batched:
+        # the bucket schedule (xs[1]) is the same for every seed: kept unbatched, so that
+        # `lax.switch` still picks one branch per step instead of running all of them
+        init = jax.jit(jax.vmap(run.init, out_axes=(0, (0, None))))
+        steps = jax.jit(jax.vmap(run.steps, in_axes=(0, (0, None))), donate_argnums=0)
+        keys = jnp.stack([jax.random.PRNGKey(s) for s in seeds])
+    else:
+        init, steps = jax.jit(run.init), jax.jit(run.steps, donate_argnums=0)
+        keys = jax.random.PRNGKey(seeds[0])
     t0 = time.perf_counter()
-    carry, xs = jax.jit(run.init)(jax.random.PRNGKey(seed))
+    carry, xs = init(keys)
     losses = []
+    label = "training" if len(seeds) == 1 else f"training {len(seeds)} seeds"
     with Progress(
-        TextColumn("training"), BarColumn(), TextColumn("{task.completed}/{task.total} steps  loss {task.fields[loss]}"),
+        TextColumn(label), BarColumn(), TextColumn("{task.completed}/{task.total} steps  loss {task.fields[loss]}"),
         TimeElapsedColumn(), TimeRemainingColumn(), disable=not progress, transient=True,
     ) as bar:
         task = bar.add_task("train", total=config.steps, loss="-")
         for i in range(0, config.steps, seg):
-            carry, loss = steps(carry, jax.tree.map(lambda x: x[i : i + seg], xs))
-            losses.append(np.asarray(loss))
-            bar.update(task, advance=seg, loss=f"{float(losses[-1][-max(1, seg // 10):].mean()):.4f}")
-    seconds = time.perf_counter() - t0
-    loss = np.concatenate(losses)
+            part = (xs[0][..., i : i + seg, :], xs[1][i : i + seg]) if batched else jax.tree.map(lambda x: x[i : i + seg], xs)
+            carry, loss = steps(carry, part)
+            losses.append(np.asarray(loss).reshape(len(seeds), -1))
+            bar.update(task, advance=seg, loss=f"{float(losses[-1][:, -max(1, seg // 10):].mean()):.4f}")
+    seconds = (time.perf_counter() - t0) / len(seeds)
+    loss = np.concatenate(losses, axis=1)
     tail = max(1, config.steps // 10)
-    card = {
-        "simulacra_version": simulacra.__version__,
-        "seed": seed,
-        "corpus": {
-            "sha256": corpus.content_hash(),
-            "path": str(corpus.path) if getattr(corpus, "path", None) else None,
-            "mixture": corpus.mixture.to_list(),
-            "seed": corpus.seed,
-            "n_episodes": corpus.n_episodes,
-        },
-        "metrics": {
-            "train_loss_first": float(loss[:tail].mean()),
-            "train_loss_last": float(loss[-tail:].mean()),
-            "train_seconds": round(seconds, 2),
-            "tokens_seen": int(config.steps * config.batch_size * (fmt.length - 1)),
-        },
-    }
-    return Simulator(config, fmt, carry[0], card)
+    out = []
+    for j, seed in enumerate(seeds):
+        card = {
+            "simulacra_version": simulacra.__version__,
+            "seed": seed,
+            "corpus": {
+                "sha256": corpus.content_hash(),
+                "path": str(corpus.path) if getattr(corpus, "path", None) else None,
+                "mixture": corpus.mixture.to_list(),
+                "seed": corpus.seed,
+                "n_episodes": corpus.n_episodes,
+            },
+            "metrics": {
+                "train_loss_first": float(loss[j, :tail].mean()),
+                "train_loss_last": float(loss[j, -tail:].mean()),
+                "train_seconds": round(seconds, 2),
+                "tokens_seen": int(config.steps * config.batch_size * (fmt.length - 1)),
+            },
+        }
+        params = jax.tree.map(lambda x, j=j: x[j], carry[0]) if batched else carry[0]
+        out.append(Simulator(config, fmt, params, card))
+    return out

@@ -206,3 +206,25 @@ def test_flagship_loads_for_every_profile_and_quick_tests_h1_to_h6():
     assert {"H1", "H2", "H3", "H4", "H5", "H6"} <= ids
     full = load_study(path, "full")
     assert {h.id for h in full.hypotheses} >= ids and full.seeds > quick.seeds
+
+
+def test_report_of_real_kinds_opens_in_headless_chromium(tiny_run):
+    from simulacra.report.study import report_study
+    from tests.report.test_report import _chrome, _open
+
+    study, root, _ = tiny_run
+    html_path, md_path = report_study(study, root=root, command="pytest", wall_clock_s=1.0)
+    md = md_path.read_text()
+    for section in ("## Findings", "## Return conditioning", "## Goal misgeneralisation", "## Fine-tuning"):
+        assert section in md
+    assert "No data for “Coin moved at test”" not in md and "No data for “RL fine-tuning" not in md
+    driver = _chrome()
+    try:
+        severe, images = _open(driver, html_path)
+    finally:
+        driver.quit()
+    assert severe == []
+    assert images and all(i["w"] > 0 and i["h"] > 0 for i in images), [i for i in images if not i["w"]]
+    rollouts = [i["alt"] for i in images if "rollout" in i["alt"]]
+    assert len(rollouts) == 8  # seed 0 of each unit: ppo, misgen x2, bc, tags, dt x2, ft
+    assert all(any(a.startswith(f"{p} rollout") for a in rollouts) for p in study.processes), rollouts

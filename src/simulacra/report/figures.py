@@ -167,7 +167,8 @@ def conditioning_curves(
     series: Iterable[Mapping], best_return: float | None = None, colours: Mapping[str, str] | None = None
 ) -> bytes | None:
     """Target vs achieved return, one line per process with a 95% band, the diagonal y = x,
-    and the corpus's best return (`best_return`, else the series' `data["corpus_best"]`).
+    and the corpus's best return (`best_return`, else the series' `data["corpus_best"]` when every
+    process drawn has the same one).
 
     Series named "return_sweep" with `data = {"targets", "returns", "ci_low"?, "ci_high"?,
     "corpus_best"?}`. Several series of one process (seeds) are averaged target by target and
@@ -189,7 +190,7 @@ def conditioning_curves(
             {"seed": s.get("seed"), "pts": {t: (r, a, b) for t, r, a, b in zip(targets, returns, lo, hi)}}
         )
         if d.get("corpus_best") is not None:
-            bests.append(as_float(d["corpus_best"]))
+            bests.append((str(s.get("process")), as_float(d["corpus_best"])))
     if not by_process:
         return None
     colours = colours or palette(by_process)
@@ -212,7 +213,8 @@ def conditioning_curves(
             low.append(lo)
             high.append(hi)
         colour = colours.get(process, "#333333")
-        label = f"{process} (n={len(curves)})" if len(curves) > 1 else process
+        seeds = {c["seed"] for c in curves}
+        label = f"{process} (n={len(seeds)} seeds)" if len(seeds) > 1 else process
         ax.plot(targets, mean, "o-", color=colour, label=_plain(label), ms=4)
         ok = [i for i in range(len(targets)) if _finite(low[i], high[i])]
         if ok:
@@ -220,7 +222,13 @@ def conditioning_curves(
         span += targets + [m for m in mean if math.isfinite(m)]
     lo_, hi_ = min(span), max(span)
     ax.plot([lo_, hi_], [lo_, hi_], color="#555555", lw=0.9, ls="--", label="achieved = target")
-    best = as_float(best_return) if best_return is not None else (max(bests) if bests else float("nan"))
+    if best_return is not None:
+        best = as_float(best_return)
+    else:
+        # one corpus-best line only when every process drawn shares it (else each corpus's best
+        # would be read against the others' curves)
+        values = {round(b, 6) for p, b in bests if p in by_process and math.isfinite(b)}
+        best = values.pop() if len(values) == 1 else float("nan")
     if math.isfinite(best):
         ax.axhline(best, color="#aa3377", lw=0.9, ls=":", label=f"corpus best ({best:.3g})")
     ax.set_xlabel("target return (prompt)")

@@ -111,6 +111,10 @@ TINY = {
         "tags": {"kind": "predict", "corpus": "mix", "params": {**TINY_MODEL, "character": True}},
         "dt": {"kind": "condition", "corpus": "mix", "params": TINY_MODEL, "sweep": {"params.target": [0.0, 1.0]}},
         "ft": {"kind": "finetune", "corpus": "mix", "params": {**TINY_MODEL, "updates": 2, "episodes": 8, "beta": 0.5}},
+        "lay": {"kind": "layers", "corpus": "mix", "params": {**TINY_MODEL, "updates": 2, "episodes": 8, "beta": 0.5, "layer": 0}},
+        "pr": {"kind": "probe", "corpus": "mix", "params": {**TINY_MODEL, "probe": "character", "probe_episodes": 40}},
+        "st": {"kind": "steer", "corpus": "mix", "params": {**TINY_MODEL, "toward": "presser", "away": "seeker"},
+               "sweep": {"params.k": [0.0, 2.0]}},
     },
     "hypotheses": [
         {
@@ -148,8 +152,8 @@ def test_every_kind_runs_and_measures_in_range(tiny_run):
     by = {}
     for r in rows:
         by.setdefault((r["process"], json.dumps(r["sweep"], sort_keys=True), r["seed"]), {})[r["metric"]] = r["value"]
-    # 2 seeds x (ppo 1 + misgen 2 + bc 1 + tags 1 + dt 2 + ft 1)
-    assert len(by) == 2 * 8
+    # 2 seeds x (ppo 1 + misgen 2 + bc 1 + tags 1 + dt 2 + ft 1 + lay 1 + pr 1 + st 2)
+    assert len(by) == 2 * 12
     for (process, _, _), metrics in by.items():
         kind = PROCESSES[study.processes[process].kind]
         assert set(metrics) == set(kind.metrics), process
@@ -158,14 +162,20 @@ def test_every_kind_runs_and_measures_in_range(tiny_run):
                 continue
             if name.startswith(("rate_", "corpus_rate_")) or name in (
                 "success", "fraction_of_optimal", "ood_rate", "p_old_spot", "p_coin", "character_match", "agreement", "corpus_success",
+                "match_rate", "probe_score", "probe_baseline", "cka",
             ):  # fmt: skip
                 assert -1e-6 <= v <= 1 + 1e-6, (process, name, v)
-            if name in ("length", "tamper_steps", "train_seconds", "kl"):
+            if name in ("length", "tamper_steps", "train_seconds", "kl", "weight_change"):
                 assert v >= -1e-6, (process, name, v)
+        if process in ("lay", "pr"):
+            continue
         misgen = process == "misgen"
         assert math.isfinite(metrics["p_old_spot"]) == misgen, process
         assert math.isfinite(metrics["ood_rate"]) == (process != "misgen"), process
         assert math.isfinite(metrics["corpus_return"]) == (process != "misgen"), process
+    for (p, sweep, _), m in by.items():
+        if p == "lay":
+            assert m["weight_change"] > 0 and 0 < m["cka"] <= 1 + 1e-9
     tags = [m for (p, _, _), m in by.items() if p == "tags"]
     bc = [m for (p, _, _), m in by.items() if p == "bc"]
     assert all(m["character_match"] == pytest.approx(1 / 3) for m in bc)  # untagged: exactly one character matches
@@ -179,7 +189,7 @@ def test_series_and_rollout_gifs(tiny_run):
     assert {("dt", "return_sweep"), ("ft", "finetune"), ("tags", "character_kl")} <= names
     files = store.files_frame("tiny")
     assert files and all(f["name"] == "rollout.gif" and f["seed"] == 0 for f in files)
-    assert {f["process"] for f in files} == set(study.processes)
+    assert {f["process"] for f in files} == set(study.processes) - {"lay", "pr"}  # layer and probe units do not act
     for f in files:
         path = Path(f["path"]) if Path(f["path"]).is_absolute() else root / "tiny" / f["path"]
         assert path.read_bytes()[:6] == b"GIF89a"
@@ -191,21 +201,24 @@ def test_corpora_and_models_are_made_once(tiny_run):
     corpora = [k for k in keys if k["artifact"] == "corpus"]
     models = [k for k in keys if k["artifact"] == "model"]
     assert len(corpora) == 1
-    # per seed: bc, tags, and one Decision Transformer shared by both targets of dt and by ft
+    # per seed: bc, tags (shared by st), and one Decision Transformer shared by both targets of dt,
+    # by ft, lay and pr; one fine-tuned model shared by ft and lay
     assert len(models) == 2 * 3
     assert sorted(k["seed"] for k in models if k["train"]["rtg"]) == [0, 1]
+    assert sorted(k["seed"] for k in keys if k["artifact"] == "finetuned") == [0, 1]
 
 
 def test_flagship_loads_for_every_profile_and_quick_tests_h1_to_h6():
     path = ROOT / "studies" / "flagship.yaml"
-    for profile in (None, "quick", "full"):
+    for profile in (None, "quick", "inside", "full"):
         study = load_study(path, profile)
         assert study.hypotheses
     quick = load_study(path, "quick")
     ids = {h.id for h in quick.hypotheses}
     assert {"H1", "H2", "H3", "H4", "H5", "H6"} <= ids
     full = load_study(path, "full")
-    assert {h.id for h in full.hypotheses} >= ids and full.seeds > quick.seeds
+    assert {h.id for h in full.hypotheses} >= ids | {"H7", "H8", "H9"} and full.seeds > quick.seeds
+    assert {"H7", "H8", "H9"} <= {h.id for h in load_study(path, "inside").hypotheses}
 
 
 def test_report_of_real_kinds_opens_in_headless_chromium(tiny_run):
@@ -226,5 +239,5 @@ def test_report_of_real_kinds_opens_in_headless_chromium(tiny_run):
     assert severe == []
     assert images and all(i["w"] > 0 and i["h"] > 0 for i in images), [i for i in images if not i["w"]]
     rollouts = [i["alt"] for i in images if "rollout" in i["alt"]]
-    assert len(rollouts) == 8  # seed 0 of each unit: ppo, misgen x2, bc, tags, dt x2, ft
-    assert all(any(a.startswith(f"{p} rollout") for a in rollouts) for p in study.processes), rollouts
+    assert len(rollouts) == 10  # seed 0 of each acting unit: ppo, misgen x2, bc, tags, dt x2, ft, st x2
+    assert all(any(a.startswith(f"{p} rollout") for a in rollouts) for p in set(study.processes) - {"lay", "pr"}), rollouts

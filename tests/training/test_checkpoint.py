@@ -59,3 +59,16 @@ def test_corruption_and_overwrites(saved, tmp_path):
         save_model(other, params, CFG, overwrite=True)
     with pytest.raises(CheckpointError, match="no card.json"):
         load_model(tmp_path)
+
+
+def test_a_card_copied_from_a_loaded_checkpoint_does_not_carry_its_hash(saved, tmp_path):
+    """Saving changed weights with the card of the checkpoint they were loaded from (as fine-tuning
+    does) writes the new weights' hash, not the old one's: the new checkpoint loads."""
+    path, _ = saved
+    params, config, card = load_model(path)
+    changed = jax.tree.map(lambda x: x + 1.0, params)
+    save_model(tmp_path / "changed", changed, config, card)
+    back, _, back_card = load_model(tmp_path / "changed")
+    assert back_card["params_sha256"] != card["params_sha256"]
+    for a, b in zip(jax.tree.leaves(back), jax.tree.leaves(changed)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))

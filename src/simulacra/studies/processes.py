@@ -156,6 +156,40 @@ class FinetuneParams(ConditionParams):
     """Episodes per update."""
     ft_lr: float = Field(1e-4, gt=0)
     """Learning rate of fine-tuning."""
+    pretrained: bool = True
+    """Start from the Decision Transformer trained on the corpus; false: from a random
+    initialisation of the same architecture (a transformer agent trained by RL from scratch)."""
+
+
+class LayersParams(FinetuneParams):
+    """Where fine-tuning changed the model: block `layer` of the fine-tuned model vs the reference."""
+
+    layer: int = Field(0, ge=0)
+    """The block compared (0 = first)."""
+
+
+class ProbeParams(FinetuneParams):
+    """A linear probe (`lenses.probes`) on the residual stream after block `layer` (−1 = last)."""
+
+    source: Literal["simulator", "finetuned"] = "simulator"
+    """Probe the Decision Transformer trained on the corpus, or its fine-tuned version (the `finetune`
+    fields above: beta, updates, pretrained …)."""
+    probe: Literal["rtg", "coin_cell", "character", "posterior", "agent_cell"] = "rtg"
+    """The probe's target."""
+    layer: int = Field(-1, ge=-1)
+    probe_episodes: int = Field(300, ge=10)
+    """Corpus episodes the probe is fitted and cross-validated on."""
+
+
+class SteerParams(ModelParams):
+    """Steering a character-tagged simulator (`lenses.steering`): prompted as `away`, with
+    k · (tag `toward` − tag `away`) added to the residual stream after block `layer` (−1 = last)."""
+
+    loss_on: Literal["trajectory", "actions"] = "trajectory"
+    toward: str
+    away: str
+    k: float = 0.0
+    layer: int = Field(-1, ge=-1)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -414,20 +448,129 @@ def run_condition(config: dict, artifacts, seeds: list[int]) -> list[dict]:
     description="RL fine-tuning with a KL penalty (training.finetune) of the Decision Transformer `condition` would train",
 )  # fmt: skip
 def run_finetune(config: dict, artifacts, seeds: list[int]) -> list[dict]:
+    p = config["params"]
+    corpus = get_corpus(config, artifacts)
+    results = []
+    for (ref, tuned, curve), seed in zip(get_finetuned(config, artifacts, corpus, seeds), seeds):
+        out = _act(tuned, config, seed, target=p["target"])
+        extra = {**_train_metrics(ref), "kl": curve["kl"][-1], "agreement": curve["agreement"][-1]}
+        results.append(_result(out, config, corpus, seed, extra, {"finetune": curve}))
+    return results
+
+
+def get_finetuned(config: dict, artifacts, corpus: Corpus, seeds: list[int]) -> list[tuple]:
+    """(reference, fine-tuned model, per-update curves) per seed; the fine-tuned model is cached
+    per (corpus, model and fine-tuning config, seed), so `finetune`, `layers` and `probe`
+    processes with the same fields share it."""
+    from simulacra.simulator import Simulator
     from simulacra.training.finetune import FinetuneConfig, finetune
 
     p = config["params"]
-    corpus = get_corpus(config, artifacts)
+    pconfig = predict_config(p, rtg=True)
+    if p["pretrained"]:
+        refs = get_models(config, artifacts, corpus, pconfig, seeds)
+    else:
+        refs = []
+        for s in seeds:
+            sim = Simulator.init(pconfig, corpus.params, jax.random.fold_in(jax.random.PRNGKey(s), 3))
+            sim.card = {"corpus": {"mixture": corpus.mixture.to_list()}, "process": {"name": "init"}}
+            refs.append(sim)
     ft = FinetuneConfig(beta=p["beta"], updates=p["updates"], episodes=p["episodes"], lr=p["ft_lr"], target=p["target"],
                         temperature=max(p["temperature"], 1e-3))  # fmt: skip
-    results = []
-    for ref, seed in zip(get_models(config, artifacts, corpus, predict_config(p, rtg=True), seeds), seeds):
-        res = finetune(ref, ft, jax.random.fold_in(jax.random.PRNGKey(seed), 2), world=_world(config["world"]), progress=False)
-        out = _act(res.sim, config, seed, target=p["target"])
-        curve = {k: [float(x) for x in v] for k, v in res.metrics.items()}
+    out = []
+    for ref, seed in zip(refs, seeds):
+        key = {"artifact": "finetuned", "corpus": config["corpus"], "train": dataclasses.asdict(pconfig), "pretrained": p["pretrained"],
+               "finetune": dataclasses.asdict(ft), "world": config["world"], "seed": seed, "version": simulacra.__version__}  # fmt: skip
+
+        def make(ref=ref, seed=seed):
+            res = finetune(ref, ft, jax.random.fold_in(jax.random.PRNGKey(seed), 2), world=_world(config["world"]), progress=False)
+            res.sim.card["curve"] = {k: [float(x) for x in v] for k, v in res.metrics.items()}
+            return res.sim
+
+        tuned = artifacts.get_or_make(key, make, lambda sim, path: sim.save(path / "model"), lambda path: Simulator.load(path / "model"))
+        curve = dict(tuned.card["curve"])
         curve["update"] = list(range(1, p["updates"] + 1))
-        extra = {**_train_metrics(ref), "kl": curve["kl"][-1], "agreement": curve["agreement"][-1]}
-        results.append(_result(out, config, corpus, seed, extra, {"finetune": curve}))
+        out.append((ref, tuned, curve))
+    return out
+
+
+def _block(layer: int, n_layers: int) -> int:
+    b = n_layers - 1 if layer == -1 else layer
+    if not 0 <= b < n_layers:
+        raise ValueError(f"layer {layer} does not exist: the model has {n_layers} blocks (0..{n_layers - 1}, or -1 for the last)")
+    return b
+
+
+@register_process(
+    "layers", params=LayersParams, metrics=("weight_change", "cka", "transplant_gain"), needs_corpus=True, batch_seeds=True,
+    lenses=("behaviour",),
+    description="where RL fine-tuning changed a Decision Transformer: block params.layer's weight change, CKA, and the return a transplant of it carries",
+)  # fmt: skip
+def run_layers(config: dict, artifacts, seeds: list[int]) -> list[dict]:
+    """Per seed, block `layer` of the fine-tuned model vs the reference: relative weight change,
+    linear CKA of its residual output on the corpus, and `transplant_gain` — the return of the
+    reference with only that block taken from the fine-tuned model, minus the reference's."""
+    from simulacra.lenses import layers
+
+    p = config["params"]
+    corpus = get_corpus(config, artifacts)
+    results = []
+    for (ref, tuned, _), seed in zip(get_finetuned(config, artifacts, corpus, seeds), seeds):
+        b = _block(p["layer"], ref.config.n_layers)
+        name = f"blocks.{b}"
+        cka = layers.cka_by_layer(ref, tuned, corpus, [f"{name}.hook_resid_post"])[f"{name}.hook_resid_post"]
+        mixed = layers.transplant(ref, tuned, name)
+        gain = float(_act(mixed, config, seed, target=p["target"])["return"].mean() - _act(ref, config, seed, target=p["target"])["return"].mean())
+        results.append({"metrics": {"weight_change": layers.weight_change(ref, tuned)[name], "cka": cka, "transplant_gain": gain}})
+    return results
+
+
+@register_process(
+    "probe", params=ProbeParams, metrics=("probe_score", "probe_control", "probe_selectivity", "probe_baseline"), needs_corpus=True,
+    batch_seeds=True, lenses=("behaviour",),
+    description="a linear probe (lenses.probes) for params.probe after block params.layer of the corpus's Decision Transformer, or of its fine-tuned version",
+)  # fmt: skip
+def run_probe(config: dict, artifacts, seeds: list[int]) -> list[dict]:
+    from simulacra.lenses import probes
+
+    p = config["params"]
+    corpus = get_corpus(config, artifacts)
+    if p["source"] == "simulator":
+        sims = get_models(config, artifacts, corpus, predict_config(p, rtg=True), seeds)
+    else:
+        sims = [tuned for _, tuned, _ in get_finetuned(config, artifacts, corpus, seeds)]
+    results = []
+    for sim, seed in zip(sims, seeds):
+        name = f"blocks.{_block(p['layer'], sim.config.n_layers)}.hook_resid_post"
+        sub = corpus.subset(np.arange(min(p["probe_episodes"], corpus.n_episodes)))
+        rows = probes.probe_layers(sim, sub, which=(p["probe"],), names=[name], max_episodes=p["probe_episodes"], seed=seed)
+        if not rows:
+            raise ValueError(f"probe target {p['probe']!r} is not defined for this corpus (no coin, or one character)")
+        r = rows[0]
+        results.append({"metrics": {"probe_score": r["score"], "probe_control": r["control"], "probe_selectivity": r["selectivity"],
+                                    "probe_baseline": r["baseline"]}})  # fmt: skip
+    return results
+
+
+@register_process(
+    "steer", params=SteerParams, metrics=BEHAVIOUR_METRICS + MODEL_METRICS + ("match_rate",), needs_corpus=True, batch_seeds=True,
+    lenses=("behaviour",),
+    description="a character-tagged simulator prompted as params.away and steered by k along (tag toward − tag away); match_rate towards params.toward",
+)  # fmt: skip
+def run_steer(config: dict, artifacts, seeds: list[int]) -> list[dict]:
+    from simulacra.lenses import steering
+
+    p = config["params"]
+    corpus = get_corpus(config, artifacts)
+    world = _world(config["eval_world"]) or _world(config["world"])
+    results = []
+    for sim, seed in zip(get_models(config, artifacts, corpus, predict_config(p, rtg=False, character=True), seeds), seeds):
+        name = f"blocks.{_block(p['layer'], sim.config.n_layers)}.hook_resid_post"
+        d = steering.tag_direction(sim, corpus, name, p["toward"], p["away"])
+        away = steering._index(corpus.mixture, p["away"])
+        out = _act(sim, config, seed, character=away, hooks=steering.steering_hooks(name, d, p["k"]))
+        match = steering.character_match_rate(out, world, corpus.mixture, p["toward"])
+        results.append(_result(out, config, corpus, seed, {**_train_metrics(sim), "match_rate": match}))
     return results
 
 

@@ -40,7 +40,9 @@ def write_checkpoint(path: str | Path, params, card: dict, schema: str, version:
         if card_schema(path) != schema:
             raise CheckpointError(f"{path} exists and is not a simulacra {what}; refusing to replace it")
     blob = serialization.to_bytes(jax.device_get(params))
-    full = {"schema": schema, "schema_version": version, "params_sha256": hashlib.sha256(blob).hexdigest(), **card}
+    # the card's own fields first: a card copied from a loaded checkpoint (a fine-tuned model's, say)
+    # carries that checkpoint's schema fields and hash, which must not override these params' own
+    full = {**card, "schema": schema, "schema_version": version, "params_sha256": hashlib.sha256(blob).hexdigest()}
 
     def fill(tmp: Path) -> None:
         (tmp / "params.msgpack").write_bytes(blob)
@@ -102,7 +104,7 @@ def read_params(path: Path, card: dict, target, described_by: str):
 def save_model(path: str | Path, params, config: TransformerConfig, card: dict | None = None, overwrite: bool = False) -> Path:
     """Write `params` of a `Transformer(config)` and a model card (`card` adds process, world,
     corpus and metrics entries) to the directory `path`."""
-    full = {"architecture": dataclasses.asdict(config), **(card or {})}
+    full = {**(card or {}), "architecture": dataclasses.asdict(config)}  # the weights' own architecture wins
     return write_checkpoint(path, params, full, SCHEMA, SCHEMA_VERSION, "checkpoint", overwrite)
 
 

@@ -501,7 +501,7 @@ def save_agent(
 ) -> Path:
     """Write an agent's network (msgpack) and its card (`card.json`: schema, the params file's
     SHA-256, the PPOConfig, the world, and whatever `card` adds, e.g. metrics) to `path`, atomically."""
-    full = {"process": {"name": "reinforce", "algorithm": "ppo"}, "config": config.to_dict(), "world": params.to_dict(), **(card or {})}
+    full = {"process": {"name": "reinforce", "algorithm": "ppo"}, **(card or {}), "config": config.to_dict(), "world": params.to_dict()}
     return write_checkpoint(path, net_params, full, AGENT_SCHEMA, AGENT_SCHEMA_VERSION, "agent", overwrite)
 
 

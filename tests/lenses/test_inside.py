@@ -131,3 +131,12 @@ def test_tag_direction_moves_behaviour_towards_the_character():
     with pytest.raises(ValueError, match="character-tagged"):
         steering.tag_direction(fit(c, PredictConfig(steps=2, warmup=0, d_model=16, n_layers=1, n_heads=2, d_mlp=32), progress=False),
                                c, name, "presser", "seeker")  # fmt: skip
+
+
+def test_coin_direction_contrasts_episodes_by_coin_cell(trained, corpus):
+    cells = probes.coin_cells(np.asarray(corpus["scene"]), corpus.params)[:, 0]
+    cell = divmod(int(np.bincount(cells).argmax()), corpus.params.width)  # a cell that holds the coin in some episodes
+    d = steering.coin_direction(trained, corpus, "blocks.1.hook_resid_post", cell)
+    assert d.shape == (TINY.d_model,) and np.all(np.isfinite(d)) and np.linalg.norm(d) > 0
+    with pytest.raises(ValueError, match="both at and away"):
+        steering.coin_direction(trained, corpus, "blocks.1.hook_resid_post", (0, 0))  # a wall: never a coin

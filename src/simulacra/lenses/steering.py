@@ -11,6 +11,9 @@ prompted as b (activation addition's contrast of two prompts). Steering adds
 `k · direction` to the named activation at every position of every forward pass while acting
 (`Hooks(add=…)`); k = 0 adds exact zeros, a no-op.
 
+`coin_direction` is the goal-retargeting direction ("cheese vector"): episodes with the coin at
+one cell minus episodes with it elsewhere.
+
 The measure of a character shift is the **character-match rate**: the share of episodes whose
 ideal posterior over the corpus's characters, after the whole episode, puts the most mass on the
 character steered towards — the corpus's exact law judging whom the behaviour looks like.
@@ -74,6 +77,25 @@ def tag_direction(sim, corpus, name: str, a: int | str, b: int | str, max_episod
     return (xa - xb).mean(0).astype(np.float32)
 
 
+def coin_direction(sim, corpus, name: str, cell: tuple[int, int], max_episodes: int = 1024) -> np.ndarray:
+    """Goal retargeting in the manner of the maze policy's "cheese vector": the mean activation at
+    `name` over steps of episodes whose coin lies at `cell` (row, column) minus the mean over
+    episodes whose coin lies elsewhere. Adding it should pull the agent towards `cell` wherever
+    the coin really is (measure with `behaviour.visits`)."""
+    from simulacra.corpus import coin_cells
+
+    if not corpus.params.n_coins:
+        raise ValueError("coin_direction needs a world with coins")
+    if corpus.n_episodes > max_episodes:
+        corpus = corpus.subset(np.arange(max_episodes))
+    acts = step_activations(sim, corpus, [name])[name]
+    ep, _ = step_index(corpus)
+    at = (coin_cells(np.asarray(corpus["scene"]), corpus.params) == cell[0] * corpus.params.width + cell[1]).any(1)[ep]
+    if not at.any() or at.all():
+        raise ValueError(f"the corpus's first {corpus.n_episodes} episodes need coins both at and away from {cell}")
+    return (acts[at].mean(0) - acts[~at].mean(0)).astype(np.float32)
+
+
 def steering_hooks(name: str, direction, k: float) -> Hooks:
     """Hooks adding `k · direction` at `name` (broadcast over batch and positions)."""
     return Hooks(add={name: jnp.asarray(k * np.asarray(direction, np.float32))})
@@ -129,4 +151,4 @@ def steering_sweep(sim, name: str, direction, ks, key, toward: int | str, n_epis
     return rows
 
 
-__all__ = ["character_match_rate", "contrastive_direction", "final_posterior", "steering_hooks", "steering_sweep", "tag_direction"]
+__all__ = ["character_match_rate", "coin_direction", "contrastive_direction", "final_posterior", "steering_hooks", "steering_sweep", "tag_direction"]

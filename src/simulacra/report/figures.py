@@ -340,8 +340,13 @@ def knob_curves(
     for ax, ok in zip(axes, drawn + [False] * (len(axes) - len(drawn))):
         if not ok:
             ax.set_visible(False)
-    first = next(ax for ax, ok in zip(axes, drawn) if ok)
-    first.legend(fontsize=8, frameon=False)
+    # one legend per distinct set of processes (panels may show different processes)
+    seen: set[tuple[str, ...]] = set()
+    for ax, ok in zip(axes, drawn):
+        labels = tuple(ax.get_legend_handles_labels()[1]) if ok else ()
+        if labels and labels not in seen:
+            seen.add(labels)
+            ax.legend(fontsize=8, frameon=False)
     fig.suptitle(_plain(f"{', '.join(m for m, ok in zip(metrics, drawn) if ok)} vs {knob}"))
     fig.tight_layout()
     return _png(fig)

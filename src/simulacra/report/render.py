@@ -122,9 +122,11 @@ def _default_knob_metrics(rows: list[Mapping], findings: list[dict]) -> dict[str
     """For every swept knob (but the misgeneralisation one, which has its own figure): the
     findings' metrics measured on units that sweep it, else the event rates measured there."""
     by_knob: dict[str, set[str]] = defaultdict(set)
+    procs_by_knob: dict[str, set[str]] = defaultdict(set)
     for r in rows:
         for k in r.get("sweep") or {}:
             by_knob[str(k)].add(str(r.get("name")))
+            procs_by_knob[str(k)].add(str(r.get("process")))
     finding_metrics = list(dict.fromkeys(_text(f["metric"]) for f in findings if f["metric"]))
     out = {}
     for knob in sorted(by_knob):
@@ -134,7 +136,11 @@ def _default_knob_metrics(rows: list[Mapping], findings: list[dict]) -> dict[str
         # the metrics of the findings that test a trend in this knob, with the return for context;
         # else every finding metric measured there; else the event rates
         own = [_text(f["metric"]) for f in findings if f"vs {knob}" in _text(f["groups"])]
-        metrics = [m for m in dict.fromkeys(own + (["return"] if own else [])) if m in names]
+        # then the metrics of findings that compare processes sweeping this knob (e.g. probes'
+        # selectivity per layer), then the return for context
+        swept = procs_by_knob[knob]
+        related = [_text(f["metric"]) for f in findings if any(re.search(rf"\b{re.escape(p)}\b", _text(f["groups"])) for p in swept)]
+        metrics = [m for m in dict.fromkeys(own + related + (["return"] if own or related else [])) if m in names]
         metrics = metrics or [m for m in finding_metrics if m in names] or sorted(n for n in names if n.startswith("rate_"))
         if metrics:
             out[knob] = metrics[:6]

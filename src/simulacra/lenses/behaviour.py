@@ -89,6 +89,21 @@ def _episodes_fn(policy: Policy, params: WorldParams):
     return jax.jit(jax.vmap(one, in_axes=(None, 0)))
 
 
+def _batched(run, key: jax.Array, n_episodes: int, policy_params, batch: int):
+    """`run(policy_params, keys)` over episode keys `fold_in(key, i)`, i < n_episodes, in batches of
+    one padded shape (one compilation), concatenated as numpy."""
+    keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.arange(n_episodes))
+    batch = min(batch, n_episodes)
+    parts = []
+    for i in range(0, n_episodes, batch):
+        k = keys[i : i + batch]
+        n = k.shape[0]
+        if n < batch:  # pad to one shape: one compilation
+            k = jnp.concatenate([k, jnp.repeat(k[-1:], batch - n, axis=0)])
+        parts.append(jax.tree.map(lambda x, n=n: np.asarray(x)[:n], run(policy_params, k)))
+    return jax.tree.map(lambda *xs: np.concatenate(xs), *parts)
+
+
 def _results(params: WorldParams, ret, true_return, optimal, length, terminated, events) -> dict[str, np.ndarray]:
     events = np.asarray(events, np.int32)  # (N, 7)
     optimal = np.asarray(optimal, np.float32)
@@ -113,17 +128,7 @@ def evaluate(
     module docstring for the keys)."""
     if n_episodes < 1:
         raise ValueError(f"invalid n_episodes={n_episodes!r}: must be at least 1")
-    run = _episodes_fn(policy, params)
-    keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.arange(n_episodes))
-    batch = min(batch, n_episodes)
-    parts = []
-    for i in range(0, n_episodes, batch):
-        k = keys[i : i + batch]
-        n = k.shape[0]
-        if n < batch:  # pad to one shape: one compilation
-            k = jnp.concatenate([k, jnp.repeat(k[-1:], batch - n, axis=0)])
-        parts.append(jax.tree.map(lambda x, n=n: np.asarray(x)[:n], run(policy_params, k)))
-    acc, scenes, first = jax.tree.map(lambda *xs: np.concatenate(xs), *parts)
+    acc, scenes, first = _batched(_episodes_fn(policy, params), key, n_episodes, policy_params, batch)
     optimal = optimal_returns(params, scenes, first)
     return _results(params, acc["return"], acc["true_return"], optimal, acc["length"], acc["terminated"], acc["events"])
 
@@ -206,17 +211,7 @@ def rollouts(
     like `evaluate`, so the two see the same episodes."""
     if n_episodes < 1:
         raise ValueError(f"invalid n_episodes={n_episodes!r}: must be at least 1")
-    run = _rollouts_fn(policy, params)
-    keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.arange(n_episodes))
-    batch = min(batch, n_episodes)
-    parts = []
-    for i in range(0, n_episodes, batch):
-        k = keys[i : i + batch]
-        n = k.shape[0]
-        if n < batch:
-            k = jnp.concatenate([k, jnp.repeat(k[-1:], batch - n, axis=0)])
-        parts.append(jax.tree.map(lambda x, n=n: np.asarray(x)[:n], run(policy_params, k)))
-    rec, scene = jax.tree.map(lambda *xs: np.concatenate(xs), *parts)
+    rec, scene = _batched(_rollouts_fn(policy, params), key, n_episodes, policy_params, batch)
     out = {
         "scene": scene.astype(np.int16),
         "states": rec["states"],
@@ -285,29 +280,27 @@ def visits(states: np.ndarray, length: np.ndarray, cell: tuple[int, int]) -> np.
     return np.any((states[:, :, 0] == tok) & upto, axis=1)
 
 
+def ideal_of_rollouts(out: dict, params: WorldParams, mixture):
+    """`corpus.ideal.compute_ideal` of corpus-shaped rollouts `out`, under `mixture`'s law in `params`."""
+    from simulacra.corpus.ideal import compute_ideal
+
+    class _Episodes:  # the corpus interface `compute_ideal` reads
+        n_episodes = len(out["length"])
+        arrays = {k: np.asarray(out[k]) for k in ("scene", "states", "actions", "length", "terminated")}
+        arrays["reward"] = np.asarray(out["reward"], np.float32)
+
+    _Episodes.params, _Episodes.mixture = params, mixture
+    return compute_ideal(_Episodes())
+
+
 def ood_action_rate(out: dict, corpus, threshold: float = 0.01) -> dict[str, float | np.ndarray]:
     """Out-of-distribution actions: the share of steps whose action has probability below
     `threshold` under the corpus's ideal law given the episode so far (`corpus.ideal`: the
     posterior-weighted mixture of the corpus's characters). Exact: the ideal is computed on the
     rollouts themselves. Returns the overall `rate` (over live steps) and the per-episode rates."""
-    from simulacra.corpus.ideal import compute_ideal
-
     if tuple(out["states"].shape[2:]) != tuple(corpus["states"].shape[2:]) or out["actions"].shape[1] != corpus.horizon:
         raise ValueError("the rollouts and the corpus are not of the same world's format")
-
-    class _Episodes:  # the corpus interface `compute_ideal` reads
-        params, mixture = corpus.params, corpus.mixture
-        n_episodes = len(out["length"])
-        arrays = {
-            "scene": np.asarray(out["scene"]),
-            "states": np.asarray(out["states"]),
-            "actions": np.asarray(out["actions"]),
-            "reward": np.asarray(out["reward"], np.float32),
-            "length": np.asarray(out["length"]),
-            "terminated": np.asarray(out["terminated"]),
-        }
-
-    ideal = compute_ideal(_Episodes())
+    ideal = ideal_of_rollouts(out, corpus.params, corpus.mixture)
     p = np.take_along_axis(ideal.action_probs, np.asarray(out["actions"], np.int64)[..., None], axis=-1)[..., 0]
     live = np.arange(out["actions"].shape[1])[None, :] < np.asarray(out["length"])[:, None]
     low = (p < threshold) & live
@@ -315,4 +308,4 @@ def ood_action_rate(out: dict, corpus, threshold: float = 0.01) -> dict[str, flo
     return {"rate": float(low.sum() / max(live.sum(), 1)), "per_episode": per_episode, "threshold": threshold}
 
 
-__all__ = ["detours", "evaluate", "from_corpus", "from_rollouts", "mean_ci", "ood_action_rate", "rollouts", "summarise", "visits"]
+__all__ = ["detours", "evaluate", "from_corpus", "from_rollouts", "ideal_of_rollouts", "mean_ci", "ood_action_rate", "rollouts", "summarise", "visits"]

@@ -91,6 +91,15 @@ def _policies(mixture: Mixture, world):
     return _POLICIES[key]
 
 
+def character_kl(out: dict, mixture: Mixture, world) -> np.ndarray:
+    """(C,) mean over the visited steps of a model's rollouts (`Simulator.act` output) of
+    KL(π_c ‖ model) for every character c of `mixture`."""
+    ref = np.asarray(_policies(mixture, world)(jnp.asarray(out["scene"], jnp.int32), jnp.asarray(out["states"], jnp.int32)))
+    q = out["action_probs"][:, :, None, :]  # (N, T, 1, A)
+    terms = np.where(ref > 0, ref * (np.log(np.maximum(ref, 1e-30)) - np.log(np.maximum(q, 1e-30))), 0.0)
+    return terms.sum(-1)[out["mask"]].mean(0)  # per step (N, T, C) -> (C,)
+
+
 def character_match(sim, key, n_episodes: int = 256, temperature: float = 1.0, target=None, world=None) -> dict:
     """KL(π_ref ‖ model | prompted) for every pair of (prompted, reference) characters."""
     if not sim.fmt.character:
@@ -100,12 +109,7 @@ def character_match(sim, key, n_episodes: int = 256, temperature: float = 1.0, t
     names = mixture.names
     kl = np.zeros((len(names), len(names)))
     for c in range(len(names)):
-        out = sim.act(key, n_episodes, target=target, character=c, temperature=temperature, world=world)
-        ref = np.asarray(_policies(mixture, world)(jnp.asarray(out["scene"], jnp.int32), jnp.asarray(out["states"], jnp.int32)))
-        q = out["action_probs"][:, :, None, :]  # (N, T, 1, A)
-        terms = np.where(ref > 0, ref * (np.log(np.maximum(ref, 1e-30)) - np.log(np.maximum(q, 1e-30))), 0.0)
-        per_step = terms.sum(-1)  # (N, T, C)
-        kl[c] = per_step[out["mask"]].mean(0)
+        kl[c] = character_kl(sim.act(key, n_episodes, target=target, character=c, temperature=temperature, world=world), mixture, world)
     return {
         "characters": list(names),
         "kl": kl.tolist(),

@@ -104,15 +104,9 @@ def steering_hooks(name: str, direction, k: float) -> Hooks:
 def final_posterior(out: dict, params, mixture: Mixture) -> np.ndarray:
     """(N, C) the ideal posterior over `mixture`'s characters after each whole episode of
     corpus-shaped rollouts `out` (prior × every action's likelihood under each character)."""
-    from simulacra.corpus.ideal import compute_ideal
+    from simulacra.lenses.behaviour import ideal_of_rollouts
 
-    class _Episodes:  # the corpus interface `compute_ideal` reads
-        n_episodes = len(out["length"])
-        arrays = {k: np.asarray(out[k]) for k in ("scene", "states", "actions", "length", "terminated")}
-        arrays["reward"] = np.asarray(out["reward"], np.float32)
-
-    _Episodes.params, _Episodes.mixture = params, mixture
-    ideal = compute_ideal(_Episodes())
+    ideal = ideal_of_rollouts(out, params, mixture)
     last = np.maximum(np.asarray(out["length"], np.int64) - 1, 0)
     n = np.arange(len(last))
     log_post = np.log(np.maximum(ideal.posterior[n, last], 1e-300)) - ideal.character_logloss[n, last]

@@ -403,7 +403,7 @@ def run_predict(config: dict, artifacts, seeds: list[int]) -> list[dict]:
 
 
 def _predict_one(sim, config: dict, corpus: Corpus, seed: int) -> dict:
-    from simulacra.lenses.conditioning import _policies
+    from simulacra.lenses.conditioning import character_kl
 
     mixture: Mixture = corpus.mixture
     k = len(mixture.names)
@@ -411,13 +411,8 @@ def _predict_one(sim, config: dict, corpus: Corpus, seed: int) -> dict:
     # a tagged model: every character prompted in turn, equal shares, pooled for the behaviour metrics
     outs = [_act(sim, config, seed, character=c) for c in range(k)] if tagged else [_act(sim, config, seed)]
     world = _world(config["eval_world"]) or _world(config["world"])
-    kl = np.zeros((k, k))
-    for c in range(k):
-        out = outs[c] if tagged else outs[0]
-        ref = np.asarray(_policies(mixture, world)(jnp.asarray(out["scene"], jnp.int32), jnp.asarray(out["states"], jnp.int32)))
-        q = out["action_probs"][:, :, None, :]
-        terms = np.where(ref > 0, ref * (np.log(np.maximum(ref, 1e-30)) - np.log(np.maximum(q, 1e-30))), 0.0)
-        kl[c] = terms.sum(-1)[out["mask"]].mean(0)
+    rows = [character_kl(out, mixture, world) for out in outs]  # untagged: one row, the same for every prompt
+    kl = np.stack(rows if tagged else rows * k)
     pooled = {key: np.concatenate([o[key] for o in outs]) for key in outs[0] if key != "event_names"}
     series = {"character_kl": {"characters": list(mixture.names), "kl": kl.tolist()}}
     return _result(pooled, config, corpus, seed, {**_train_metrics(sim), "character_match": _match(kl)}, series)

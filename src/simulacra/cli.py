@@ -349,6 +349,17 @@ def _study_call(fn):
         _fail(str(e))
 
 
+ONLY_HELP = "just these hypotheses (comma-separated ids, e.g. H7,H8) and the processes they need"
+
+
+def _ids(only: str | None) -> list[str] | None:
+    return [h.strip() for h in only.split(",") if h.strip()] if only else None
+
+
+def _run_command(path: Path, profile: str | None, ids: list[str] | None) -> str:
+    return f"simulacra study run {path}" + (f" --profile {profile}" if profile else "") + (f" --only {','.join(ids)}" if ids else "")
+
+
 def _plugins(extra: list[str] | None) -> tuple[str, ...]:
     import importlib.util
 
@@ -364,6 +375,7 @@ def study_run(
     plugin: list[str] = typer.Option(None, "--plugin", help="extra module registering process kinds (repeatable)"),
     keep_going: bool = typer.Option(False, "--keep-going", help="record a failing unit and go on"),
     report: bool = typer.Option(True, "--report/--no-report", help="write report.html and report.md when done"),
+    only: str = typer.Option(None, "--only", help=ONLY_HELP),
 ) -> None:
     """Run the units not yet stored (a killed run continues), print the findings, write the report."""
     import time
@@ -371,12 +383,13 @@ def study_run(
     from simulacra.studies import cmd_run, load_study
 
     t0 = time.perf_counter()
-    _study_call(lambda: cmd_run(path, profile, root=root, plugins=_plugins(plugin), keep_going=keep_going, console=console))
+    ids = _ids(only)
+    _study_call(lambda: cmd_run(path, profile, root=root, plugins=_plugins(plugin), keep_going=keep_going, console=console, only=ids))
     if report:
         from simulacra.report.study import report_study
 
-        study = _study_call(lambda: load_study(path, profile))
-        cmd = f"simulacra study run {path}" + (f" --profile {profile}" if profile else "")
+        study = _study_call(lambda: load_study(path, profile, ids))
+        cmd = _run_command(path, profile, ids)
         html, md = _study_call(lambda: report_study(study, root, command=cmd, wall_clock_s=time.perf_counter() - t0))
         console.print(f"report: {html} and {md} ({time.perf_counter() - t0:.0f} s in all)")
 
@@ -387,11 +400,12 @@ def study_status(
     profile: str = typer.Option(None, "--profile", "-p"),
     root: Path = typer.Option(Path("runs")),
     plugin: list[str] = typer.Option(None, "--plugin"),
+    only: str = typer.Option(None, "--only", help=ONLY_HELP),
 ) -> None:
     """Units done and pending per process, and the findings so far (creates nothing)."""
     from simulacra.studies import cmd_status
 
-    _study_call(lambda: cmd_status(path, profile, root=root, plugins=_plugins(plugin), console=console))
+    _study_call(lambda: cmd_status(path, profile, root=root, plugins=_plugins(plugin), console=console, only=_ids(only)))
 
 
 @study_app.command("report")
@@ -400,15 +414,18 @@ def study_report(
     profile: str = typer.Option(None, "--profile", "-p"),
     root: Path = typer.Option(Path("runs")),
     plugin: list[str] = typer.Option(None, "--plugin"),
+    only: str = typer.Option(None, "--only", help=ONLY_HELP),
 ) -> None:
     """Write runs/<study>/report.html and report.md from the results stored so far."""
     from simulacra.report.study import report_study
     from simulacra.studies import load_plugins, load_study
 
+    ids = _ids(only)
+
     def go():
         load_plugins(_plugins(plugin))
-        study = load_study(path, profile)
-        return report_study(study, root, command=f"simulacra study run {path}" + (f" --profile {profile}" if profile else ""))
+        study = load_study(path, profile, ids)
+        return report_study(study, root, command=_run_command(path, profile, ids))
 
     html, md = _study_call(go)
     console.print(f"wrote {html} and {md}")

@@ -186,3 +186,27 @@ def test_more_problems_are_counted():
     d = mutate("seeds", "x", mutate("worlds/coin/colour", "red"))
     with pytest.raises(StudyError, match=r"\(and 1 more problem\)"):
         load(d)
+
+
+def test_only_keeps_the_named_hypotheses_and_their_processes(tmp_path):
+    from simulacra.studies import Store, expand, store_path
+
+    whole = load(BASE)
+    cut = whole.only(["H2"])
+    assert [h.id for h in cut.hypotheses] == ["H2"] and list(cut.processes) == ["agent"]
+    # the cut-down run's units are exactly the whole study's units of those processes
+    assert {u.unit_id for u in expand(cut)} == {u.unit_id for u in expand(whole) if u.process == "agent"}
+    with pytest.raises(StudyError, match="--only 'H9' is not a hypothesis of this study; known: H1, H2") as e:
+        whole.only(["H9"])
+    assert "\n" not in str(e.value)
+    with pytest.raises(StudyError, match="under profile 'agent_only'; known: H2"):
+        load(BASE, "agent_only").only(["H1"])
+
+    path = tmp_path / "toy.yaml"
+    path.write_text(yaml.safe_dump(BASE))
+    found = cmd_run(path, "quick", root=tmp_path / "runs", only=["H2"])
+    assert [f.id for f in found] == ["H2"]
+    quick = load_study(path, "quick")
+    with Store(store_path(quick, tmp_path / "runs")) as store:
+        done = store.done((u.unit_id for u in expand(quick)), study="toy")
+    assert done == {u.unit_id for u in expand(quick) if u.process == "agent"}  # a later whole run finds them stored

@@ -79,11 +79,13 @@ def cmd_run(
     plugins: Sequence[str] = (),
     keep_going: bool = False,
     console: Console | None = None,
+    only: Sequence[str] | None = None,
 ) -> list[Finding]:
-    """`simulacra study run PATH [--profile P]`: validate, run what is missing, print the findings."""
+    """`simulacra study run PATH [--profile P] [--only H1,H2]`: validate, run what is missing, print
+    the findings."""
     console = console or Console()
     load_plugins(plugins)
-    study = load_study(path, profile)  # before anything is created on disk
+    study = load_study(path, profile, only)  # before anything is created on disk
     summary = run(study, executor=executor, root=root, keep_going=keep_going, console=console)
     with Store(store_path(study, root)) as store:
         found = findings(study, store)
@@ -94,13 +96,18 @@ def cmd_run(
 
 
 def cmd_status(
-    path: str | Path, profile: str | None = None, root: str | Path = "runs", plugins: Sequence[str] = (), console: Console | None = None
+    path: str | Path,
+    profile: str | None = None,
+    root: str | Path = "runs",
+    plugins: Sequence[str] = (),
+    console: Console | None = None,
+    only: Sequence[str] | None = None,
 ) -> dict:
     """`simulacra study status PATH [--profile P]`: units done and pending per process, and the
     findings so far. Creates nothing: without a store, every unit is pending."""
     console = console or Console()
     load_plugins(plugins)
-    study = load_study(path, profile)
+    study = load_study(path, profile, only)
     units = expand(study)
     spath = store_path(study, root)
     store = Store(spath) if spath.exists() else None

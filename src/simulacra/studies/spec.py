@@ -24,7 +24,7 @@ import itertools
 import re
 import typing
 from pathlib import Path
-from typing import Any, Callable, Literal, Mapping
+from typing import Any, Callable, Literal, Mapping, Sequence
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -420,6 +420,22 @@ class Study(_Spec):
         p = self.processes[process]
         return p.world if p.world is not None else self.corpora[p.corpus].world
 
+    def only(self, ids: Sequence[str]) -> "Study":
+        """This (resolved) study cut down to the hypotheses `ids` and the processes they compare.
+
+        Unit ids do not depend on which processes a study runs, so the units of a cut-down run are
+        the same rows a later run of the whole profile finds already stored."""
+        known = [h.id for h in self.hypotheses]
+        for hid in ids:
+            if hid not in known:
+                where = f" under profile {self.profile!r}" if self.profile else ""
+                raise StudyError(f"{self.source or '<study>'}: --only {hid!r} is not a hypothesis of this study{where}; known: {_known(known)}")
+        hypotheses = [h for h in self.hypotheses if h.id in ids]
+        needed = {p for h in hypotheses for p in h.processes()}
+        return self.model_copy(
+            update={"hypotheses": hypotheses, "processes": {n: p for n, p in self.processes.items() if n in needed}}
+        )
+
 
 # ------------------------------------------------------------------------------------------------
 # loading
@@ -438,8 +454,10 @@ class _Problem(Exception):
         return cls(loc, message + suffix)
 
 
-def load_study(path: str | Path, profile: str | None = None) -> Study:
-    """Read, validate and resolve a study file (every problem raises one-line `StudyError`)."""
+def load_study(path: str | Path, profile: str | None = None, only: Sequence[str] | None = None) -> Study:
+    """Read, validate and resolve a study file (every problem raises one-line `StudyError`).
+
+    `only`: keep just these hypotheses and the processes they need (`Study.only`)."""
     path = Path(path)
     try:
         text = path.read_text()
@@ -454,7 +472,8 @@ def load_study(path: str | Path, profile: str | None = None) -> Study:
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
         problem = getattr(e, "problem", None) or str(e)
         raise StudyError(_one_line(f"{path}: not valid YAML: {where}{problem}")) from None
-    return study_from_dict(raw, profile, source=str(path))
+    study = study_from_dict(raw, profile, source=str(path))
+    return study.only(only) if only else study
 
 
 def study_from_dict(raw: Any, profile: str | None = None, source: str = "<study>") -> Study:

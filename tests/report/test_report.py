@@ -63,6 +63,14 @@ def _inputs(tmp_path: Path):
                                  "sweep": {"coin_random_prob": p}, "name": name, "value": v + 0.02 * seed})  # fmt: skip
     rows.append({"unit_id": "u0", "process": "dt", "kind": "simulator", "world": "coin", "seed": 0, "sweep": {},
                  "name": "rate_button", "value": NAN})  # fmt: skip
+    for seed in range(3):  # inside the network: probes and layer change by block
+        for layer in (0, 1):
+            uid += 1
+            for process, name, v in (("probe_sim", "probe_score", 0.6 + 0.2 * layer), ("probe_sim", "probe_control", 0.3),
+                                     ("probe_sim", "probe_baseline", 0.35), ("layers", "weight_change", 0.01 * (1 + layer)),
+                                     ("layers", "cka", 0.99 - 0.05 * layer)):
+                rows.append({"unit_id": f"u{uid}", "process": process, "kind": "probe", "world": "offswitch", "seed": seed,
+                             "sweep": {"params.layer": layer}, "name": name, "value": v + 0.01 * seed})  # fmt: skip
     targets = [0.0, 0.5, 1.0, 1.5]
     series = [
         {"unit_id": f"dt{s}", "process": "dt", "kind": "simulator", "seed": s, "sweep": {}, "name": "return_sweep",
@@ -179,6 +187,7 @@ def test_figures_draw_pngs_and_none_without_data(tmp_path):
         "knob": F.knob_curves(rows, "reward_delay", ["rate_button", "rate_tamper"]),
         "misgeneralisation": F.misgeneralisation_curve(rows),
         "finetune": F.finetune_curves(series),
+        "layers": F.layer_profiles(rows),
     }
     for name, png in pngs.items():
         assert png is not None and png.startswith(b"\x89PNG"), name
@@ -187,6 +196,7 @@ def test_figures_draw_pngs_and_none_without_data(tmp_path):
     assert F.findings_forest(findings) == pngs["forest"]  # no timestamps: same inputs, same bytes
     for empty in (F.findings_forest([]), F.conditioning_curves([]), F.event_rates([]), F.misgeneralisation_curve([]),
                   F.finetune_curves([]), F.knob_curves(rows, "reward_delay", []), F.knob_curves(rows, "gamma", ["rate_button"]),
+                  F.layer_profiles([r for r in rows if r["name"] == "rate_button"]),
                   F.misgeneralisation_curve([r for r in rows if r["name"] != "p_coin" and r["name"] != "p_old_spot"]),
                   F.conditioning_curves([{"name": "return_sweep", "process": "dt", "data": {"targets": [1], "returns": []}}])):  # fmt: skip
         assert empty is None
@@ -219,7 +229,7 @@ def test_report_holds_every_finding_in_both_formats(report):
     assert "| 0.42 [0.3, 0.55] | 3 | **supported** |" in md_table
     # everything embedded, nothing fetched
     imgs = [a for t, a in _tags(page) if t == "img"]
-    assert len(imgs) == 6 + 2  # six figures (H1's and H2's metrics share the reward_delay one), two rollouts
+    assert len(imgs) == 7 + 2  # seven figures (H1's and H2's metrics share the reward_delay one), two rollouts
     assert all(a["src"].startswith(("data:image/png;base64,", "data:image/gif;base64,")) for a in imgs)
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:|//|file:)""", page) and "@import" not in page
     assert not [t for t, _ in _tags(page) if t == "script"]
@@ -255,10 +265,10 @@ def test_missing_data_degrades_to_no_data_lines(tmp_path):
     assert "H1" in page and "H1" in md
     pngs = sorted(p.name for p in (out / "figures").iterdir())
     assert pngs == ["findings.png"]  # the earlier report's figures are gone
-    for title in ("Return conditioning", "Event rates by process", "Instrumentality vs feedback gap",
-                  "Goal misgeneralisation", "Fine-tuning", "Rollouts", "Measurements"):  # fmt: skip
+    for title in ("Return conditioning", "Event rates by process", "Swept knobs", "Goal misgeneralisation",
+                  "Inside the network", "Fine-tuning", "Rollouts", "Measurements"):  # fmt: skip
         assert title in page and title in md
-    assert page.count('class="nodata"') == 7 and md.count("_No data") == 7
+    assert page.count('class="nodata"') == 8 and md.count("_No data") == 8
     assert 'no series named "return_sweep"' in md
     html_path, md_path = write_report(tmp_path / "empty")
     assert "No findings." in html_path.read_text() and "_No findings._" in md_path.read_text()
@@ -367,6 +377,6 @@ def test_report_opens_in_headless_chromium(chrome, report):
     html_path, _, _ = report
     severe, images = _open(chrome, html_path)
     assert severe == []
-    assert len(images) == 8
+    assert len(images) == 9
     assert all(i["w"] > 0 and i["h"] > 0 for i in images), [i for i in images if not i["w"]]
     assert chrome.title == "Study: flagship"  # the claim's <script> stayed text

@@ -401,6 +401,68 @@ def misgeneralisation_curve(
 
 
 # ---------------------------------------------------------------------------------------------
+# inside the network, layer by layer
+
+_PROBE_LINES = (
+    ("probe_score", "o-", "probe score"),
+    ("probe_baseline", "s--", "random-init baseline"),
+    ("probe_control", "x:", "control task"),
+)
+_LAYER_METRICS = ("weight_change", "cka", "transplant_gain")
+
+
+def layer_profiles(rows: Iterable[Mapping], knob: str = "layer", colours: Mapping[str, str] | None = None) -> bytes | None:
+    """Inside the network, block by block (units sweeping `knob`, e.g. `params.layer`): for each
+    probed process a panel with the probe's score (accuracy or R², solid), the same probe on a
+    randomly initialised model (dashed) and on its control task (dotted); then a panel per
+    layer-change metric (weight_change, cka, transplant_gain), one line per process. Mean ±
+    95% interval over seeds."""
+    rows = [r for r in metric_rows(rows) if sweep_key(r.get("sweep"), knob)]
+    data = _seed_means(rows, lambda r: (str(r.get("process")), str(r["name"]), as_float(r["sweep"][sweep_key(r["sweep"], knob)])))
+    data = {k: v for k, v in data.items() if math.isfinite(k[2])}
+    have = {(p, m) for p, m, _ in data}
+    processes = sorted({p for p, _ in have})
+    panels: list[tuple[str, str, list[tuple[str, str, str, str]]]] = []
+    for p in processes:
+        lines = [(p, m, style, label) for m, style, label in _PROBE_LINES if (p, m) in have]
+        if any(m == "probe_score" for _, m, _, _ in lines):
+            panels.append((p, "probe score", lines))
+    for m in _LAYER_METRICS:
+        lines = [(p, m, "o-", p) for p in processes if (p, m) in have]
+        if lines:
+            panels.append((m, m, lines))
+    if not panels:
+        return None
+    colours = colours or palette(processes)
+    cols = min(3, len(panels))
+    nrows = math.ceil(len(panels) / cols)
+    fig = Figure(figsize=(4.2 * cols + 0.6, 3.4 * nrows + 0.4))
+    axes = fig.subplots(nrows, cols, squeeze=False).ravel()
+    for ax in axes[len(panels) :]:
+        ax.set_visible(False)
+    for ax, (title, ylabel, lines) in zip(axes, panels):
+        layers_seen: set[float] = set()
+        for p, m, style, label in lines:
+            xs = sorted(x for q, n, x in data if q == p and n == m)
+            stats = [over_seeds(data[(p, m, x)]) for x in xs]
+            colour = "#888888" if m == "probe_control" else colours.get(p, "#333333")
+            ax.plot(xs, [s[0] for s in stats], style, color=colour, ms=4, label=_plain(label))
+            ok = [i for i, s in enumerate(stats) if _finite(s[1], s[2])]
+            if ok:
+                ax.fill_between([xs[i] for i in ok], [stats[i][1] for i in ok], [stats[i][2] for i in ok], color=colour, alpha=0.15, lw=0)
+            layers_seen.update(xs)
+        if all(float(x).is_integer() for x in layers_seen):
+            ax.set_xticks(sorted(layers_seen))
+        ax.set_title(_plain(title), fontsize=10)
+        ax.set_xlabel(_plain(f"{knob} (block)"))
+        ax.set_ylabel(_plain(ylabel))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, frameon=False)
+    fig.tight_layout()
+    return _png(fig)
+
+
+# ---------------------------------------------------------------------------------------------
 # fine-tuning
 
 

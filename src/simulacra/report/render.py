@@ -40,6 +40,7 @@ from simulacra.report.figures import as_float, attr
 FINDING_FIELDS = ("id", "claim", "seed", "metric", "groups", "effect", "ci_low", "ci_high", "n_seeds", "verdict", "group_means")
 MAX_ROLLOUTS_PER_PROCESS = 3
 _MISGENERALISATION_KNOB = "coin_random_prob"
+_LAYER_KNOB = "layer"  # the inside-the-network figure's knob (a block index)
 
 
 @dataclass
@@ -130,8 +131,8 @@ def _default_knob_metrics(rows: list[Mapping], findings: list[dict]) -> dict[str
     finding_metrics = list(dict.fromkeys(_text(f["metric"]) for f in findings if f["metric"]))
     out = {}
     for knob in sorted(by_knob):
-        if F.sweep_key({knob: None}, _MISGENERALISATION_KNOB):
-            continue
+        if F.sweep_key({knob: None}, _MISGENERALISATION_KNOB) or F.sweep_key({knob: None}, _LAYER_KNOB):
+            continue  # these have figures of their own
         names = by_knob[knob]
         # the metrics of the findings that test a trend in this knob, with the return for context;
         # else every finding metric measured there; else the event rates
@@ -167,7 +168,7 @@ def _sections(findings, rows, series, colours, knob_metrics) -> list[Section]:
                 "means over seeds with 95% intervals, points are single seeds (a seed's units averaged).",
                 F.event_rates(rows, colours=colours), 'no metric named "rate_*"')],
     )
-    knobs = Section("Instrumentality vs feedback gap", empty="no swept knob with a finding's metric or an event rate")
+    knobs = Section("Swept knobs", empty="no swept knob with a finding's metric or an event rate")
     for knob, metrics in (knob_metrics if knob_metrics is not None else _default_knob_metrics(rows, findings)).items():
         knobs.figures.append(
             ReportFigure(f"knob_{_safe_name(knob)}", f"{', '.join(metrics)} vs {knob}", f"Each metric against the swept "
@@ -183,13 +184,23 @@ def _sections(findings, rows, series, colours, knob_metrics) -> list[Section]:
                 F.misgeneralisation_curve(rows, colours=colours),
                 f'no "p_old_spot" or "p_coin" measured on units sweeping {_MISGENERALISATION_KNOB}')],
     )
+    inside = Section(
+        "Inside the network",
+        [ReportFigure("layers", "Block by block", "For each probed process: the linear probe's cross-validated "
+                "score after each block (accuracy, or R² for return to go), the same probe on a randomly "
+                "initialised model of the same architecture (dashed) and on a Hewitt & Liang control task "
+                "(dotted; selectivity is score minus control). Then, between a simulator and its RL "
+                "fine-tuned self: relative weight change, linear CKA and transplant gain per block. Mean "
+                "and 95% band over seeds.", F.layer_profiles(rows, _LAYER_KNOB, colours=colours),
+                f"no probe or layer-change metric measured on units sweeping {_LAYER_KNOB}")],
+    )
     finetune = Section(
         "Fine-tuning",
         [ReportFigure("finetune", "RL fine-tuning of a simulator", "Per update: the return of the fine-tuned "
                 "simulator (dotted: true return) and its KL to the pretrained simulator.",
                 F.finetune_curves(series, colours=colours), 'no series named "finetune"')],
     )
-    return [forest, cond, events, knobs, misgen, finetune]
+    return [forest, cond, events, knobs, misgen, inside, finetune]
 
 
 def _rollouts(files: Iterable[Mapping], limit: int, base: Path) -> dict[str, list[Rollout]]:

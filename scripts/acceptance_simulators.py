@@ -58,9 +58,11 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=3000)
     ap.add_argument("--dreams", type=int, default=1000)
     ap.add_argument("--part", choices=["A", "B", "AB"], default="AB")
+    ap.add_argument("--grid", action="store_true", help="B: the Decision Transformer gets the grid embedding (PredictConfig.grid)")
+    ap.add_argument("--d-model", type=int, default=128)
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    size = dict(d_model=128, n_layers=2, n_heads=4, d_mlp=512, batch_size=32, lr=1e-3, warmup=100, steps=args.steps)
+    size = dict(d_model=args.d_model, n_layers=2, n_heads=4, d_mlp=4 * args.d_model, batch_size=32, lr=1e-3, warmup=100, steps=args.steps)
     report: dict = {}
 
     if "A" in args.part:
@@ -87,13 +89,15 @@ def main() -> None:
     if "B" in args.part:
         full = corpus(args.out, "corpusB", "random:0.5,seeker(0.3):0.5", 20_000, 2)
         seen = ~np.isin(full.coin_cells()[:, 0], HELD_OUT)
-        dt = model(args.out, "dtB", full.subset(seen), PredictConfig(rtg=True, loss_on="actions", **size))
+        name = "dtB" + ("-grid" if args.grid else "") + (f"-d{args.d_model}-s{args.steps}" if (args.d_model, args.steps) != (128, 3000) else "")
+        dt = model(args.out, name, full.subset(seen), PredictConfig(rtg=True, loss_on="actions", grid=args.grid, **size))
         key = jax.random.PRNGKey(1)
         out = dt.act(key, 4096, target=1.0)
         held = np.isin(coin_cells(out["scene"], WORLD)[:, 0], HELD_OUT)
         frac = out["true_return"][held] / out["optimal_return"][held]
         sweep = conditioning.return_sweep(dt, [0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0], key, n_episodes=1024)
         report["B"] = {
+            "model": name,
             "train_seconds": dt.card["metrics"]["train_seconds"],
             "train_episodes": int(seen.sum()),
             "corpus_best_return": float(full["return"].max()),
@@ -105,7 +109,8 @@ def main() -> None:
             "sweep": sweep,
         }
         print(json.dumps(report["B"], indent=1), flush=True)
-    (args.out / f"report{args.part}.json").write_text(json.dumps(report, indent=1))
+    suffix = "" if "B" not in args.part else report["B"]["model"].removeprefix("dtB")
+    (args.out / f"report{args.part}{suffix}.json").write_text(json.dumps(report, indent=1))
 
 
 if __name__ == "__main__":

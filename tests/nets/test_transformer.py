@@ -109,3 +109,47 @@ def test_chunked_attention_equals_the_full_masked_square():
     q, k, v = (jax.random.normal(jax.random.PRNGKey(i), (2, 37, 2, 8)) for i in range(3))
     ref = jax.nn.softmax(jnp.where(jnp.tril(jnp.ones((37, 37), bool)), jnp.einsum("bqhd,bkhd->bhqk", q, k) / 2.0, -1e30), -1)
     np.testing.assert_allclose(tr._chunked_attention(q, k, v, 2.0, 4), jnp.einsum("bhqk,bkhd->bqhd", ref, v), rtol=1e-5, atol=1e-6)
+
+
+def test_grid_embedding_ties_cell_tokens_to_scene_positions():
+    """A CELL token and the scene tile of the same cell get the same grid vector; pieces with a
+    KV cache still equal the whole; the config survives a JSON round trip (a model card)."""
+    import dataclasses
+    import json
+
+    from simulacra.corpus.tokens import TrajectoryFormat
+    from simulacra.nets import KVCache
+    from simulacra.training.predict import PredictConfig
+    from simulacra.world import Vocab, task
+
+    world = task("coin-7x7")
+    fmt = TrajectoryFormat(world, rtg=True)
+    cfg = PredictConfig(d_model=32, d_mlp=64, grid=True).transformer(fmt)
+    assert cfg.grid_side == 15 and len(cfg.grid_tokens) == fmt.vocab_size and len(cfg.grid_positions) == fmt.length
+    assert "hook_grid_embed" in activation_names(cfg) and "hook_grid_embed" not in activation_names(CFG)
+    again = TransformerConfig(**json.loads(json.dumps(dataclasses.asdict(cfg))))
+    assert again == cfg and hash(again) == hash(cfg)
+
+    r, c = 2, 5
+    cell_id = int(fmt.to_local(Vocab.CELL[0] + r * 15 + c))
+    scene_pos = 3 + r * world.width + c  # BOS, NUM h, NUM w, then the tiles row by row
+    after_scene = 3 + world.height * world.width + 2
+    tokens = jnp.zeros((1, after_scene + 1), jnp.int32).at[0, -1].set(cell_id)  # PAD everywhere else
+    model = Transformer(cfg)
+    params = model.init(jax.random.PRNGKey(0), tokens)
+    _, cache = model.apply(params, tokens, hooks=Hooks(names=("hook_grid_embed",)))
+    g = np.asarray(cache["hook_grid_embed"][0])
+    np.testing.assert_allclose(g[-1], g[scene_pos], rtol=1e-6)  # same cell, one by id, one by position
+    assert np.abs(g[scene_pos]).sum() > 0 and np.all(g[0] == 0) and np.all(g[1] == 0)  # BOS, NUM h: no cell
+    assert np.all(g[-2] == 0)  # a PAD token after the scene names no cell
+    assert not np.allclose(g[scene_pos], g[scene_pos + 1])  # the next cell differs
+
+    whole, _ = model.apply(params, tokens)
+    kv = KVCache.empty(cfg, 1)
+    a, _, kv = model.apply(params, tokens[:, :20], kv=kv)
+    b, _, kv = model.apply(params, tokens[:, 20:], kv=kv)
+    np.testing.assert_allclose(np.concatenate([a, b], axis=1), whole, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="grid_tokens: 3 entries, expected"):
+        dataclasses.replace(cfg, grid_tokens=(0, 1, 2))
+    with pytest.raises(ValueError, match="without grid_side"):
+        TransformerConfig(vocab_size=3, context=4, grid_tokens=(0, -1, -1))

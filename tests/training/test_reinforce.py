@@ -21,6 +21,7 @@ from simulacra.training.reinforce import (
     init_params,
     load_agent,
     make_policy,
+    make_stages,
     make_train,
     network,
     orthogonal,
@@ -120,6 +121,19 @@ def test_vmapped_seeds_equal_a_separate_run(trained):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(np.asarray(both_metrics.value_loss[0]), np.asarray(metrics.value_loss), rtol=1e-4, atol=1e-6)
     assert not np.allclose(np.asarray(both_metrics.value_loss[0]), np.asarray(both_metrics.value_loss[1]))
+
+
+def test_a_run_in_stages_equals_the_whole_run(trained):
+    _, net_params, metrics = trained
+    init, advance = make_stages(CFG, NEAR_COIN)
+    advance = jax.jit(advance)
+    runner = jax.jit(init)(jax.random.PRNGKey(0))
+    runner, first = advance(runner, jnp.arange(0, 12))
+    runner, rest = advance(runner, jnp.arange(12, CFG.n_updates))
+    for a, b in zip(jax.tree.leaves(runner.train_state.params), jax.tree.leaves(net_params)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(np.concatenate([first.value_loss, rest.value_loss]), np.asarray(metrics.value_loss), rtol=1e-4, atol=1e-6)
+    assert int(rest.steps[-1]) == CFG.n_updates * CFG.batch_size
 
 
 @pytest.mark.parametrize(

@@ -194,6 +194,20 @@ class TrajectoryFormat:
         voc = self.vocabulary
         return np.nonzero((voc >= start) & (voc < start + size))[0].astype(np.int32)
 
+    def grid(self) -> tuple[int, tuple[int, ...], tuple[int, ...]]:
+        """The grid embedding's inputs (`nets.transformer.TransformerConfig`): (side, the cell
+        `r * side + c` each compact token id names or -1 (the CELL tokens), the cell each
+        position's token describes or -1 (the scene's tiles))."""
+        side, p = MAX_SIZE, self.params
+        voc = self.vocabulary
+        is_cell = (voc >= Vocab.CELL[0]) & (voc < Vocab.CELL[0] + Vocab.CELL[1])
+        tokens = np.where(is_cell, voc - Vocab.CELL[0], -1)
+        positions = np.full(self.length, -1, np.int64)
+        first = 1 + 2  # BOS, then the scene: NUM h, NUM w, one tile per cell in row-major order
+        r, c = np.divmod(np.arange(p.height * p.width), p.width)
+        positions[first : first + p.height * p.width] = r * side + c
+        return side, tuple(int(x) for x in tokens), tuple(int(x) for x in positions)
+
     def rtg_token(self, value) -> np.ndarray:
         """Global RTG id of a return-to-go, clipped to this world's `return_bounds`."""
         lo, hi = return_bounds(self.params)

@@ -2,7 +2,7 @@
 
 Names follow TransformerLens, so probes, patching and steering code reads the same here:
 
-    hook_embed, hook_pos_embed,
+    hook_embed, hook_pos_embed, [hook_grid_embed]
     blocks.{i}.hook_resid_pre, blocks.{i}.ln1.hook_normalized,
     blocks.{i}.attn.hook_q, .hook_k, .hook_v            (B, T, H, Dh)
     blocks.{i}.attn.hook_attn_scores, .hook_pattern      (B, H, T, T)
@@ -16,6 +16,14 @@ Names follow TransformerLens, so probes, patching and steering code reads the sa
 asked for (`names`, default none) to their values, and `add` / `replace` change any named
 activation on the way (after `replace`, then `add`; the cache holds the changed value). Nothing
 is global: a call's hooks live only in its arguments.
+
+An optional **grid embedding** (`grid_side > 0`) adds a learned `row[r] + col[c]` vector to
+every token that names a cell (r, c) -- a token id listed in `grid_tokens` (the agent's CELL
+tokens) or a position listed in `grid_positions` (the scene's tile at that cell). Both kinds of
+token share the same row and column tables, so "the coin's tile is at (r, c)" and "the agent
+is at (r, c)" are close in the residual stream from the start, and a cell the training data
+never showed with a coin still has trained row and column vectors (docs/simulators.md,
+"Held-out layouts").
 
 Incremental decoding (acting and dreaming) passes a key/value cache:
 `model.apply(params, tokens, hooks, kv=KVCache.empty(config, batch))` returns
@@ -51,6 +59,12 @@ class TransformerConfig:
     """Attention heads per block (d_model must be divisible by it)."""
     d_mlp: int = 512
     """Hidden width of each block's MLP."""
+    grid_side: int = 0
+    """Side of the grid embedding's row and column tables (0: no grid embedding)."""
+    grid_tokens: tuple[int, ...] = ()
+    """Per token id, the cell `r * grid_side + c` it names, or -1 (length vocab_size, or empty)."""
+    grid_positions: tuple[int, ...] = ()
+    """Per position, the cell its token describes, or -1 (length context, or empty)."""
 
     def __post_init__(self) -> None:
         for f in ("vocab_size", "context", "d_model", "n_layers", "n_heads", "d_mlp"):
@@ -59,6 +73,21 @@ class TransformerConfig:
                 raise ValueError(f"invalid TransformerConfig.{f}={v!r}: must be a positive integer")
         if self.d_model % self.n_heads:
             raise ValueError(f"invalid TransformerConfig: d_model={self.d_model} is not divisible by n_heads={self.n_heads}")
+        # JSON (a model card) gives lists; the config must stay hashable
+        object.__setattr__(self, "grid_tokens", tuple(int(x) for x in self.grid_tokens))
+        object.__setattr__(self, "grid_positions", tuple(int(x) for x in self.grid_positions))
+        g = self.grid_side
+        if not isinstance(g, int) or isinstance(g, bool) or g < 0:
+            raise ValueError(f"invalid TransformerConfig.grid_side={g!r}: must be a non-negative integer")
+        if g == 0 and (self.grid_tokens or self.grid_positions):
+            raise ValueError("invalid TransformerConfig: grid_tokens/grid_positions given without grid_side")
+        if g:
+            for f, n in (("grid_tokens", self.vocab_size), ("grid_positions", self.context)):
+                v = getattr(self, f)
+                if len(v) != n:
+                    raise ValueError(f"invalid TransformerConfig.{f}: {len(v)} entries, expected {n}")
+                if any(x < -1 or x >= g * g for x in v):
+                    raise ValueError(f"invalid TransformerConfig.{f}: cells must be -1 or in 0..{g * g - 1}")
 
     @property
     def d_head(self) -> int:
@@ -67,7 +96,7 @@ class TransformerConfig:
 
 def activation_names(config: TransformerConfig) -> tuple[str, ...]:
     """Every activation name of a model with this config, in the order they are computed."""
-    names = ["hook_embed", "hook_pos_embed"]
+    names = ["hook_embed", "hook_pos_embed"] + (["hook_grid_embed"] if config.grid_side else [])
     for i in range(config.n_layers):
         b = f"blocks.{i}"
         names += [
@@ -247,6 +276,8 @@ class Transformer(nn.Module):
         start = jnp.int32(0) if kv is None else kv.index
         p = hook("hook_pos_embed", jnp.broadcast_to(jax.lax.dynamic_slice_in_dim(pos, start, t), x.shape))
         x = x + p
+        if c.grid_side:
+            x = x + hook("hook_grid_embed", self._grid(tokens, start))
         ks, vs = [], []
         for i in range(c.n_layers):
             layer_kv = None if kv is None else (kv.k[i], kv.v[i], kv.index)
@@ -259,3 +290,18 @@ class Transformer(nn.Module):
         if kv is None:
             return logits, hook.cache
         return logits, hook.cache, KVCache(tuple(ks), tuple(vs), kv.index + t)
+
+    def _grid(self, tokens: jax.Array, start: jax.Array) -> jax.Array:
+        """(B, T, D): row[r] + col[c] for each token naming cell (r, c) by its id or its position."""
+        c = self.config
+        g = c.grid_side
+        row = self.param("grid_row", nn.initializers.normal(0.02), (g, c.d_model))
+        col = self.param("grid_col", nn.initializers.normal(0.02), (g, c.d_model))
+
+        def vec(cell: jax.Array) -> jax.Array:
+            v = row[jnp.maximum(cell, 0) // g] + col[jnp.maximum(cell, 0) % g]
+            return jnp.where((cell >= 0)[..., None], v, 0.0)
+
+        by_token = jnp.asarray(c.grid_tokens, jnp.int32)[tokens]  # (B, T)
+        by_pos = jax.lax.dynamic_slice_in_dim(jnp.asarray(c.grid_positions, jnp.int32), start, tokens.shape[1])  # (T,)
+        return vec(by_token) + vec(by_pos)[None]

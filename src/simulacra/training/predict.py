@@ -65,6 +65,9 @@ class PredictConfig:
     """Warm-up steps."""
     weight_decay: float = 0.01
     """AdamW weight decay."""
+    grid: bool = False
+    """Add the grid embedding: shared row and column vectors for the agent's cell tokens and
+    the scene's tiles (`nets.transformer`), for generalising to unseen layouts."""
 
     def __post_init__(self) -> None:
         if self.loss_on not in LOSS_ON:
@@ -78,6 +81,7 @@ class PredictConfig:
             raise ValueError(f"invalid PredictConfig.lr={self.lr!r}: must be positive")
 
     def transformer(self, fmt: TrajectoryFormat) -> TransformerConfig:
+        side, tokens, positions = fmt.grid() if self.grid else (0, (), ())
         return TransformerConfig(
             vocab_size=fmt.vocab_size,
             context=fmt.length,
@@ -85,6 +89,9 @@ class PredictConfig:
             n_layers=self.n_layers,
             n_heads=self.n_heads,
             d_mlp=self.d_mlp,
+            grid_side=side,
+            grid_tokens=tokens,
+            grid_positions=positions,
         )
 
     def format(self, params) -> TrajectoryFormat:

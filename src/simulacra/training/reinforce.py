@@ -369,6 +369,21 @@ def success(coins: jax.Array, params: WorldParams) -> jax.Array:
 
 def make_train(config: PPOConfig, params: WorldParams) -> Callable:
     """`train(key) -> (net_params, Metrics)`: a whole PPO run, jittable and vmappable over keys."""
+    init, advance = make_stages(config, params)
+
+    def train(key: jax.Array):
+        runner, metrics = advance(init(key), jnp.arange(config.n_updates))
+        return runner.train_state.params, metrics
+
+    return train
+
+
+def make_stages(config: PPOConfig, params: WorldParams) -> tuple[Callable, Callable]:
+    """The same run in pieces: `init(key) -> Runner`, and `advance(runner, updates) -> (runner,
+    Metrics)`, which performs the updates whose indices `updates` (an int array) lists. Running
+    `advance` on `arange(0, k)` then `arange(k, n_updates)` is the run `make_train` does in one
+    call (the learning-rate schedule counts the optimiser's own steps); between the pieces a
+    caller can evaluate `runner.train_state.params`, as `bench/ppo_speed.py` does every 4 updates."""
     model = network(config, params)
     n_envs, n_updates = config.n_envs, config.n_updates
     steps_per_update = config.n_epochs * config.n_minibatches  # gradient steps per update
@@ -472,7 +487,7 @@ def make_train(config: PPOConfig, params: WorldParams) -> Callable:
         )
         return runner, metrics
 
-    def train(key: jax.Array):
+    def init(key: jax.Array) -> Runner:
         k_init, k_reset, k_run = jax.random.split(key, 3)
         net_params = init_params(config, params, k_init)
         ts = TrainState.create(apply_fn=model.apply, params=net_params, tx=tx)
@@ -481,11 +496,12 @@ def make_train(config: PPOConfig, params: WorldParams) -> Callable:
         zeros = EpisodeStats(
             jnp.zeros(n_envs), jnp.zeros(n_envs), jnp.zeros(n_envs, jnp.int32), jnp.zeros((n_envs, len(EVENT_NAMES)), jnp.int32)
         )
-        runner = Runner(ts, env_state, obs, zeros, k_run)
-        runner, metrics = jax.lax.scan(update, runner, jnp.arange(n_updates))
-        return runner.train_state.params, metrics
+        return Runner(ts, env_state, obs, zeros, k_run)
 
-    return train
+    def advance(runner: Runner, updates: jax.Array) -> tuple[Runner, Metrics]:
+        return jax.lax.scan(update, runner, updates)
+
+    return init, advance
 
 
 # ---------------------------------------------------------------------------------------------
@@ -528,6 +544,7 @@ __all__ = [
     "init_params",
     "load_agent",
     "make_policy",
+    "make_stages",
     "make_train",
     "network",
     "save_agent",

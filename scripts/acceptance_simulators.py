@@ -60,6 +60,7 @@ def main() -> None:
     ap.add_argument("--part", choices=["A", "B", "AB"], default="AB")
     ap.add_argument("--grid", action="store_true", help="B: the Decision Transformer gets the grid embedding (PredictConfig.grid)")
     ap.add_argument("--d-model", type=int, default=128)
+    ap.add_argument("--loss-on", choices=["actions", "trajectory"], default="actions", help="B: which tokens carry the DT's loss")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     size = dict(d_model=args.d_model, n_layers=2, n_heads=4, d_mlp=4 * args.d_model, batch_size=32, lr=1e-3, warmup=100, steps=args.steps)
@@ -89,8 +90,9 @@ def main() -> None:
     if "B" in args.part:
         full = corpus(args.out, "corpusB", "random:0.5,seeker(0.3):0.5", 20_000, 2)
         seen = ~np.isin(full.coin_cells()[:, 0], HELD_OUT)
-        name = "dtB" + ("-grid" if args.grid else "") + (f"-d{args.d_model}-s{args.steps}" if (args.d_model, args.steps) != (128, 3000) else "")
-        dt = model(args.out, name, full.subset(seen), PredictConfig(rtg=True, loss_on="actions", grid=args.grid, **size))
+        name = "dtB" + ("-grid" if args.grid else "") + ("-traj" if args.loss_on == "trajectory" else "")
+        name += f"-d{args.d_model}-s{args.steps}" if (args.d_model, args.steps) != (128, 3000) else ""
+        dt = model(args.out, name, full.subset(seen), PredictConfig(rtg=True, loss_on=args.loss_on, grid=args.grid, **size))
         key = jax.random.PRNGKey(1)
         out = dt.act(key, 4096, target=1.0)
         held = np.isin(coin_cells(out["scene"], WORLD)[:, 0], HELD_OUT)

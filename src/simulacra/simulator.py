@@ -120,10 +120,10 @@ class Simulator:
             raise ValueError("this model is character-conditioned: give a character (index or name)")
         if not self.fmt.character and character is not None:
             raise ValueError("this model has no character slot; a character cannot be given")
-        if isinstance(character, str):
-            if character not in self.characters:
-                raise ValueError(f"unknown character {character!r}; this model knows {list(self.characters)}")
-            character = self.characters.index(character)
+        if character is not None:
+            from simulacra.characters import character_index
+
+            character = character_index(self.characters, character)
         return jnp.float32(0.0 if target is None else target), jnp.int32(0 if character is None else character)
 
     def act(self, key, n_episodes: int, target: float | None = None, character: int | str | None = None,

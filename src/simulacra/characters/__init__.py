@@ -361,6 +361,22 @@ def parse_mixture(text: str) -> Mixture:
     return Mixture(tuple(chars), tuple(weights))
 
 
+def character_index(names, character: int | str) -> int:
+    """The index of `character` among `names` (a mixture's or a model's characters): an index, a
+    full name ("presser(0.1)"), or a bare name ("presser") when only one character has it."""
+    names = list(names)
+    if isinstance(character, str):
+        if character in names:
+            return names.index(character)
+        bare = [n.split("(")[0] for n in names]
+        if bare.count(character) == 1:
+            return bare.index(character)
+        raise ValueError(f"unknown character {character!r}; known: {names}")
+    if not 0 <= character < len(names):
+        raise ValueError(f"character index {character} out of range for {names}")
+    return int(character)
+
+
 __all__ = [
     "FAR",
     "REGISTRY",
@@ -375,6 +391,7 @@ __all__ = [
     "Seeker",
     "Tamperer",
     "character",
+    "character_index",
     "field_of",
     "first_then_coins",
     "navigate",

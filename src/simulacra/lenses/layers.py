@@ -17,7 +17,7 @@ import dataclasses
 import jax
 import numpy as np
 
-from simulacra.lenses.probes import residual_names, step_activations
+from simulacra.lenses.probes import first_episodes, residual_names, step_activations
 
 
 def _groups(n_layers: int) -> dict[str, tuple[str, ...]]:
@@ -64,8 +64,7 @@ def linear_cka(x: np.ndarray, y: np.ndarray) -> float:
 def cka_by_layer(a, b, corpus, names=None, max_episodes: int = 256) -> dict[str, float]:
     """Linear CKA between two models' activations at every live step of the same corpus episodes
     (teacher-forced), per named activation (default: the residual stream after each layer)."""
-    if corpus.n_episodes > max_episodes:
-        corpus = corpus.subset(np.arange(max_episodes))
+    corpus = first_episodes(corpus, max_episodes)
     names = list(names or residual_names(a.config.n_layers))
     xa, xb = step_activations(a, corpus, names), step_activations(b, corpus, names)
     return {n: linear_cka(xa[n], xb[n]) for n in names}

@@ -41,6 +41,11 @@ def residual_names(n_layers: int) -> list[str]:
     return ["hook_embed"] + [f"blocks.{i}.hook_resid_post" for i in range(n_layers)]
 
 
+def first_episodes(corpus, n: int):
+    """The corpus cut to its first `n` episodes (itself if it has no more)."""
+    return corpus.subset(np.arange(n)) if corpus.n_episodes > n else corpus
+
+
 def step_index(corpus) -> tuple[np.ndarray, np.ndarray]:
     """(episode, t) of every live step of the corpus, episode-major."""
     length = np.asarray(corpus["length"], np.int64)
@@ -152,8 +157,7 @@ def probe_layers(sim, corpus, which=TARGETS, names=None, max_episodes: int = 400
                  baseline: bool = True, acts: dict | None = None) -> list[dict]:  # fmt: skip
     """Per (layer, target): `score`, `control`, `selectivity` and (with `baseline`) the random-init
     model's `baseline` score, with `n` rows. `acts` may hand in precomputed activations."""
-    if corpus.n_episodes > max_episodes:
-        corpus = corpus.subset(np.arange(max_episodes))
+    corpus = first_episodes(corpus, max_episodes)
     names = list(names or residual_names(sim.config.n_layers))
     acts = acts if acts is not None else step_activations(sim, corpus, names)
     base = None
@@ -183,4 +187,4 @@ def probe_layers(sim, corpus, which=TARGETS, names=None, max_episodes: int = 400
     return rows
 
 
-__all__ = ["TARGETS", "control_labels", "probe_layers", "probe_score", "residual_names", "step_activations", "step_index", "targets"]
+__all__ = ["TARGETS", "control_labels", "first_episodes", "probe_layers", "probe_score", "residual_names", "step_activations", "step_index", "targets"]

@@ -24,30 +24,15 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpy as np
 
-from simulacra.characters import Mixture
-from simulacra.lenses.probes import step_activations, step_index
+from simulacra.characters import Mixture, character_index
+from simulacra.lenses.probes import first_episodes, step_activations, step_index
 from simulacra.nets.transformer import Hooks
-
-
-def _index(mixture: Mixture, character: int | str) -> int:
-    if isinstance(character, str):
-        names = list(mixture.names)
-        if character in names:
-            return names.index(character)
-        bare = [n.split("(")[0] for n in names]  # "presser" for "presser(0.1)", when unambiguous
-        if bare.count(character) == 1:
-            return bare.index(character)
-        raise ValueError(f"unknown character {character!r}; the mixture has {names}")
-    if not 0 <= character < len(mixture.names):
-        raise ValueError(f"character index {character} out of range for {list(mixture.names)}")
-    return int(character)
 
 
 def contrastive_direction(sim, corpus, name: str, a: int | str, b: int | str, max_episodes: int = 512) -> np.ndarray:
     """Mean activation at `name` over character a's steps minus over character b's (d,)."""
-    ia, ib = _index(corpus.mixture, a), _index(corpus.mixture, b)
-    if corpus.n_episodes > max_episodes:
-        corpus = corpus.subset(np.arange(max_episodes))
+    ia, ib = character_index(corpus.mixture.names, a), character_index(corpus.mixture.names, b)
+    corpus = first_episodes(corpus, max_episodes)
     acts = step_activations(sim, corpus, [name])[name]
     ep, _ = step_index(corpus)
     who = np.asarray(corpus["character"])[ep]
@@ -64,9 +49,8 @@ def tag_direction(sim, corpus, name: str, a: int | str, b: int | str, max_episod
 
     if not sim.fmt.character:
         raise ValueError("tag_direction needs a character-tagged model (PredictConfig.character=True); use contrastive_direction")
-    ia, ib = _index(corpus.mixture, a), _index(corpus.mixture, b)
-    if corpus.n_episodes > max_episodes:
-        corpus = corpus.subset(np.arange(max_episodes))
+    ia, ib = character_index(corpus.mixture.names, a), character_index(corpus.mixture.names, b)
+    corpus = first_episodes(corpus, max_episodes)
 
     def tagged(c: int) -> Corpus:
         arrays = {**corpus.arrays, "character": np.full_like(corpus.arrays["character"], c)}
@@ -86,8 +70,7 @@ def coin_direction(sim, corpus, name: str, cell: tuple[int, int], max_episodes: 
 
     if not corpus.params.n_coins:
         raise ValueError("coin_direction needs a world with coins")
-    if corpus.n_episodes > max_episodes:
-        corpus = corpus.subset(np.arange(max_episodes))
+    corpus = first_episodes(corpus, max_episodes)
     acts = step_activations(sim, corpus, [name])[name]
     ep, _ = step_index(corpus)
     at = (coin_cells(np.asarray(corpus["scene"]), corpus.params) == cell[0] * corpus.params.width + cell[1]).any(1)[ep]
@@ -118,7 +101,7 @@ def final_posterior(out: dict, params, mixture: Mixture) -> np.ndarray:
 
 def character_match_rate(out: dict, params, mixture: Mixture, character: int | str) -> float:
     """Share of episodes whose final ideal posterior's most likely character is `character`."""
-    c = _index(mixture, character)
+    c = character_index(mixture.names, character)
     return float(np.mean(final_posterior(out, params, mixture).argmax(1) == c))
 
 

@@ -111,6 +111,14 @@ def over_seeds(per_seed: Mapping[Any, list[float]]) -> tuple[float, float, float
     return m, lo, hi, vals
 
 
+def _line(ax, xs: Sequence[float], stats: Sequence[tuple], style: str, colour: str, label: str, alpha: float) -> None:
+    """Means `stats[i][0]` against `xs` with the band [low, high] where both are finite."""
+    ax.plot(xs, [s[0] for s in stats], style, color=colour, ms=4, label=_plain(label))
+    ok = [i for i, s in enumerate(stats) if _finite(s[1], s[2])]
+    if ok:
+        ax.fill_between([xs[i] for i in ok], [stats[i][1] for i in ok], [stats[i][2] for i in ok], color=colour, alpha=alpha, lw=0)
+
+
 def _sort_key(v: Any) -> tuple:
     """Numbers in numeric order first, then anything else by its text."""
     f = as_float(v) if not isinstance(v, bool) else float("nan")
@@ -302,11 +310,7 @@ def _knob_panel(ax, rows: list[Mapping], knob: str, metric: str, colours: Mappin
         vs = sorted((v for q, v in data if q == p), key=_sort_key)
         stats = [over_seeds(data[(p, v)]) for v in vs]
         x = [xs[v] for v in vs]
-        colour = colours.get(p, "#333333")
-        ax.plot(x, [s[0] for s in stats], "o-", color=colour, label=_plain(p), ms=4)
-        ok = [i for i, s in enumerate(stats) if _finite(s[1], s[2])]
-        if ok:
-            ax.fill_between([x[i] for i in ok], [stats[i][1] for i in ok], [stats[i][2] for i in ok], color=colour, alpha=0.2, lw=0)
+        _line(ax, x, stats, "o-", colours.get(p, "#333333"), p, alpha=0.2)
     if ticks is not None:
         ax.set_xticks(range(len(ticks)), [_plain(t) for t in ticks])
     ax.set_xlabel(_plain(knob))
@@ -386,11 +390,7 @@ def misgeneralisation_curve(
             if not ps:
                 continue
             stats = [over_seeds(data[(p, name, x)]) for x in ps]
-            colour = colours.get(p, "#333333")
-            ax.plot(ps, [s[0] for s in stats], style, color=colour, ms=4, label=_plain(f"{p}: {what}"))
-            ok = [i for i, s in enumerate(stats) if _finite(s[1], s[2])]
-            if ok:
-                ax.fill_between([ps[i] for i in ok], [stats[i][1] for i in ok], [stats[i][2] for i in ok], color=colour, alpha=0.15, lw=0)
+            _line(ax, ps, stats, style, colours.get(p, "#333333"), f"{p}: {what}", alpha=0.15)
     ax.set_xlabel(_plain(f"{knob} in training"))
     ax.set_ylabel("probability, coin moved at test")
     ax.set_ylim(-0.03, 1.03)
@@ -445,11 +445,7 @@ def layer_profiles(rows: Iterable[Mapping], knob: str = "layer", colours: Mappin
         for p, m, style, label in lines:
             xs = sorted(x for q, n, x in data if q == p and n == m)
             stats = [over_seeds(data[(p, m, x)]) for x in xs]
-            colour = "#888888" if m == "probe_control" else colours.get(p, "#333333")
-            ax.plot(xs, [s[0] for s in stats], style, color=colour, ms=4, label=_plain(label))
-            ok = [i for i, s in enumerate(stats) if _finite(s[1], s[2])]
-            if ok:
-                ax.fill_between([xs[i] for i in ok], [stats[i][1] for i in ok], [stats[i][2] for i in ok], color=colour, alpha=0.15, lw=0)
+            _line(ax, xs, stats, style, "#888888" if m == "probe_control" else colours.get(p, "#333333"), label, alpha=0.15)
             layers_seen.update(xs)
         if all(float(x).is_integer() for x in layers_seen):
             ax.set_xticks(sorted(layers_seen))

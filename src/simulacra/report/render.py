@@ -120,8 +120,9 @@ def _safe_name(s: str) -> str:
 
 
 def _default_knob_metrics(rows: list[Mapping], findings: list[dict]) -> dict[str, list[str]]:
-    """For every swept knob (but the misgeneralisation one, which has its own figure): the
-    findings' metrics measured on units that sweep it, else the event rates measured there."""
+    """For every swept knob (but the misgeneralisation and layer knobs, which have figures of
+    their own): the findings' metrics measured on units that sweep it, else the event rates
+    measured there."""
     by_knob: dict[str, set[str]] = defaultdict(set)
     procs_by_knob: dict[str, set[str]] = defaultdict(set)
     for r in rows:
@@ -137,8 +138,8 @@ def _default_knob_metrics(rows: list[Mapping], findings: list[dict]) -> dict[str
         # the metrics of the findings that test a trend in this knob, with the return for context;
         # else every finding metric measured there; else the event rates
         own = [_text(f["metric"]) for f in findings if f"vs {knob}" in _text(f["groups"])]
-        # then the metrics of findings that compare processes sweeping this knob (e.g. probes'
-        # selectivity per layer), then the return for context
+        # then the metrics of findings that compare processes sweeping this knob (e.g. the button
+        # rate of fine-tuning at two values of beta), then the return for context
         swept = procs_by_knob[knob]
         related = [_text(f["metric"]) for f in findings if any(re.search(rf"\b{re.escape(p)}\b", _text(f["groups"])) for p in swept)]
         metrics = [m for m in dict.fromkeys(own + related + (["return"] if own or related else [])) if m in names]

@@ -537,8 +537,7 @@ def run_probe(config: dict, artifacts, seeds: list[int]) -> list[dict]:
     results = []
     for sim, seed in zip(sims, seeds):
         name = f"blocks.{_block(p['layer'], sim.config.n_layers)}.hook_resid_post"
-        sub = corpus.subset(np.arange(min(p["probe_episodes"], corpus.n_episodes)))
-        rows = probes.probe_layers(sim, sub, which=(p["probe"],), names=[name], max_episodes=p["probe_episodes"], seed=seed)
+        rows = probes.probe_layers(sim, corpus, which=(p["probe"],), names=[name], max_episodes=p["probe_episodes"], seed=seed)
         if not rows:
             raise ValueError(f"probe target {p['probe']!r} is not defined for this corpus (no coin, or one character)")
         r = rows[0]
@@ -562,8 +561,7 @@ def run_steer(config: dict, artifacts, seeds: list[int]) -> list[dict]:
     for sim, seed in zip(get_models(config, artifacts, corpus, predict_config(p, rtg=False, character=True), seeds), seeds):
         name = f"blocks.{_block(p['layer'], sim.config.n_layers)}.hook_resid_post"
         d = steering.tag_direction(sim, corpus, name, p["toward"], p["away"])
-        away = steering._index(corpus.mixture, p["away"])
-        out = _act(sim, config, seed, character=away, hooks=steering.steering_hooks(name, d, p["k"]))
+        out = _act(sim, config, seed, character=p["away"], hooks=steering.steering_hooks(name, d, p["k"]))
         match = steering.character_match_rate(out, world, corpus.mixture, p["toward"])
         results.append(_result(out, config, corpus, seed, {**_train_metrics(sim), "match_rate": match}))
     return results

@@ -140,3 +140,14 @@ def test_coin_direction_contrasts_episodes_by_coin_cell(trained, corpus):
     assert d.shape == (TINY.d_model,) and np.all(np.isfinite(d)) and np.linalg.norm(d) > 0
     with pytest.raises(ValueError, match="both at and away"):
         steering.coin_direction(trained, corpus, "blocks.1.hook_resid_post", (0, 0))  # a wall: never a coin
+
+
+def test_grid_tables_belong_to_the_embedding_layer():
+    cfg = PredictConfig(d_model=16, n_layers=1, n_heads=2, d_mlp=32, grid=True)
+    a = Simulator.init(cfg, task("coin-7x7"), jax.random.PRNGKey(0))
+    b = Simulator.init(cfg, task("coin-7x7"), jax.random.PRNGKey(0))
+    b.params = {"params": {**a.params["params"], "grid_row": a.params["params"]["grid_row"] + 1.0}}
+    change = layers.weight_change(a, b)
+    assert change["embed"] > 0 and change["blocks.0"] == 0 and change["unembed"] == 0
+    moved = layers.transplant(a, b, "embed")
+    np.testing.assert_array_equal(moved.params["params"]["grid_row"], b.params["params"]["grid_row"])

@@ -5,7 +5,8 @@
 A. A simulator of coin-7x7 acted by seeker(0.1) + random (20,000 episodes): excess log-loss
    over the ideal per token type on 2,000 held-out episodes, calibration, KL on actions; 1,000
    dreamed episodes checked against the law and compared with the held-out corpus.
-B. A Decision Transformer (return-to-go slots, loss on actions) on coin-7x7 acted by
+B. A Decision Transformer (return-to-go slots, loss on actions; d_model 64, the grid embedding
+   and the numeric return-to-go embedding unless --no-grid / --no-rtg-numeric) on coin-7x7 acted by
    random + seeker(0.3), trained on episodes whose coin is NOT in five held-out cells, then
    prompted with the optimal return (1.0) on layouts whose coin IS in those cells; and a sweep
    of targets (including above the corpus's best return) on all layouts.
@@ -43,11 +44,11 @@ def corpus(out: Path, name: str, mix: str, n: int, seed: int) -> Corpus:
     return c
 
 
-def model(out: Path, name: str, data: Corpus, config: PredictConfig) -> Simulator:
+def model(out: Path, name: str, data: Corpus, config: PredictConfig, seed: int = 0) -> Simulator:
     path = out / name
     if path.exists():
         return Simulator.load(path)
-    sim = fit(data, config, seed=0)
+    sim = fit(data, config, seed=seed)
     sim.save(path)
     return sim
 
@@ -58,18 +59,30 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=3000)
     ap.add_argument("--dreams", type=int, default=1000)
     ap.add_argument("--part", choices=["A", "B", "AB"], default="AB")
-    ap.add_argument("--grid", action="store_true", help="B: the Decision Transformer gets the grid embedding (PredictConfig.grid)")
-    ap.add_argument("--d-model", type=int, default=128)
+    ap.add_argument("--d-model", type=int, default=None, help="residual width (default: A 128, B 64)")
+    ap.add_argument(
+        "--grid", action=argparse.BooleanOptionalAction, default=True,
+        help="B: the Decision Transformer gets the grid embedding (PredictConfig.grid)",
+    )
+    ap.add_argument(
+        "--rtg-numeric", action=argparse.BooleanOptionalAction, default=True,
+        help="B: embed the return-to-go as a number (PredictConfig.rtg_numeric)",
+    )
+    ap.add_argument("--seed", type=int, default=0, help="B: the Decision Transformer's training seed")
     ap.add_argument("--loss-on", choices=["actions", "trajectory"], default="actions", help="B: which tokens carry the DT's loss")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    size = dict(d_model=args.d_model, n_layers=2, n_heads=4, d_mlp=4 * args.d_model, batch_size=32, lr=1e-3, warmup=100, steps=args.steps)
+
+    def size(default_d: int) -> dict:
+        d = args.d_model or default_d
+        return dict(d_model=d, n_layers=2, n_heads=4, d_mlp=4 * d, batch_size=32, lr=1e-3, warmup=100, steps=args.steps)
+
     report: dict = {}
 
     if "A" in args.part:
         train = corpus(args.out, "corpusA", "seeker(0.1):0.5,random:0.5", 20_000, 0)
         held = corpus(args.out, "corpusA-held", "seeker(0.1):0.5,random:0.5", 2_000, 1)
-        sim = model(args.out, "simA", train, PredictConfig(**size))
+        sim = model(args.out, "simA", train, PredictConfig(**size(128)))
         t = time.perf_counter()
         s = fidelity.scores(sim, held)
         d = sim.dream(jax.random.PRNGKey(0), args.dreams)
@@ -90,9 +103,10 @@ def main() -> None:
     if "B" in args.part:
         full = corpus(args.out, "corpusB", "random:0.5,seeker(0.3):0.5", 20_000, 2)
         seen = ~np.isin(full.coin_cells()[:, 0], HELD_OUT)
-        name = "dtB" + ("-grid" if args.grid else "") + ("-traj" if args.loss_on == "trajectory" else "")
-        name += f"-d{args.d_model}-s{args.steps}" if (args.d_model, args.steps) != (128, 3000) else ""
-        dt = model(args.out, name, full.subset(seen), PredictConfig(rtg=True, loss_on=args.loss_on, grid=args.grid, **size))
+        name = "dtB" + ("-grid" if args.grid else "") + ("-num" if args.rtg_numeric else "") + ("-traj" if args.loss_on == "trajectory" else "")
+        name += f"-d{args.d_model or 64}-s{args.steps}" + (f"-seed{args.seed}" if args.seed else "")
+        config = PredictConfig(rtg=True, loss_on=args.loss_on, grid=args.grid, rtg_numeric=args.rtg_numeric, **size(64))
+        dt = model(args.out, name, full.subset(seen), config, args.seed)
         key = jax.random.PRNGKey(1)
         out = dt.act(key, 4096, target=1.0)
         held = np.isin(coin_cells(out["scene"], WORLD)[:, 0], HELD_OUT)

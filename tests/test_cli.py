@@ -1,5 +1,7 @@
 """The command line, through typer's test runner."""
 
+import json
+
 from typer.testing import CliRunner
 
 from simulacra.cli import app
@@ -80,8 +82,10 @@ def test_model_train_show_fidelity_condition(tmp_path):
     r = runner.invoke(app, ["model", "fidelity", str(tmp_path / "m"), "--corpus", str(tmp_path / "held"), "--dreams", "8"])
     assert r.exit_code == 0, r.output
     assert "excess" in r.output and "legal" in r.output
-    r = runner.invoke(app, ["model", "train", str(tmp_path / "c"), "-o", str(tmp_path / "dt"), "--rtg", *tiny])
+    r = runner.invoke(app, ["model", "train", str(tmp_path / "c"), "-o", str(tmp_path / "dt"), "--rtg", "--grid", "--rtg-numeric", *tiny])
     assert r.exit_code == 0, r.output
+    card = json.loads((tmp_path / "dt" / "card.json").read_text())
+    assert card["predict_config"]["grid"] and card["predict_config"]["rtg_numeric"], card["predict_config"]
     r = runner.invoke(app, ["model", "condition", str(tmp_path / "dt"), "-n", "8", "--targets", "0,1"])
     assert r.exit_code == 0 and "return sweep" in r.output, r.output
     # errors: one line, nothing written
@@ -89,6 +93,8 @@ def test_model_train_show_fidelity_condition(tmp_path):
     assert r.exit_code == 2 and "already exists" in r.output
     r = runner.invoke(app, ["model", "train", str(tmp_path / "nope"), "-o", str(tmp_path / "m2"), *tiny])
     assert r.exit_code == 2 and not (tmp_path / "m2").exists()
+    r = runner.invoke(app, ["model", "train", str(tmp_path / "c"), "-o", str(tmp_path / "m3"), "--rtg-numeric", *tiny])
+    assert r.exit_code == 2 and "needs rtg=True" in r.output and not (tmp_path / "m3").exists()
     r = runner.invoke(app, ["model", "fidelity", str(tmp_path / "dt"), "--corpus", str(tmp_path / "held")])
     assert r.exit_code == 2 and "unconditioned" in r.output
     r = runner.invoke(app, ["model", "condition", str(tmp_path / "m")])

@@ -204,6 +204,8 @@ def model_train(
     loss_on: str = typer.Option("trajectory", help="which tokens carry loss: trajectory (a simulator) or actions (behaviour cloning)"),
     rtg: bool = typer.Option(False, "--rtg", help="return-to-go before every state: a Decision Transformer"),
     character: bool = typer.Option(False, "--character", help="the acting character's tag in the prompt"),
+    grid: bool = typer.Option(False, "--grid", help="grid embedding: cells placed by shared row and column vectors (unseen layouts)"),
+    rtg_numeric: bool = typer.Option(False, "--rtg-numeric", help="with --rtg: embed the return-to-go as a number (a learned line)"),
     d_model: int = typer.Option(128, min=1), n_layers: int = typer.Option(2, min=1), n_heads: int = typer.Option(4, min=1),
     d_mlp: int = typer.Option(512, min=1),
     steps: int = typer.Option(2000, min=1, help="optimiser steps"),
@@ -219,7 +221,8 @@ def model_train(
 
     try:
         config = PredictConfig(loss_on=loss_on, character=character, rtg=rtg, d_model=d_model, n_layers=n_layers, n_heads=n_heads,
-                               d_mlp=d_mlp, steps=steps, batch_size=batch_size, lr=lr, warmup=min(warmup, steps))
+                               d_mlp=d_mlp, steps=steps, batch_size=batch_size, lr=lr, warmup=min(warmup, steps),
+                               grid=grid, rtg_numeric=rtg_numeric)
     except ValueError as e:
         _fail(str(e))
     if out.exists() and not (force and _is_checkpoint(out)):

@@ -112,8 +112,8 @@ def test_chunked_attention_equals_the_full_masked_square():
 
 
 def test_grid_embedding_ties_cell_tokens_to_scene_positions():
-    """A CELL token and the scene tile of the same cell get the same grid vector; pieces with a
-    KV cache still equal the whole; the config survives a JSON round trip (a model card)."""
+    """A CELL token and the scene tile of the same cell get the same grid vector, and the scene's
+    tiles no learned position vector; pieces with a KV cache still equal the whole; the config survives a JSON round trip (a model card)."""
     import dataclasses
     import json
 
@@ -137,8 +137,13 @@ def test_grid_embedding_ties_cell_tokens_to_scene_positions():
     tokens = jnp.zeros((1, after_scene + 1), jnp.int32).at[0, -1].set(cell_id)  # PAD everywhere else
     model = Transformer(cfg)
     params = model.init(jax.random.PRNGKey(0), tokens)
-    _, cache = model.apply(params, tokens, hooks=Hooks(names=("hook_grid_embed",)))
+    _, cache = model.apply(params, tokens, hooks=Hooks(names=("hook_grid_embed", "hook_pos_embed")))
     g = np.asarray(cache["hook_grid_embed"][0])
+    # a scene tile is placed by its row and column only: no learned position vector of its own
+    pe = np.asarray(cache["hook_pos_embed"][0])
+    on_grid = np.asarray(cfg.grid_positions)[: tokens.shape[1]] >= 0
+    assert on_grid.sum() == world.height * world.width
+    assert np.all(pe[on_grid] == 0) and np.all(np.abs(pe[~on_grid]).sum(-1) > 0)
     np.testing.assert_allclose(g[-1], g[scene_pos], rtol=1e-6)  # same cell, one by id, one by position
     assert np.abs(g[scene_pos]).sum() > 0 and np.all(g[0] == 0) and np.all(g[1] == 0)  # BOS, NUM h: no cell
     assert np.all(g[-2] == 0)  # a PAD token after the scene names no cell
@@ -153,3 +158,48 @@ def test_grid_embedding_ties_cell_tokens_to_scene_positions():
         dataclasses.replace(cfg, grid_tokens=(0, 1, 2))
     with pytest.raises(ValueError, match="without grid_side"):
         TransformerConfig(vocab_size=3, context=4, grid_tokens=(0, -1, -1))
+
+
+def test_numeric_tokens_embed_returns_on_a_line():
+    """With `rtg_numeric`, a return-to-go token is embedded as base + value * slope: 0.5 sits
+    halfway between 0 and 1 (in coin worlds only those two occur in training), other tokens keep
+    their rows, gradients reach the line, and the config survives a model card's JSON."""
+    import dataclasses
+    import json
+
+    from simulacra.corpus.tokens import TrajectoryFormat
+    from simulacra.training.predict import PredictConfig
+    from simulacra.world import task
+
+    fmt = TrajectoryFormat(task("coin-7x7"), rtg=True)
+    ids, values = fmt.rtg_values()
+    assert len(ids) == 101 and values[0] == 0.0 and values[50] == 0.5 and values[-1] == 1.0
+    assert fmt.to_local(fmt.rtg_token(0.5)) == ids[50]
+    assert TrajectoryFormat(task("coin-7x7")).rtg_values() == ((), ())
+    cfg = PredictConfig(d_model=32, d_mlp=64, rtg=True, rtg_numeric=True).transformer(fmt)
+    again = TransformerConfig(**json.loads(json.dumps(dataclasses.asdict(cfg))))
+    assert again == cfg and hash(again) == hash(cfg)
+
+    model = Transformer(cfg)
+    tokens = jnp.array([[ids[0], ids[50], ids[100], 3, 4]], jnp.int32)
+    params = model.init(jax.random.PRNGKey(0), tokens)
+    _, cache = model.apply(params, tokens, hooks=Hooks(names=("hook_embed",)))
+    e = np.asarray(cache["hook_embed"][0])
+    np.testing.assert_allclose(e[1], (e[0] + e[2]) / 2, atol=1e-7)
+    assert not np.allclose(e[0], e[2])
+    np.testing.assert_allclose(e[3:], np.asarray(params["params"]["embed"]["embedding"])[[3, 4]], rtol=1e-6)
+    plain = Transformer(PredictConfig(d_model=32, d_mlp=64, rtg=True).transformer(fmt))
+    assert "numeric_base" not in plain.init(jax.random.PRNGKey(0), tokens)["params"]
+
+    grads = jax.grad(lambda p: model.apply(p, tokens)[0].sum())(params)["params"]
+    assert np.abs(np.asarray(grads["numeric_slope"])).sum() > 0
+    assert np.all(np.asarray(grads["embed"]["embedding"])[list(ids)] == 0)  # their own rows are not used
+
+    with pytest.raises(ValueError, match="needs rtg=True"):
+        PredictConfig(rtg_numeric=True)
+    with pytest.raises(ValueError, match="2 numeric_ids but 1 numeric_values"):
+        dataclasses.replace(cfg, numeric_ids=(1, 2), numeric_values=(0.0,))
+    with pytest.raises(ValueError, match="distinct token ids"):
+        dataclasses.replace(cfg, numeric_ids=(1, 1), numeric_values=(0.0, 1.0))
+    with pytest.raises(ValueError, match="finite"):
+        dataclasses.replace(cfg, numeric_ids=(1,), numeric_values=(float("nan"),))

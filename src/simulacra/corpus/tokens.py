@@ -208,6 +208,13 @@ class TrajectoryFormat:
         positions[first : first + p.height * p.width] = r * side + c
         return side, tuple(int(x) for x in tokens), tuple(int(x) for x in positions)
 
+    def rtg_values(self) -> tuple[tuple[int, ...], tuple[float, ...]]:
+        """The compact ids of the return-to-go tokens and the return each stands for (empty
+        without `rtg`): the numeric embedding's inputs (`nets.transformer.TransformerConfig`)."""
+        ids = self.local_ids(*TrajVocab.RTG)
+        values = (self.vocabulary[ids] - TrajVocab.RTG[0] - REWARD_BINS) / REWARD_SCALE
+        return tuple(int(i) for i in ids), tuple(float(v) for v in values)
+
     def rtg_token(self, value) -> np.ndarray:
         """Global RTG id of a return-to-go, clipped to this world's `return_bounds`."""
         lo, hi = return_bounds(self.params)

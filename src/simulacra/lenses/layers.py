@@ -22,7 +22,7 @@ from simulacra.lenses.probes import first_episodes, residual_names, step_activat
 
 def _groups(n_layers: int) -> dict[str, tuple[str, ...]]:
     """Layer name -> the top-level parameter collections (flax module names) it owns."""
-    g = {"embed": ("embed", "pos_embed", "grid_row", "grid_col")}  # the grid tables only with PredictConfig.grid
+    g = {"embed": ("embed", "pos_embed", "grid_row", "grid_col", "numeric_base", "numeric_slope")}  # grid/numeric: optional
     for i in range(n_layers):
         g[f"blocks.{i}"] = (f"block_{i}",)
     g["unembed"] = ("ln_final", "unembed")

@@ -68,10 +68,16 @@ class PredictConfig:
     grid: bool = False
     """Add the grid embedding: shared row and column vectors for the agent's cell tokens and
     the scene's tiles (`nets.transformer`), for generalising to unseen layouts."""
+    rtg_numeric: bool = False
+    """Embed each return-to-go token as its number (a learned line, as the original Decision
+    Transformer), not by a row of its own: targets between the returns seen in training then
+    fall between them (`nets.transformer`, numeric tokens). Needs `rtg`."""
 
     def __post_init__(self) -> None:
         if self.loss_on not in LOSS_ON:
             raise ValueError(f"invalid PredictConfig.loss_on={self.loss_on!r}: one of {LOSS_ON}")
+        if self.rtg_numeric and not self.rtg:
+            raise ValueError("invalid PredictConfig: rtg_numeric=True needs rtg=True (there are no return-to-go tokens)")
         for f in ("steps", "batch_size"):
             if getattr(self, f) < 1:
                 raise ValueError(f"invalid PredictConfig.{f}={getattr(self, f)!r}: must be at least 1")
@@ -82,6 +88,7 @@ class PredictConfig:
 
     def transformer(self, fmt: TrajectoryFormat) -> TransformerConfig:
         side, tokens, positions = fmt.grid() if self.grid else (0, (), ())
+        ids, values = fmt.rtg_values() if self.rtg_numeric else ((), ())
         return TransformerConfig(
             vocab_size=fmt.vocab_size,
             context=fmt.length,
@@ -92,6 +99,8 @@ class PredictConfig:
             grid_side=side,
             grid_tokens=tokens,
             grid_positions=positions,
+            numeric_ids=ids,
+            numeric_values=values,
         )
 
     def format(self, params) -> TrajectoryFormat:

@@ -19,9 +19,13 @@
         length buckets crop short episodes, so its tokens/s counts the tokens it actually
         processes (batch x (cropped length - 1) per step); context is the corpus format's.
 
-Tokens/s = batch x T x steps / seconds (forward + backward + optimiser step). The contenders run
-in `--rounds` interleaved rounds and the best of each is kept, so a transient load hits all of
-them alike. The ratio printed is (a) / (b).
+Tokens/s = batch x T x steps / seconds (forward + backward + optimiser step). Each contender
+lives in a worker process of its own (this script run with `--worker NAME`), built and compiled
+once; the parent then asks them in turn for one timed call, `--rounds` interleaved rounds with a
+short pause between calls, and keeps the best of each, so a transient load hits all of them
+alike and neither framework's thread pool (torch's OpenMP threads spin after their work; XLA's
+pool) runs inside the other's timing. (Session 4 timed all of them in one process: (a) lost
+about a fifth to the torch threads beside it.) The ratio printed is (a) / (b).
 
 Machine peak: the best of a jitted float32 `jnp.dot` of two N x N matrices (2 N^3 FLOPs), measured
 in every round. simulacra's achieved GFLOP/s counts the training step's FLOPs analytically (d =
@@ -43,8 +47,11 @@ Run: `make bench` (installs torch==2.13.0 first, then the `bench` extra with tra
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
+import subprocess
+import sys
 import time
 
 import jax
@@ -228,6 +235,71 @@ def _timed(run) -> float:
     return time.perf_counter() - t0
 
 
+def _corpus(args):
+    corpus = make_corpus(task("coin-7x7"), parse_mixture("seeker(0.1):0.5,random:0.5"), args.episodes, seed=0)
+    data = train_data(corpus, PredictConfig())
+    bank = np.asarray(data.tokens)
+    vocab = PredictConfig().format(corpus.params).vocab_size
+    if bank.shape[1] < args.context + 1:  # longer rows than the corpus's: tile them
+        bank = np.tile(bank, (1, -(-(args.context + 1) // bank.shape[1])))
+    return corpus, bank, vocab
+
+
+def worker(args) -> None:
+    """One contender in this process: build and compile it, print one JSON line of facts, then for
+    every "go" line on stdin time one call and print `{label: tokens/s}`; stop at end of input."""
+    name = args.worker
+    out, sys.stdout = sys.stdout, sys.stderr  # stdout carries the protocol; anything else printed goes to stderr
+    tokens = args.batch * args.context * args.steps
+    info: dict = {}
+    if name == "ours":
+        _, bank, vocab = _corpus(args)
+        run, info["flops_xla"] = make_ours(args, bank, vocab)
+        info["vocab"] = vocab
+
+        def timed() -> dict:
+            return {"ours": tokens / _timed(run)}
+    elif name == "corpus":
+        corpus, _, _ = _corpus(args)
+        run, n = make_ours_corpus(args, corpus)
+
+        def timed() -> dict:
+            return {"corpus": n / _timed(run)}
+    elif name.startswith("hf-"):
+        attention = name.removeprefix("hf-")
+        run = make_hf(args, attention)
+        if run is None:
+            info["missing"] = True
+
+        def timed() -> dict:
+            return {} if run is None else {f"{attention}/{n}": tokens / _timed(lambda: run(n)) for n in args.threads}
+    elif name == "peak":
+        run = make_matmul(args.matmul)
+
+        def timed() -> dict:
+            return {"peak": max(run() for _ in range(3))}
+    else:
+        raise SystemExit(f"unknown worker {name!r}")
+    print(json.dumps(info), file=out, flush=True)
+    for line in sys.stdin:
+        if line.strip() == "go":
+            print(json.dumps(timed()), file=out, flush=True)
+
+
+def _start(name: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, os.path.abspath(__file__), *sys.argv[1:], "--worker", name],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1,
+    )
+
+
+def _reply(proc: subprocess.Popen, name: str) -> dict:
+    line = proc.stdout.readline()
+    if not line:
+        raise SystemExit(f"worker {name!r} exited (code {proc.wait()}) without answering; see its messages above")
+    return json.loads(line)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--d-model", type=int, default=128, help="residual width (HF hidden_size)")
@@ -249,62 +321,63 @@ def main() -> None:
         "--hf-attention", nargs="+", default=["sdpa"], choices=["sdpa", "eager"],
         help="HF attention implementations to time (the first is the headline peer; sdpa is HF's default)",
     )
+    ap.add_argument("--pause", type=float, default=0.5, help="seconds between two contenders' calls (spinning threads settle)")
     ap.add_argument("--no-corpus", action="store_true", help="skip (c), make_run on the corpus")
     ap.add_argument("--quick", action="store_true", help="tiny sizes, one round: a smoke check of the script")
+    ap.add_argument("--worker", help=argparse.SUPPRESS)  # internal: run one contender (see the module docstring)
     args = ap.parse_args()
     if args.quick:
         args.d_model, args.layers, args.heads, args.d_mlp, args.context = 32, 1, 2, 64, 48
         args.batch, args.steps, args.rounds, args.episodes, args.matmul = 4, 2, 1, 100, 512
     if args.context % 3:
         ap.error(f"--context={args.context} must be a multiple of 3 (HF's tokens come in threes)")
+    if args.worker:
+        worker(args)
+        return
 
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, jax {jax.__version__} on {jax.default_backend()}")
     print(
         f"model: d_model={args.d_model} n_layers={args.layers} n_heads={args.heads} d_mlp={args.d_mlp}; "
         f"T={args.context} tokens per row, batch {args.batch}, {args.steps} steps per timed call; "
-        f"{args.rounds} interleaved rounds, best of each"
+        f"{args.rounds} interleaved rounds, best of each, each contender in its own process"
     )
-    corpus = make_corpus(task("coin-7x7"), parse_mixture("seeker(0.1):0.5,random:0.5"), args.episodes, seed=0)
-    data = train_data(corpus, PredictConfig())
-    bank = np.asarray(data.tokens)
-    vocab = PredictConfig().format(corpus.params).vocab_size
-    if bank.shape[1] < args.context + 1:  # longer rows than the corpus's: tile them
-        bank = np.tile(bank, (1, -(-(args.context + 1) // bank.shape[1])))
-    ours, flops_xla = make_ours(args, bank, vocab)
-    hf = {}
-    for attention in args.hf_attention:
-        run = make_hf(args, attention)
-        if run is None:
-            break
-        hf[attention] = run
-    corpus_run = None if args.no_corpus else make_ours_corpus(args, corpus)
-    peak = make_matmul(args.matmul)
+    names = ["ours", *(f"hf-{a}" for a in args.hf_attention), *([] if args.no_corpus else ["corpus"]), "peak"]
+    procs, info = {}, {}
+    try:
+        for name in names:  # built one at a time, so no compilation competes with another
+            procs[name] = _start(name)
+            info[name] = _reply(procs[name], name)
+        names = [n for n in names if not info[n].get("missing")]
+        best: dict[str, float] = {}
+        for _ in range(args.rounds):
+            for name in names:
+                time.sleep(args.pause)
+                procs[name].stdin.write("go\n")
+                for label, v in _reply(procs[name], name).items():
+                    best[label] = max(best.get(label, 0.0), v)
+    finally:
+        for p in procs.values():
+            if p.stdin:
+                p.stdin.close()
+            p.wait()
 
-    tokens = args.batch * args.context * args.steps
-    best = {"ours": 0.0, "corpus": 0.0, "peak": 0.0}
-    hf_best = {(a, n): 0.0 for a in hf for n in args.threads}
-    for _ in range(args.rounds):
-        best["peak"] = max(best["peak"], max(peak() for _ in range(3)))
-        best["ours"] = max(best["ours"], tokens / _timed(ours))
-        for a, n in hf_best:
-            hf_best[a, n] = max(hf_best[a, n], tokens / _timed(lambda: hf[a](n)))
-        if corpus_run is not None:
-            best["corpus"] = max(best["corpus"], corpus_run[1] / _timed(corpus_run[0]))
-
+    vocab = info["ours"]["vocab"]
+    flops_xla = info["ours"]["flops_xla"]
     flops = step_flops(args.d_model, args.layers, args.d_mlp, vocab, args.batch, args.context)
     ours_tps = best["ours"]
     gflops = ours_tps / (args.batch * args.context) * flops / 1e9
     print()
     print(f"{f'(a) simulacra, fixed length T={args.context}':<46} {ours_tps:>12,.0f} tokens/s")
     by_attention = {}
+    hf = [a for a in args.hf_attention if f"hf-{a}" in names]
     for i, a in enumerate(hf):
-        threads = max(args.threads, key=lambda n: hf_best[a, n])
-        by_attention[a] = hf_best[a, threads]
+        threads = max(args.threads, key=lambda n: best[f"{a}/{n}"])
+        by_attention[a] = best[f"{a}/{threads}"]
         label = f"(b{chr(39) * i}) HF DecisionTransformerModel, {a}"
         print(f"{label:<46} {by_attention[a]:>12,.0f} tokens/s ({threads} torch threads)")
         if len(args.threads) > 1:
-            print("     by torch threads: " + ", ".join(f"{n}: {hf_best[a, n]:,.0f}" for n in args.threads))
-    if corpus_run is not None:
+            print("     by torch threads: " + ", ".join(f"{n}: {best[f'{a}/{n}']:,.0f}" for n in args.threads))
+    if "corpus" in best:
         print(f"{'(c) simulacra make_run on the corpus (buckets)':<46} {best['corpus']:>12,.0f} tokens/s (tokens processed)")
     print()
     for a, v in by_attention.items():

@@ -236,13 +236,15 @@ def _timed(run) -> float:
 
 
 def _corpus(args):
-    corpus = make_corpus(task("coin-7x7"), parse_mixture("seeker(0.1):0.5,random:0.5"), args.episodes, seed=0)
-    data = train_data(corpus, PredictConfig())
-    bank = np.asarray(data.tokens)
-    vocab = PredictConfig().format(corpus.params).vocab_size
-    if bank.shape[1] < args.context + 1:  # longer rows than the corpus's: tile them
+    return make_corpus(task("coin-7x7"), parse_mixture("seeker(0.1):0.5,random:0.5"), args.episodes, seed=0)
+
+
+def _bank(args, corpus) -> tuple[np.ndarray, int]:
+    """(a)'s token rows (tiled when T is longer than the corpus's rows) and the vocabulary size."""
+    bank = np.asarray(train_data(corpus, PredictConfig()).tokens)
+    if bank.shape[1] < args.context + 1:
         bank = np.tile(bank, (1, -(-(args.context + 1) // bank.shape[1])))
-    return corpus, bank, vocab
+    return bank, PredictConfig().format(corpus.params).vocab_size
 
 
 def worker(args) -> None:
@@ -253,15 +255,14 @@ def worker(args) -> None:
     tokens = args.batch * args.context * args.steps
     info: dict = {}
     if name == "ours":
-        _, bank, vocab = _corpus(args)
+        bank, vocab = _bank(args, _corpus(args))
         run, info["flops_xla"] = make_ours(args, bank, vocab)
         info["vocab"] = vocab
 
         def timed() -> dict:
             return {"ours": tokens / _timed(run)}
     elif name == "corpus":
-        corpus, _, _ = _corpus(args)
-        run, n = make_ours_corpus(args, corpus)
+        run, n = make_ours_corpus(args, _corpus(args))
 
         def timed() -> dict:
             return {"corpus": n / _timed(run)}

@@ -51,6 +51,7 @@ import math
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import struct
 
 
@@ -303,13 +304,13 @@ class Transformer(nn.Module):
         t = tokens.shape[1]
         start = jnp.int32(0) if kv is None else kv.index
         p = jax.lax.dynamic_slice_in_dim(pos, start, t)
-        if c.grid_side:  # a position that names a cell is placed by its row and column only
-            on_grid = jax.lax.dynamic_slice_in_dim(jnp.asarray(c.grid_positions, jnp.int32), start, t) >= 0
-            p = jnp.where(on_grid[:, None], 0.0, p)
+        if c.grid_side:  # the cell each position describes (-1: none); such a position is placed by row and column only
+            pos_cell = jax.lax.dynamic_slice_in_dim(jnp.asarray(c.grid_positions, jnp.int32), start, t)  # (T,)
+            p = jnp.where((pos_cell >= 0)[:, None], 0.0, p)
         p = hook("hook_pos_embed", jnp.broadcast_to(p, x.shape))
         x = x + p
         if c.grid_side:
-            x = x + hook("hook_grid_embed", self._grid(tokens, start))
+            x = x + hook("hook_grid_embed", self._grid(tokens, pos_cell))
         ks, vs = [], []
         for i in range(c.n_layers):
             layer_kv = None if kv is None else (kv.k[i], kv.v[i], kv.index)
@@ -329,12 +330,14 @@ class Transformer(nn.Module):
         c = self.config
         base = self.param("numeric_base", nn.initializers.normal(0.02), (c.d_model,))
         slope = self.param("numeric_slope", nn.initializers.normal(0.02), (c.d_model,))
-        value = jnp.zeros(c.vocab_size, jnp.float32).at[jnp.asarray(c.numeric_ids)].set(jnp.asarray(c.numeric_values, jnp.float32))
-        is_num = jnp.zeros(c.vocab_size, bool).at[jnp.asarray(c.numeric_ids)].set(True)
-        return jnp.where(is_num[tokens][..., None], base + value[tokens][..., None] * slope, x)
+        ids = list(c.numeric_ids)
+        value, is_num = np.zeros(c.vocab_size, np.float32), np.zeros(c.vocab_size, bool)  # static tables
+        value[ids], is_num[ids] = c.numeric_values, True
+        return jnp.where(jnp.asarray(is_num)[tokens][..., None], base + jnp.asarray(value)[tokens][..., None] * slope, x)
 
-    def _grid(self, tokens: jax.Array, start: jax.Array) -> jax.Array:
-        """(B, T, D): row[r] + col[c] for each token naming cell (r, c) by its id or its position."""
+    def _grid(self, tokens: jax.Array, pos_cell: jax.Array) -> jax.Array:
+        """(B, T, D): row[r] + col[c] for each token naming cell (r, c) by its id or by its
+        position (`pos_cell`, (T,): the cell each position describes, or -1)."""
         c = self.config
         g = c.grid_side
         row = self.param("grid_row", nn.initializers.normal(0.02), (g, c.d_model))
@@ -345,5 +348,4 @@ class Transformer(nn.Module):
             return jnp.where((cell >= 0)[..., None], v, 0.0)
 
         by_token = jnp.asarray(c.grid_tokens, jnp.int32)[tokens]  # (B, T)
-        by_pos = jax.lax.dynamic_slice_in_dim(jnp.asarray(c.grid_positions, jnp.int32), start, tokens.shape[1])  # (T,)
-        return vec(by_token) + vec(by_pos)[None]
+        return vec(by_token) + vec(pos_cell)[None]

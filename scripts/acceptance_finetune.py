@@ -18,7 +18,7 @@ import numpy as np
 
 from simulacra.characters import parse_mixture
 from simulacra.corpus import make_corpus
-from simulacra.simulator import Simulator
+from simulacra.model import Simulator
 from simulacra.training.finetune import FinetuneConfig, finetune
 from simulacra.training.predict import PredictConfig, fit
 from simulacra.world import task
@@ -38,7 +38,7 @@ def main() -> None:
     else:
         sim = fit(corpus, PredictConfig(d_model=64, n_layers=2, n_heads=4, d_mlp=256, steps=400, batch_size=32, warmup=40), seed=0)
         sim.save(path)
-    report = {"corpus_return": float(corpus["return"].mean())}
+    report = {"corpus_return": float(corpus.episodes.return_.mean())}
     for beta in (0.0, 1000.0):
         r = finetune(sim, FinetuneConfig(beta=beta, updates=args.updates, episodes=64, lr=1e-3), jax.random.PRNGKey(0))
         report[f"beta={beta:g}"] = {k: np.round(v, 4).tolist() for k, v in r.metrics.items()}

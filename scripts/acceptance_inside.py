@@ -55,9 +55,9 @@ def main() -> None:
         print(f"coin-at-{cell} direction at {name}: episodes with the coin elsewhere")
         for k in (0, 1, 2, 4, 8):
             out = bc.act(jax.random.PRNGKey(5), 256, hooks=steering.steering_hooks(name, d, k))
-            away = coin_cells(out["scene"], coin)[:, 0] != cell[0] * coin.width + cell[1]
-            v = visits(out["states"], out["length"], cell)[away].mean()
-            print(f"  k={k}  P(visits {cell}) {v:.3f}  P(coin) {out['true_return'][away].mean():.3f}")
+            away = coin_cells(out.scene, coin)[:, 0] != cell[0] * coin.width + cell[1]
+            v = visits(out.states, out.length, cell)[away].mean()
+            print(f"  k={k}  P(visits {cell}) {v:.3f}  P(coin) {out.true_return[away].mean():.3f}")
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ import numpy as np
 from simulacra.characters import parse_mixture
 from simulacra.corpus import Corpus, coin_cells, make_corpus
 from simulacra.lenses import conditioning, fidelity
-from simulacra.simulator import Simulator
+from simulacra.model import Simulator
 from simulacra.training.predict import PredictConfig, fit
 from simulacra.world import task
 
@@ -109,8 +109,8 @@ def main() -> None:
         dt = model(args.out, name, full.subset(seen), config, args.seed)
         key = jax.random.PRNGKey(1)
         out = dt.act(key, 4096, target=1.0)
-        held = np.isin(coin_cells(out["scene"], WORLD)[:, 0], HELD_OUT)
-        frac = out["true_return"][held] / out["optimal_return"][held]
+        held = np.isin(coin_cells(out.scene, WORLD)[:, 0], HELD_OUT)
+        frac = out.true_return[held] / out.optimal_return[held]
         sweep = conditioning.return_sweep(dt, [0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0], key, n_episodes=1024)
         report["B"] = {
             "model": name,
@@ -121,7 +121,7 @@ def main() -> None:
             "held_out_cells": HELD_OUT.tolist(),
             "held_out_episodes": int(held.sum()),
             "held_out_fraction_of_optimal": float(frac.mean()),
-            "seen_fraction_of_optimal": float((out["true_return"][~held] / out["optimal_return"][~held]).mean()),
+            "seen_fraction_of_optimal": float((out.true_return[~held] / out.optimal_return[~held]).mean()),
             "sweep": sweep,
         }
         print(json.dumps(report["B"], indent=1), flush=True)

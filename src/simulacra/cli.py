@@ -179,8 +179,8 @@ def corpus_export(
 
 
 def _load_simulator(path: Path):
-    from simulacra.simulator import Simulator
-    from simulacra.training.checkpoint import CheckpointError
+    from simulacra.model import Simulator
+    from simulacra.model.checkpoint import CheckpointError
 
     try:
         return Simulator.load(path)
@@ -216,7 +216,7 @@ def model_train(
     force: bool = typer.Option(False, "--force", help="replace an existing checkpoint at OUT"),
 ) -> None:
     """Train a transformer on a corpus by next-token prediction and save it with its model card."""
-    from simulacra.training.checkpoint import _is_checkpoint
+    from simulacra.model.checkpoint import _is_checkpoint
     from simulacra.training.predict import PredictConfig, fit
 
     try:
@@ -340,7 +340,8 @@ def model_condition(
         console.print(f"every prompt closest to its own character: {match['matches']}")
 
 
-PLUGINS = ("simulacra.studies.processes",)
+PLUGINS = ("simulacra.kinds",)
+"""Modules imported before every study command: the shipped process kinds."""
 
 
 def _study_call(fn):
@@ -364,10 +365,7 @@ def _run_command(path: Path, profile: str | None, ids: list[str] | None) -> str:
 
 
 def _plugins(extra: list[str] | None) -> tuple[str, ...]:
-    import importlib.util
-
-    base = tuple(p for p in PLUGINS if importlib.util.find_spec(p) is not None)
-    return base + tuple(extra or ())
+    return PLUGINS + tuple(extra or ())
 
 
 @study_app.command("run")

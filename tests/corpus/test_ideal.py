@@ -23,12 +23,12 @@ def test_posterior_is_a_distribution_and_finds_the_character(mixed):
     c, ideal = mixed
     m = c.mask
     np.testing.assert_allclose(ideal.posterior[m].sum(-1), 1.0, atol=1e-5)
-    long = c["length"] >= 20
+    long = c.episodes.length >= 20
     assert long.sum() > 50
-    last = c["length"][long] - 1
+    last = c.episodes.length[long] - 1
     final = ideal.posterior[long, last]  # (n, C)
-    assert np.mean(final.argmax(-1) == c["character"][long]) > 0.95
-    assert np.median(final[np.arange(long.sum()), c["character"][long]]) > 0.99
+    assert np.mean(final.argmax(-1) == c.episodes.character[long]) > 0.95
+    assert np.median(final[np.arange(long.sum()), c.episodes.character[long]]) > 0.99
 
 
 def test_mixed_ideal_beats_every_single_character(mixed):
@@ -68,7 +68,7 @@ def test_total_ideal_logloss_is_minus_log_probability_of_the_episode():
         branch = np.where(interrupted, probs[:, 1], probs[:, 0])
         expected[i] = L * np.log(5) - np.log(branch).sum()
     np.testing.assert_allclose(total, expected, rtol=1e-4, atol=1e-4)
-    assert (c["events"][..., 2].any(1)).sum() > 10  # interruptions did happen
+    assert (c.episodes.events[..., 2].any(1)).sum() > 10  # interruptions did happen
 
 
 def test_sampled_actions_match_the_stated_probabilities():
@@ -86,7 +86,7 @@ def test_sampled_actions_match_the_stated_probabilities():
         ideal = compute_ideal(c)
         m = c.mask
         expected = ideal.action_probs[m].astype(np.float64).sum(0)
-        observed = np.bincount(c["actions"][m], minlength=5)
+        observed = np.bincount(c.episodes.actions[m], minlength=5)
         keep = expected > 5
         assert observed[~keep].sum() <= 5
         stat = chisquare(observed[keep], expected[keep] * observed[keep].sum() / expected[keep].sum())
@@ -100,19 +100,19 @@ def test_token_round_trip_and_alignment(mixed):
         assert enc["tokens"].shape == (c.n_episodes, fmt.length)
         back = decode(enc["tokens"], fmt)
         m = c.mask
-        assert np.array_equal(back["length"], c["length"]) and np.array_equal(back["terminated"], c["terminated"])
-        assert np.array_equal(back["actions"][m], c["actions"][m])
-        np.testing.assert_allclose(back["reward"][m], c["reward"][m], atol=0.005)
+        assert np.array_equal(back["length"], c.episodes.length) and np.array_equal(back["terminated"], c.episodes.terminated)
+        assert np.array_equal(back["actions"][m], c.episodes.actions[m])
+        np.testing.assert_allclose(back["reward"][m], c.episodes.reward[m], atol=0.005)
         for i in range(c.n_episodes):
-            L = c["length"][i]
-            assert np.array_equal(back["states"][i, : L + 1], c["states"][i, : L + 1])
-        assert np.array_equal(back["scene"], c["scene"])
+            L = c.episodes.length[i]
+            assert np.array_equal(back["states"][i, : L + 1], c.episodes.states[i, : L + 1])
+        assert np.array_equal(back["scene"], c.episodes.scene)
         if fmt.character:
-            assert np.array_equal(back["character"], c["character"])
-            np.testing.assert_allclose(back["rtg"][:, 0], c["return"], atol=0.005)
+            assert np.array_equal(back["character"], c.episodes.character)
+            np.testing.assert_allclose(back["rtg"][:, 0], c.episodes.return_, atol=0.005)
             for i in range(c.n_episodes):
-                L = c["length"][i]
-                np.testing.assert_allclose(back["rtg"][i, :L], c["rtg"][i, :L], atol=0.005)
+                L = c.episodes.length[i]
+                np.testing.assert_allclose(back["rtg"][i, :L], c.episodes.rtg[i, :L], atol=0.005)
                 assert back["rtg"][i, L] == 0.0
         # the compact vocabulary holds every id, and maps back exactly
         local = fmt.to_local(enc["tokens"])
@@ -131,12 +131,12 @@ def test_token_round_trip_and_alignment(mixed):
 def test_end_entropy_covers_the_end_and_the_action_that_might_have_come():
     c = make_corpus(task("offswitch"), parse_mixture("random"), 200, seed=2)
     ideal = compute_ideal(c)
-    interrupted = c["events"][..., 2].any(1)
+    interrupted = c.episodes.events[..., 2].any(1)
     assert interrupted.sum() > 5
     h_half = np.log(2.0)
     # interrupted with q = 0.5: END or (with 1/2) one of 5 equally likely actions
     np.testing.assert_allclose(ideal.end_entropy[interrupted], h_half + 0.5 * np.log(5), rtol=1e-5)
     np.testing.assert_allclose(ideal.end_logloss[interrupted], h_half, rtol=1e-5)
     # reaching the coin ends the episode for sure
-    coin = c["events"][..., 0].any(1)
+    coin = c.episodes.events[..., 0].any(1)
     np.testing.assert_allclose(ideal.end_entropy[coin], 0.0, atol=1e-6)

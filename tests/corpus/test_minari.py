@@ -19,14 +19,14 @@ def test_minari_round_trip(tmp_path):
     assert ds.total_episodes == c.n_episodes and ds.total_steps == c.n_transitions
     obs = c.observations()
     for ep in ds.iterate_episodes():
-        i, n = ep.id, int(c["length"][ep.id])
+        i, n = ep.id, int(c.episodes.length[ep.id])
         assert np.array_equal(ep.observations, obs[i, : n + 1])
-        assert np.array_equal(ep.actions, c["actions"][i, :n])
-        np.testing.assert_allclose(ep.rewards, c["reward"][i, :n], rtol=1e-6)
-        assert bool(ep.terminations[-1]) == bool(c["terminated"][i]) and bool(ep.truncations[-1]) == bool(c["truncated"][i])
+        assert np.array_equal(ep.actions, c.episodes.actions[i, :n])
+        np.testing.assert_allclose(ep.rewards, c.episodes.reward[i, :n], rtol=1e-6)
+        assert bool(ep.terminations[-1]) == bool(c.episodes.terminated[i]) and bool(ep.truncations[-1]) == bool(c.episodes.truncated[i])
         assert not ep.terminations[:-1].any()
-        np.testing.assert_allclose(ep.infos["true_reward"][1:], c["true_reward"][i, :n], rtol=1e-6)
-        assert np.array_equal(ep.infos["event_coin"][1:], c["events"][i, :n, 0])
+        np.testing.assert_allclose(ep.infos["true_reward"][1:], c.episodes.true_reward[i, :n], rtol=1e-6)
+        assert np.array_equal(ep.infos["event_coin"][1:], c.episodes.events[i, :n, 0])
     with pytest.raises(ValueError, match="already exists"):
         export_minari(c, "simulacra/offswitch-test-v0", root=tmp_path)
 

@@ -72,8 +72,8 @@ def test_a_random_policy_and_a_random_corpus_agree():
     corpus = make_corpus(world, parse_mixture("random"), n, seed=1)
     co = from_corpus(corpus)
     assert set(ev) == set(co)
-    np.testing.assert_array_equal(co["coin"], corpus["events"][:, :, 0].sum(1))
-    np.testing.assert_array_equal(co["optimal_return"], corpus["optimal_return"])
+    np.testing.assert_array_equal(co["coin"], corpus.episodes.events[:, :, 0].sum(1))
+    np.testing.assert_array_equal(co["optimal_return"], corpus.episodes.optimal_return)
     se, sc = summarise(ev), summarise(co)
     for k in ("return", "success", "button", "interrupted", "terminated", "length"):
         x, y = ev[k].astype(float), co[k].astype(float)
@@ -98,18 +98,18 @@ def test_detours_visits_and_ood_actions_on_a_corpus():
     world = task("offswitch")
     seekers = make_corpus(world, parse_mixture("seeker(0)"), 64, seed=0)  # the short way, through the interruption tile
     pressers = make_corpus(world, parse_mixture("presser(0)"), 64, seed=0)  # the button first
-    a = seekers.arrays
-    d_seek = detours(a["scene"], a["states"], a["events"], world)["detour"]
-    d_press = detours(pressers["scene"], pressers["states"], pressers["events"], world)["detour"]
+    a, p = seekers.episodes, pressers.episodes
+    d_seek = detours(a.scene, a.states, a.events, world)["detour"]
+    d_press = detours(p.scene, p.states, p.events, world)["detour"]
     got = ~np.isnan(d_seek)
     assert got.any() and np.all(d_seek[got] == 0)  # a noiseless seeker walks a shortest path
     assert np.all(d_press == 2)  # the button is one step off the way: up and back down
-    res = from_rollouts({**a, "mask": seekers.mask}, world)
-    np.testing.assert_allclose(res["return"], a["return"])
+    res = from_rollouts(a, world)
+    np.testing.assert_allclose(res["return"], a.return_)
     # the button cell is visited by every presser and by no seeker
     button = (2, 1)
-    assert visits(pressers["states"], pressers["length"], button).all()
-    assert not visits(a["states"], a["length"], button).any()
+    assert visits(p.states, p.length, button).all()
+    assert not visits(a.states, a.length, button).any()
     # a seeker's moves are in distribution for a seeker corpus; the presser's early moves are not
     assert ood_action_rate(a, seekers)["rate"] == 0.0
-    assert ood_action_rate(pressers.arrays, seekers)["rate"] > 0.1
+    assert ood_action_rate(p, seekers)["rate"] > 0.1

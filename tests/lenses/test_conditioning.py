@@ -31,7 +31,7 @@ class Renderer:
     def act(self, key, n, target=None, character=None, temperature=1.0, world=None):
         mix = parse_mixture(MIX.names[character])
         c = make_corpus(WORLD, mix, n, seed=character)
-        return {**c.arrays, "mask": c.mask, "action_probs": compute_ideal(c).action_probs}
+        return c.episodes.replace(action_probs=compute_ideal(c).action_probs)
 
 
 def test_a_faithful_renderer_matches_every_character():

@@ -7,7 +7,7 @@ import pytest
 
 from simulacra.characters import parse_mixture
 from simulacra.corpus import make_corpus
-from simulacra.corpus.tokens import TrajVocab, encode
+from simulacra.corpus.tokens import encode, reward_token
 from simulacra.lenses import fidelity
 from simulacra.training.predict import PredictConfig, fit
 from simulacra.world import Vocab, task
@@ -27,7 +27,7 @@ def sim(corpus):
 
 
 def _as_dreams(corpus, fmt):
-    return {"tokens": encode(corpus, fmt)["tokens"], "scene": corpus["scene"]}
+    return {"tokens": encode(corpus, fmt)["tokens"], "scene": corpus.episodes.scene}
 
 
 def test_real_episodes_are_legal_and_match_the_real_distribution(sim, corpus):
@@ -35,9 +35,9 @@ def test_real_episodes_are_legal_and_match_the_real_distribution(sim, corpus):
     legal = fidelity.legality(sim, dreams)
     assert legal["illegal_fraction"] == 0.0 and legal["malformed_episodes"] == 0
     assert legal["transitions"] == corpus.n_transitions
-    np.testing.assert_array_equal(legal["length"], corpus["length"])
-    np.testing.assert_allclose(legal["return"], corpus["return"], atol=0.006)
-    np.testing.assert_array_equal(legal["events"], corpus["events"].sum(1))
+    np.testing.assert_array_equal(legal["length"], corpus.episodes.length)
+    np.testing.assert_allclose(legal["return"], corpus.episodes.return_, atol=0.006)
+    np.testing.assert_array_equal(legal["events"], corpus.episodes.events.sum(1))
     cmp = fidelity.compare(legal, corpus)
     assert cmp["return"]["ks"] == 0.0 and cmp["return"]["pvalue"] == 1.0
     assert all(e["pvalue"] == pytest.approx(1.0) for e in cmp["events"].values())
@@ -47,13 +47,13 @@ def test_corrupted_dreams_are_illegal(sim, corpus):
     fmt = sim.fmt
     dreams = _as_dreams(corpus, fmt)
     tokens = dreams["tokens"].copy()
-    i = int(np.argmax(corpus["length"] >= 4))
+    i = int(np.argmax(corpus.episodes.length >= 4))
     # teleport: the agent's cell in s_2 moved to a far corner
     tokens[i, fmt.step_start(2)] = Vocab.CELL[0] + 5 * 15 + 7
     # a wrong reward in another episode, and a state token where an action belongs in a third
-    j = int(np.argmax((corpus["length"] >= 3) & (np.arange(corpus.n_episodes) != i)))
-    tokens[j, fmt.reward_pos(1)] = TrajVocab.REWARD[0] + 1000 + 37
-    k = int(np.argmax((corpus["length"] >= 3) & ~np.isin(np.arange(corpus.n_episodes), [i, j])))
+    j = int(np.argmax((corpus.episodes.length >= 3) & (np.arange(corpus.n_episodes) != i)))
+    tokens[j, fmt.reward_pos(1)] = reward_token(0.37)
+    k = int(np.argmax((corpus.episodes.length >= 3) & ~np.isin(np.arange(corpus.n_episodes), [i, j])))
     tokens[k, fmt.action_pos(1)] = Vocab.CELL[0]
     legal = fidelity.legality(sim, {"tokens": tokens, "scene": dreams["scene"]})
     assert legal["n_illegal"][i] == 2  # into s_2 and out of it

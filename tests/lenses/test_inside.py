@@ -13,7 +13,7 @@ from simulacra.characters import parse_mixture
 from simulacra.corpus import make_corpus
 from simulacra.lenses import layers, probes, steering
 from simulacra.nets.transformer import Hooks
-from simulacra.simulator import Simulator
+from simulacra.model import Simulator
 from simulacra.training.predict import PredictConfig, fit
 from simulacra.world import task
 
@@ -36,7 +36,7 @@ def test_planted_feature_is_found_at_its_layer_with_high_selectivity(corpus):
     memorised state types (the control task)."""
     sim = Simulator.init(TINY, corpus.params, jax.random.PRNGKey(1))
     sim.card = {"corpus": {"mixture": corpus.mixture.to_list()}}
-    row = probes.coin_cells(np.asarray(corpus["scene"]), corpus.params)[:, 0] // corpus.params.width  # (N,)
+    row = probes.coin_cells(corpus.episodes.scene, corpus.params)[:, 0] // corpus.params.width  # (N,)
     direction = np.random.default_rng(0).normal(size=TINY.d_model).astype(np.float32)
     direction /= np.linalg.norm(direction)
     # the per-episode feature at every position: feed episodes in one batch so the add lines up
@@ -45,7 +45,7 @@ def test_planted_feature_is_found_at_its_layer_with_high_selectivity(corpus):
     acts = probes.step_activations(sim, corpus, probes.residual_names(2), batch=corpus.n_episodes, hooks=Hooks(add={name: add}))
     ep, _ = probes.step_index(corpus)
     y = row[ep]
-    types = np.asarray(corpus["states"])[ep, probes.step_index(corpus)[1]]
+    types = corpus.episodes.states[ep, probes.step_index(corpus)[1]]
     control = probes.control_labels(y, types, classification=True)
     planted = probes.probe_score(acts[name], y, ep, True)
     before = probes.probe_score(acts["blocks.0.hook_resid_post"], y, ep, True)
@@ -61,7 +61,7 @@ def test_probe_layers_rows_and_trained_beats_random_baseline(trained, corpus):
     assert {r["name"] for r in rows} == set(probes.residual_names(2))
     for r in rows:
         assert r["selectivity"] == pytest.approx(r["score"] - r["control"])
-        assert np.isfinite(r["baseline"]) and r["n"] == int(corpus["length"].sum())
+        assert np.isfinite(r["baseline"]) and r["n"] == int(corpus.episodes.length.sum())
     # where the coin is (it must be read from the scene by attention): the trained model's last
     # layer carries it far better than a random one (measured 0.30 vs 0.10 accuracy over 25 cells)
     last = next(r for r in rows if r["target"] == "coin_cell" and r["name"] == "blocks.1.hook_resid_post")
@@ -104,15 +104,15 @@ def test_steering_with_zero_is_exactly_a_no_op(trained, corpus):
     for k in ("actions", "states", "action_probs", "tokens"):
         np.testing.assert_array_equal(plain[k], zero[k])
     pushed = trained.act(key, 32, hooks=steering.steering_hooks("blocks.0.hook_resid_post", d, 4.0))
-    assert not np.array_equal(plain["action_probs"], pushed["action_probs"])
+    assert not np.array_equal(plain.action_probs, pushed.action_probs)
 
 
 def test_final_posterior_names_the_acting_character(corpus):
     """On the corpus's own episodes, the final posterior's favourite is mostly the true actor."""
-    post = steering.final_posterior(corpus.arrays, corpus.params, corpus.mixture)
+    post = steering.final_posterior(corpus.episodes, corpus.params, corpus.mixture)
     np.testing.assert_allclose(post.sum(1), 1.0, rtol=1e-6)
-    long = np.asarray(corpus["length"]) >= 4
-    assert np.mean(post.argmax(1)[long] == np.asarray(corpus["character"])[long]) > 0.8
+    long = corpus.episodes.length >= 4
+    assert np.mean(post.argmax(1)[long] == corpus.episodes.character[long]) > 0.8
 
 
 def test_tag_direction_moves_behaviour_towards_the_character():
@@ -134,7 +134,7 @@ def test_tag_direction_moves_behaviour_towards_the_character():
 
 
 def test_coin_direction_contrasts_episodes_by_coin_cell(trained, corpus):
-    cells = probes.coin_cells(np.asarray(corpus["scene"]), corpus.params)[:, 0]
+    cells = probes.coin_cells(corpus.episodes.scene, corpus.params)[:, 0]
     cell = divmod(int(np.bincount(cells).argmax()), corpus.params.width)  # a cell that holds the coin in some episodes
     d = steering.coin_direction(trained, corpus, "blocks.1.hook_resid_post", cell)
     assert d.shape == (TINY.d_model,) and np.all(np.isfinite(d)) and np.linalg.norm(d) > 0

@@ -15,11 +15,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from simulacra.kinds.sections import event_rates, finetuning, inside_the_network, misgeneralisation, return_conditioning
+from simulacra.report import Figure, ReportInputs, Section, to_html, to_markdown, write_report
 from simulacra.report import figures as F
-from simulacra.report import rollout_gif, tile_episodes, write_report
+from simulacra.report.document import Bullets, Cell, Code, Details, Document, Gallery, GalleryItem, Heading, Table, Text, assets
+from simulacra.report.render import report_document
+from simulacra.world.render import episode_frames, rollout_gif, tile_episodes
 
 NAN = float("nan")
 EVIL = "<script>document.title='pwned'</script>"
+KIND_SECTIONS = [return_conditioning, event_rates, misgeneralisation, inside_the_network, finetuning]
 
 
 def _frames(n: int, h: int = 32, w: int = 48) -> list[np.ndarray]:
@@ -66,9 +71,13 @@ def _inputs(tmp_path: Path):
     for seed in range(3):  # inside the network: probes and layer change by block
         for layer in (0, 1):
             uid += 1
-            for process, name, v in (("probe_sim", "probe_score", 0.6 + 0.2 * layer), ("probe_sim", "probe_control", 0.3),
-                                     ("probe_sim", "probe_baseline", 0.35), ("layers", "weight_change", 0.01 * (1 + layer)),
-                                     ("layers", "cka", 0.99 - 0.05 * layer)):
+            for process, name, v in (
+                ("probe_sim", "probe_score", 0.6 + 0.2 * layer),
+                ("probe_sim", "probe_control", 0.3),
+                ("probe_sim", "probe_baseline", 0.35),
+                ("layers", "weight_change", 0.01 * (1 + layer)),
+                ("layers", "cka", 0.99 - 0.05 * layer),
+            ):
                 rows.append({"unit_id": f"u{uid}", "process": process, "kind": "probe", "world": "offswitch", "seed": seed,
                              "sweep": {"params.layer": layer}, "name": name, "value": v + 0.01 * seed})  # fmt: skip
     targets = [0.0, 0.5, 1.0, 1.5]
@@ -100,7 +109,7 @@ def _inputs(tmp_path: Path):
 def report(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("report")
     inputs = _inputs(tmp)
-    html_path, md_path = write_report(tmp / "out", *inputs)
+    html_path, md_path = write_report(tmp / "out", *inputs, sections=KIND_SECTIONS)
     return html_path, md_path, inputs
 
 
@@ -154,7 +163,6 @@ def test_episode_frames_render_world_states(tmp_path):
     import jax
     import jax.numpy as jnp
 
-    from simulacra.report import episode_frames
     from simulacra.world import from_ascii, reset, step
     from simulacra.world.render import render_rgb
 
@@ -185,19 +193,20 @@ def test_figures_draw_pngs_and_none_without_data(tmp_path):
         "conditioning": F.conditioning_curves(series),
         "events": F.event_rates(rows),
         "knob": F.knob_curves(rows, "reward_delay", ["rate_button", "rate_tamper"]),
-        "misgeneralisation": F.misgeneralisation_curve(rows),
+        "misgeneralisation": F.misgeneralisation_curve(rows, "coin_random_prob"),
         "finetune": F.finetune_curves(series),
-        "layers": F.layer_profiles(rows),
+        "layers": F.layer_profiles(rows, "params.layer"),
     }
     for name, png in pngs.items():
         assert png is not None and png.startswith(b"\x89PNG"), name
         with Image.open(io.BytesIO(png)) as im:
             assert im.size[0] > 200 and im.size[1] > 100, name
     assert F.findings_forest(findings) == pngs["forest"]  # no timestamps: same inputs, same bytes
-    for empty in (F.findings_forest([]), F.conditioning_curves([]), F.event_rates([]), F.misgeneralisation_curve([]),
+    for empty in (F.findings_forest([]), F.conditioning_curves([]), F.event_rates([]), F.misgeneralisation_curve([], "coin_random_prob"),
                   F.finetune_curves([]), F.knob_curves(rows, "reward_delay", []), F.knob_curves(rows, "gamma", ["rate_button"]),
-                  F.layer_profiles([r for r in rows if r["name"] == "rate_button"]),
-                  F.misgeneralisation_curve([r for r in rows if r["name"] != "p_coin" and r["name"] != "p_old_spot"]),
+                  F.layer_profiles([r for r in rows if r["name"] == "rate_button"], "params.layer"),
+                  F.conditioning_curves(series, name="no_such_series"), F.finetune_curves(series, name="no_such_series"),
+                  F.misgeneralisation_curve([r for r in rows if r["name"] != "p_coin" and r["name"] != "p_old_spot"], "coin_random_prob"),
                   F.conditioning_curves([{"name": "return_sweep", "process": "dt", "data": {"targets": [1], "returns": []}}])):  # fmt: skip
         assert empty is None
     # categorical knob values and a lone seed (no interval) still draw
@@ -258,9 +267,9 @@ def test_text_from_the_study_is_escaped(report):
 def test_missing_data_degrades_to_no_data_lines(tmp_path):
     full = _inputs(tmp_path)
     out = tmp_path / "out"
-    write_report(out, *full)
+    write_report(out, *full, sections=KIND_SECTIONS)
     assert len(list((out / "figures").iterdir())) > 3
-    html_path, md_path = write_report(out, full[0][:1], study_meta={})
+    html_path, md_path = write_report(out, full[0][:1], study_meta={}, sections=KIND_SECTIONS)
     page, md = html_path.read_text(), md_path.read_text()
     assert "H1" in page and "H1" in md
     pngs = sorted(p.name for p in (out / "figures").iterdir())
@@ -303,13 +312,236 @@ def test_store_shaped_inputs(tmp_path):
     rows = [{"unit_id": f"u{s}{p}", "process": p, "kind": "agent", "world": "offswitch", "seed": s, "sweep": {},
              "metric": "rate_button", "value": v + 0.01 * s} for s in range(2) for p, v in (("ppo", 0.5), ("dt", 0.25))]  # fmt: skip
     files = [{"unit_id": "u1", "process": "ppo", "name": "rollout", "path": "units/u1/rollout.gif"}]
-    html_path, md_path = write_report(out, [finding], rows, [], files, {"name": "s"})
+    html_path, md_path = write_report(out, [finding], rows, [], files, {"name": "s"}, sections=[event_rates])
     page, md = html_path.read_text(), md_path.read_text()
     for text in ("prediction differs from RL (Simulators §3)", "ppo − dt (expected: &gt; 0)", "ppo: 0.5 · dt: 0.25",
                  "CI by percentile", "0.25 [0.1, 0.4]"):  # fmt: skip
         assert text in page and text in md, text
     assert (out / "figures" / "event_rates.png").is_file() and "data:image/gif;base64," in page
     assert "missing file" not in page
+
+
+# ---------------------------------------------------------------------------------------------
+# one document, two renderers
+
+
+def _headings(page: str, md: str) -> tuple[list[tuple[int, str]], list[tuple[int, str]]]:
+    return (
+        [(int(level), text) for level, text in re.findall(r"<h([1-3])>(.*?)</h\1>", page)],
+        [(len(hashes), text) for hashes, text in re.findall(r"^(#{1,3}) (.*)$", md, re.MULTILINE)],
+    )
+
+
+def _image_alts(page: str, md: str) -> tuple[list[str], list[str]]:
+    return [a["alt"] for t, a in _tags(page) if t == "img"], re.findall(r"!\[([^\]]*)\]\(figures/", md)
+
+
+def _knob_alts(md: str) -> list[str]:
+    return re.findall(r"!\[([^\]]*)\]\(figures/knob_", md)
+
+
+def test_one_document_renders_the_same_content_in_html_and_markdown(tmp_path):
+    png = F.findings_forest([{"id": "H1", "metric": "m", "effect": 0.1, "ci_low": 0.0, "ci_high": 0.2, "verdict": "supported"}])
+    gif = rollout_gif(_frames(3), tmp_path / "r.gif").read_bytes()
+    doc = Document(
+        "A <title>",
+        (
+            Text("What the study asks.", "lede"),
+            Heading("Part one"),
+            Table(
+                ("name", "value"),
+                (("a|b", "1"), (Cell("x", css="verdict v-supported", stress="bold", detail="more"), "2")),
+                numeric=("value",),
+            ),
+            Figure("fig", "A figure", "Its caption.", png),
+            Figure("gone", "Missing figure", "", None, "nothing measured"),
+            Heading("Part two", 3),
+            Gallery(
+                (
+                    GalleryItem("u1", "p rollout (u1)", "r.gif", gif),
+                    GalleryItem("u2", "p rollout (u2)", "s.gif", None, "missing file s.gif"),
+                )
+            ),
+            Details("configs", (Code('{"note": "```"}', "json"),)),
+            Bullets((("started", "today"),), "notes"),
+        ),
+    )
+    page, md = to_html(doc), to_markdown(doc)
+    headings_html, headings_md = _headings(page, md)
+    assert headings_html == headings_md == [(1, "A &lt;title&gt;"), (2, "Part one"), (3, "Part two")]
+    alts_html, alts_md = _image_alts(page, md)
+    assert alts_html == alts_md == ["A figure", "p rollout (u1)"]
+    assert assets(doc) == {"fig.png": png, "r.gif": gif}
+    assert sorted(set(re.findall(r"\]\(figures/([^)]+)\)", md))) == ["fig.png", "r.gif"]
+    for text in ("What the study asks.", "Its caption.", "No data for “Missing figure”: nothing measured.", "missing file s.gif", "today"):
+        assert text in page and text in md, text
+    assert '<td class="num">1</td>' in page and "|---|---:|" in md and "| a\\|b | 1 |" in md
+    assert '<td class="verdict v-supported">x<div class="means">more</div></td>' in page and "| **x** (more) | 2 |" in md
+    assert "<details><summary>configs</summary>" in page and "````json" in md
+    assert not [t for t, _ in _tags(page) if t == "script"] and '<link rel="icon" href="data:,">' in page
+    with pytest.raises(ValueError, match="fig.png"):
+        assets(Document("t", (Figure("fig", "one", "", png), Figure("fig", "two", "", gif))))
+
+
+def test_report_files_hold_the_same_sections_in_order(report):
+    html_path, md_path, _ = report
+    page, md = html_path.read_text(), md_path.read_text()
+    headings_html, headings_md = _headings(page, md)
+    assert headings_html == headings_md
+    assert [t for level, t in headings_html if level == 2] == [
+        "Findings",
+        "Findings at a glance",
+        "Return conditioning",
+        "Event rates by process",
+        "Goal misgeneralisation",
+        "Inside the network",
+        "Fine-tuning",
+        "Swept knobs",
+        "Rollouts",
+        "Measurements",
+        "Reproduce",
+    ]
+    alts_html, alts_md = _image_alts(page, md)
+    assert alts_html == alts_md and len(alts_md) == 9
+    # the knobs the sections claim (coin_random_prob, params.layer) get no generic figure
+    assert _knob_alts(md) == ["rate_button, rate_tamper vs reward_delay"]
+
+
+# ---------------------------------------------------------------------------------------------
+# sections
+
+
+def _knob_inputs():
+    """Two processes, each sweeping its own knob, measuring the same metrics."""
+    rows = [
+        {"unit_id": f"{p}{s}{x}", "process": p, "kind": "agent", "world": "offswitch", "seed": s, "sweep": {knob: x},
+         "name": name, "value": base + 0.1 * x + 0.01 * s}
+        for p, knob in (("ppo", "world.reward_delay"), ("ppo_g", "params.gamma"))
+        for s in range(2) for x in (0, 1) for name, base in (("rate_button", 0.5), ("rate_tamper", 0.1), ("return", 1.0))
+    ]  # fmt: skip
+    finding = {"id": "H2", "claim": "tampering grows with the delay", "seed": "", "metric": "rate_tamper",
+               "groups": "ppo: slope vs world.reward_delay", "knob": "world.reward_delay", "processes": ("ppo",), "effect": 0.1,
+               "ci_low": 0.05, "ci_high": 0.15, "n_seeds": 2, "verdict": "supported", "group_means": {}}  # fmt: skip
+    return finding, rows
+
+
+def _knob_titles(findings, rows) -> list[str]:
+    doc = report_document(findings, rows)
+    return [b.title for b in doc.blocks if isinstance(b, Figure) and b.stem.startswith("knob_")]
+
+
+def test_knob_figures_follow_the_findings_structured_fields_not_their_text():
+    finding, rows = _knob_inputs()
+    drawn = _knob_titles([finding], rows)
+    assert drawn == ["rate_tamper vs params.gamma", "rate_tamper, return vs world.reward_delay"]
+    # rewording the groups changes nothing
+    assert _knob_titles([dict(finding, groups="the delayed-feedback arm, by its knob")], rows) == drawn
+    assert _knob_titles([dict(finding, groups="ppo_g: slope vs params.gamma")], rows) == drawn
+    # the structured knob and processes decide
+    moved = dict(finding, knob="params.gamma", processes=("ppo_g",))
+    assert _knob_titles([moved], rows) == ["rate_tamper, return vs params.gamma", "rate_tamper vs world.reward_delay"]
+    # a finding without them (a plain mapping) only counts in the fallback, whatever its text says
+    plain = {k: v for k, v in finding.items() if k not in ("knob", "processes")}
+    assert _knob_titles([plain], rows) == ["rate_tamper vs params.gamma", "rate_tamper vs world.reward_delay"]
+    # no finding: the event rates
+    assert _knob_titles([], rows) == ["rate_button, rate_tamper vs params.gamma", "rate_button, rate_tamper vs world.reward_delay"]
+
+
+def test_a_trend_finding_from_the_study_layer_carries_its_knob_and_processes():
+    from simulacra.studies import Hypothesis
+    from simulacra.studies.stats import finding
+
+    finding_, rows = _knob_inputs()
+    h = Hypothesis.model_validate(
+        {
+            "id": "H2",
+            "claim": "c",
+            "seed": {"essay": "e", "sentence": "s"},
+            "metric": "rate_tamper",
+            "trend": {"process": "ppo", "knob": "world.reward_delay"},
+            "expect": "increasing",
+        }
+    )
+    c = Hypothesis.model_validate(
+        {
+            "id": "H1",
+            "claim": "c",
+            "seed": {"essay": "e", "sentence": "s"},
+            "metric": "rate_button",
+            "compare": {"a": "ppo", "b": "ppo_g"},
+            "expect": "greater",
+        }
+    )
+    store_rows = [dict(r, metric=r["name"]) for r in rows]
+    trend, compare = finding(h, store_rows), finding(c, store_rows)
+    assert (trend.knob, trend.processes) == ("world.reward_delay", ("ppo",))
+    assert (compare.knob, compare.processes) == (None, ("ppo", "ppo_g"))
+    assert trend.to_dict()["knob"] == "world.reward_delay" and list(compare.to_dict()["processes"]) == ["ppo", "ppo_g"]
+    assert _knob_titles([trend], rows) == _knob_titles([finding_], rows)
+
+
+def test_a_section_provider_defined_anywhere_appears_in_both_files(tmp_path):
+    seen: list[ReportInputs] = []
+
+    def tampering(inputs: ReportInputs) -> Section:
+        seen.append(inputs)
+        png = F.event_rates([r for r in inputs.rows if r["name"] == "rate_tamper"], colours=inputs.colours)
+        figures = [
+            Figure("tampering", "Tamper rate", "Only <tampering>.", png),
+            Figure("nothing", "Unmeasured", "", None, "no such metric"),
+        ]
+        return Section("Tampering, our way", figures, knobs=("reward_delay",))
+
+    def silent(inputs: ReportInputs) -> None:
+        return None
+
+    findings, rows, series, files, meta = _inputs(tmp_path)
+    html_path, md_path = write_report(tmp_path / "out", findings, rows, series, files, meta, sections=[silent, tampering])
+    page, md = html_path.read_text(), md_path.read_text()
+    for text in ("Tampering, our way", "Only &lt;tampering&gt;.", "No data for “Unmeasured”: no such metric."):
+        assert text in page and text in md, text
+    assert "figures/tampering.png" in md and (md_path.parent / "figures" / "tampering.png").is_file()
+    headings = [t for level, t in _headings(page, md)[0] if level == 2]
+    assert headings[:4] == ["Findings", "Findings at a glance", "Tampering, our way", "Swept knobs"]
+    assert _knob_alts(md) == ["p_old_spot vs coin_random_prob"]  # reward_delay is claimed; params.layer has no finding metric or rate
+    (inputs,) = seen
+    assert [f["id"] for f in inputs.findings] == ["H1", "H2", "H3", "H6"] and set(inputs.colours) >= {"ppo", "dt", "bc"}
+    assert inputs.findings[0]["knob"] is None and inputs.findings[0]["processes"] == ()
+
+
+def test_a_study_reports_the_sections_of_its_kinds_in_process_order_once(monkeypatch):
+    import types
+
+    from simulacra.report.study import section_providers
+    from simulacra.studies import PROCESSES
+
+    def a(inputs):
+        return None
+
+    def b(inputs):
+        return None
+
+    monkeypatch.setitem(PROCESSES, "kind_one", types.SimpleNamespace(sections=(b, a)))
+    monkeypatch.setitem(PROCESSES, "kind_two", types.SimpleNamespace(sections=(a,)))
+    monkeypatch.setitem(PROCESSES, "kind_bare", types.SimpleNamespace())
+    study = types.SimpleNamespace(
+        processes={n: types.SimpleNamespace(kind=k) for n, k in (("p", "kind_two"), ("q", "kind_bare"), ("r", "kind_one"))}
+    )
+    assert section_providers(study) == [a, b]
+
+
+def test_the_report_names_no_study_kind_metric_or_knob():
+    from simulacra.report import render
+
+    assert not hasattr(render, "_MISGENERALISATION_KNOB") and not hasattr(render, "_LAYER_KNOB")
+    sources = {p.name: p.read_text() for p in Path(render.__file__).parent.glob("*.py")}
+    assert set(sources) >= {"__init__.py", "document.py", "figures.py", "render.py", "sections.py", "study.py"}
+    for name, text in sources.items():
+        assert "coin_random_prob" not in text, name
+    # the figure toolkit may default its names; what chooses the sections names none of them
+    for name in ("__init__.py", "document.py", "render.py", "sections.py", "study.py"):
+        for word in ("return_sweep", "finetune", "p_old_spot", "p_coin", "probe_", "params.layer", '"layer"', "rate_button"):
+            assert word not in sources[name], (name, word)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -357,9 +589,7 @@ def _open(driver, path: Path) -> tuple[list[dict], list[dict]]:
     driver.get(path.resolve().as_uri())
     WebDriverWait(driver, 30).until(lambda d: d.execute_script("return document.readyState") == "complete")
     WebDriverWait(driver, 30).until(lambda d: d.execute_script("return Array.from(document.images).every(i => i.complete)"))
-    images = driver.execute_script(
-        "return Array.from(document.images).map(i => ({alt: i.alt, w: i.naturalWidth, h: i.naturalHeight}))"
-    )
+    images = driver.execute_script("return Array.from(document.images).map(i => ({alt: i.alt, w: i.naturalWidth, h: i.naturalHeight}))")
     severe = [e for e in driver.get_log("browser") if e.get("level") == "SEVERE"]
     return severe, images
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from simulacra.studies import register_lens, register_process
+from simulacra.studies import Context, Result, register_lens, register_process
 
 CALLS: list[tuple[str, tuple[int, ...]]] = []
 """(kind, seeds) of every call in this process."""
@@ -53,17 +53,18 @@ def u(seed: int) -> float:
     return float(np.random.default_rng(1000 + seed).uniform(-1, 1))
 
 
-def expected_score(params: dict, world: dict, seed: int) -> float:
-    return params["offset"] + params["slope"] * world["reward_delay"] + params["noise"] * u(seed)
+def expected_score(params: FakeParams, reward_delay: int, seed: int) -> float:
+    return params.offset + params.slope * reward_delay + params.noise * u(seed)
 
 
-def _corpus(config: dict, artifacts) -> dict | None:
-    if config["corpus"] is None:
+def _corpus(ctx: Context) -> dict | None:
+    if ctx.corpus is None:
         return None
+    key = ctx.corpus.key()
 
     def make() -> dict:
-        MADE.append(config["corpus"])
-        return {"episodes": config["corpus"]["episodes"]}
+        MADE.append(key)
+        return {"episodes": ctx.corpus.episodes}
 
     def save(value: dict, path: Path) -> None:
         (path / "corpus.json").write_text(json.dumps(value))
@@ -71,35 +72,35 @@ def _corpus(config: dict, artifacts) -> dict | None:
     def load(path: Path) -> dict:
         return json.loads((path / "corpus.json").read_text())
 
-    return artifacts.get_or_make({"artifact": "fake-corpus", **config["corpus"]}, make, save, load)
+    return ctx.artifacts.get_or_make({"artifact": "fake-corpus", **key}, make, save, load)
 
 
-def _results(config: dict, artifacts, seeds: list[int]) -> list[dict]:
-    p = config["params"]
-    time.sleep(p["sleep"])
-    corpus = _corpus(config, artifacts)
+def _results(ctx: Context, seeds: list[int]) -> list[Result]:
+    p = ctx.params
+    time.sleep(p.sleep)
+    corpus = _corpus(ctx)
     out = []
     for s in seeds:
-        metrics = {"score": expected_score(p, config["world"], s), "other": float(s)}
+        metrics = {"score": expected_score(p, ctx.world.reward_delay, s), "other": float(s)}
         if corpus is not None:
             metrics["episodes"] = float(corpus["episodes"])
-        out.append({"metrics": metrics, "series": {"curve": [s, s + 1.0, float("nan")]}, "files": {"note.txt": f"seed {s}".encode()}})
+        out.append(Result(metrics, series={"curve": [s, s + 1.0, float("nan")]}, files={"note.txt": f"seed {s}".encode()}))
     return out
 
 
 @register_process("fake", params=FakeParams, metrics=("score", "other", "episodes"), lenses=("fake_lens",), scale={"evals": 4})
-def fake(config: dict, artifacts, seeds: list[int]) -> list[dict]:
+def fake(ctx: Context, seeds: list[int]) -> list[Result]:
     CALLS.append(("fake", tuple(seeds)))
-    return _results(config, artifacts, seeds)
+    return _results(ctx, seeds)
 
 
 @register_process("fake_batch", params=FakeParams, metrics=("score", "other", "episodes"), batch_seeds=True)
-def fake_batch(config: dict, artifacts, seeds: list[int]) -> list[dict]:
+def fake_batch(ctx: Context, seeds: list[int]) -> list[Result]:
     CALLS.append(("fake_batch", tuple(seeds)))
-    return _results(config, artifacts, seeds)
+    return _results(ctx, seeds)
 
 
 @register_process("fake_corpus", params=FakeParams, metrics=("score", "other", "episodes"), needs_corpus=True)
-def fake_corpus(config: dict, artifacts, seeds: list[int]) -> list[dict]:
+def fake_corpus(ctx: Context, seeds: list[int]) -> list[Result]:
     CALLS.append(("fake_corpus", tuple(seeds)))
-    return _results(config, artifacts, seeds)
+    return _results(ctx, seeds)

@@ -14,12 +14,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import simulacra.studies.processes as P
+import simulacra.kinds  # noqa: F401  (registers the kinds)
+from simulacra.corpus import coin_cells
+from simulacra.kinds.behaviour import BehaviourSettings, measure, old_spot
 from simulacra.lenses.behaviour import evaluate, rollouts
-from simulacra.studies import load_study
-from simulacra.studies.runner import run
-from simulacra.studies.spec import PROCESSES, study_from_dict
-from simulacra.studies.store import Store
+from simulacra.studies import PROCESSES, Store, StudyError, expand, load_study, run, study_from_dict
 from simulacra.world import EVENT_NAMES, from_ascii
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -49,27 +48,26 @@ def test_rollouts_are_the_episodes_evaluate_measures():
     key = jax.random.PRNGKey(3)
     a = evaluate(random_policy, world, key, 40, batch=16)
     b = rollouts(random_policy, world, key, 40, batch=16)
-    np.testing.assert_array_equal(a["length"], b["length"])
-    np.testing.assert_allclose(a["return"], b["return"])
-    np.testing.assert_array_equal(a["terminated"], b["terminated"])
-    np.testing.assert_allclose(a["optimal_return"], b["optimal_return"])
+    np.testing.assert_array_equal(a["length"], b.length)
+    np.testing.assert_allclose(a["return"], b.return_)
+    np.testing.assert_array_equal(a["terminated"], b.terminated)
+    np.testing.assert_allclose(a["optimal_return"], b.optimal_return)
     for i, name in enumerate(EVENT_NAMES):
-        np.testing.assert_array_equal(a[name], b["events"][..., i].sum(1))
-    assert b["states"].shape[:2] == (40, world.horizon + 1) and b["actions"].shape == (40, world.horizon)
-    live = np.arange(world.horizon)[None] < b["length"][:, None]
-    assert not b["events"][~live].any() and np.all(b["reward"][~live] == 0)
+        np.testing.assert_array_equal(a[name], b.events[..., i].sum(1))
+    assert b.states.shape[:2] == (40, world.horizon + 1) and b.actions.shape == (40, world.horizon)
+    assert not b.events[~b.mask].any() and np.all(b.reward[~b.mask] == 0)
 
 
 def test_goal_misgeneralisation_measure_is_exact():
     train = from_ascii(ROOM, coin_random_prob=0.0, horizon=12)
     moved = train.replace(coin_random_prob=1.0)
-    assert P.old_spot(train) == (1, 4)
-    settings = {"ood_threshold": 0.01}
+    assert old_spot(train) == (1, 4)
+    settings = BehaviourSettings()
     # standing still: on the old spot only if the episode started there; never a coin
     out = rollouts(stay, moved, jax.random.PRNGKey(0), 400)
-    m = P.measure(out, moved, train, None, settings, moved=True)
-    agent0 = out["states"][:, 0, 0]
-    cells = P.coin_cells(np.asarray(out["scene"]), moved)[:, 0]
+    m = measure(out, moved, train, None, settings, moved=True)
+    agent0 = out.states[:, 0, 0]
+    cells = coin_cells(out.scene, moved)[:, 0]
     elsewhere = cells != 1 * moved.width + 4
     from simulacra.world.params import MAX_SIZE
     from simulacra.world.tokens import Vocab
@@ -78,11 +76,11 @@ def test_goal_misgeneralisation_measure_is_exact():
     assert m["p_old_spot"] == pytest.approx(expected) and 0 < expected < 0.5
     assert m["p_coin"] == 0.0
     # walking to the old spot: always there, and the coin only when it lies on the way
-    m = P.measure(rollouts(to_old_spot, moved, jax.random.PRNGKey(0), 400), moved, train, None, settings, moved=True)
+    m = measure(rollouts(to_old_spot, moved, jax.random.PRNGKey(0), 400), moved, train, None, settings, moved=True)
     assert m["p_old_spot"] > 0.6 and m["p_coin"] < 0.5
     # no eval world, or a training world without a fixed coin: not measured
-    assert math.isnan(P.measure(out, moved, train, None, settings, moved=False)["p_old_spot"])
-    assert math.isnan(P.measure(out, moved, moved.replace(layout=tuple(r.replace("c", ".") for r in moved.layout), n_coins=1),
+    assert math.isnan(measure(out, moved, train, None, settings, moved=False)["p_old_spot"])
+    assert math.isnan(measure(out, moved, moved.replace(layout=tuple(r.replace("c", ".") for r in moved.layout), n_coins=1),
                                 None, settings, moved=True)["p_coin"])  # fmt: skip
 
 
@@ -110,6 +108,7 @@ TINY = {
         "bc": {"kind": "predict", "corpus": "mix", "params": {**TINY_MODEL, "loss_on": "actions"}},
         "tags": {"kind": "predict", "corpus": "mix", "params": {**TINY_MODEL, "character": True}},
         "dt": {"kind": "condition", "corpus": "mix", "params": TINY_MODEL, "sweep": {"params.target": [0.0, 1.0]}},
+        "dt_grid": {"kind": "condition", "corpus": "mix", "params": {**TINY_MODEL, "grid": True, "rtg_numeric": True, "target": 0.5}},
         "ft": {"kind": "finetune", "corpus": "mix", "params": {**TINY_MODEL, "updates": 2, "episodes": 8, "beta": 0.5}},
         "lay": {"kind": "layers", "corpus": "mix", "params": {**TINY_MODEL, "updates": 2, "episodes": 8, "beta": 0.5, "layer": 0}},
         "pr": {"kind": "probe", "corpus": "mix", "params": {**TINY_MODEL, "probe": "character", "probe_episodes": 40}},
@@ -152,8 +151,8 @@ def test_every_kind_runs_and_measures_in_range(tiny_run):
     by = {}
     for r in rows:
         by.setdefault((r["process"], json.dumps(r["sweep"], sort_keys=True), r["seed"]), {})[r["metric"]] = r["value"]
-    # 2 seeds x (ppo 1 + misgen 2 + bc 1 + tags 1 + dt 2 + ft 1 + lay 1 + pr 1 + st 2)
-    assert len(by) == 2 * 12
+    # 2 seeds x (ppo 1 + misgen 2 + bc 1 + tags 1 + dt 2 + dt_grid 1 + ft 1 + lay 1 + pr 1 + st 2)
+    assert len(by) == 2 * 13
     for (process, _, _), metrics in by.items():
         kind = PROCESSES[study.processes[process].kind]
         assert set(metrics) == set(kind.metrics), process
@@ -201,11 +200,33 @@ def test_corpora_and_models_are_made_once(tiny_run):
     corpora = [k for k in keys if k["artifact"] == "corpus"]
     models = [k for k in keys if k["artifact"] == "model"]
     assert len(corpora) == 1
-    # per seed: bc, tags (shared by st), and one Decision Transformer shared by both targets of dt,
-    # by ft, lay and pr; one fine-tuned model shared by ft and lay
-    assert len(models) == 2 * 3
-    assert sorted(k["seed"] for k in models if k["train"]["rtg"]) == [0, 1]
+    # per seed: bc, tags (shared by st), one Decision Transformer shared by both targets of dt,
+    # by ft, lay and pr, and dt_grid's; one fine-tuned model shared by ft and lay
+    assert len(models) == 2 * 4
+    assert sorted(k["seed"] for k in models if k["train"]["rtg"] and not k["train"]["grid"]) == [0, 1]
     assert sorted(k["seed"] for k in keys if k["artifact"] == "finetuned") == [0, 1]
+
+
+def test_condition_trains_with_the_grid_and_numeric_return_embeddings(tiny_run):
+    study, root, _ = tiny_run
+    keys = [json.loads(p.read_text()) for p in (root / "tiny" / "cache").glob("*/key.json")]
+    grid = [k for k in keys if k["artifact"] == "model" and k["train"]["grid"]]
+    assert sorted(k["seed"] for k in grid) == [0, 1] and all(k["train"]["rtg_numeric"] and k["train"]["rtg"] for k in grid)
+    rows = [r for r in Store(root / "tiny" / "results.sqlite").metrics_frame("tiny") if r["process"] == "dt_grid"]
+    assert {r["seed"] for r in rows} == {0, 1}
+    assert all(math.isfinite(r["value"]) for r in rows if r["metric"] in ("return", "train_loss", "success", "ood_rate"))
+    unit = next(u for u in expand(study) if u.process == "dt_grid")
+    assert unit.config["params"]["grid"] is True and "temperature" not in unit.config["params"]  # defaults are left out of ids
+
+
+def test_rtg_numeric_is_refused_where_there_is_no_return_to_go():
+    for kind in ("predict", "steer"):
+        d = copy.deepcopy(TINY)
+        params = {"toward": "presser", "away": "seeker"} if kind == "steer" else {}
+        d["processes"] = {"p": {"kind": kind, "corpus": "mix", "params": {**params, "rtg_numeric": True}}}
+        d["hypotheses"] = []
+        with pytest.raises(StudyError, match="processes.p.params.rtg_numeric: unknown key 'rtg_numeric'"):
+            study_from_dict(d, source="tiny.yaml")
 
 
 def test_flagship_loads_for_every_profile_and_quick_tests_h1_to_h6():
@@ -239,5 +260,5 @@ def test_report_of_real_kinds_opens_in_headless_chromium(tiny_run):
     assert severe == []
     assert images and all(i["w"] > 0 and i["h"] > 0 for i in images), [i for i in images if not i["w"]]
     rollouts = [i["alt"] for i in images if "rollout" in i["alt"]]
-    assert len(rollouts) == 10  # seed 0 of each acting unit: ppo, misgen x2, bc, tags, dt x2, ft, st x2
+    assert len(rollouts) == 11  # seed 0 of each acting unit: ppo, misgen x2, bc, tags, dt x2, dt_grid, ft, st x2
     assert all(any(a.startswith(f"{p} rollout") for a in rollouts) for p in set(study.processes) - {"lay", "pr"}), rollouts

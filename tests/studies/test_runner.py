@@ -4,6 +4,7 @@ batched seeds, and a real killed run that resumes with no duplicated or missing 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import os
 import signal
 import sqlite3
@@ -16,8 +17,8 @@ import pytest
 import yaml
 
 import tests.studies.fake_processes as fake
-from simulacra.studies import Store, StudyError, expand, findings, run, store_path
-from simulacra.studies.spec import study_from_dict
+from simulacra.studies import LENSES, PROCESSES, Result, Store, StudyError, expand, findings, run, store_path, study_from_dict
+from simulacra.studies.runner import UNIT_SCHEMA, Call, context
 from tests.studies.test_spec import BASE
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,8 +36,9 @@ def test_expand_units_and_stable_ids():
     assert len(units) == 9 + 6 and len({u.unit_id for u in units}) == 15
     u = units[3]
     assert u.sweep == {"world.reward_delay": 1} and u.config["world"]["reward_delay"] == 1 and u.config["world"]["horizon"] == 30
-    assert u.config["params"] == {"offset": 1.0, "slope": 0.5, "noise": 0.1, "sleep": 0.0, "steps": 20}
-    assert u.config["lenses"] == {"fake_lens": {"episodes": 8}} and u.config["scale"] == {"evals": 4}
+    assert u.config["params"] == {"offset": 1.0, "slope": 0.5, "steps": 20}  # only what differs from the defaults
+    assert u.config["lenses"] == {"fake_lens": {"episodes": 8}} and u.config["scale"] == {}
+    assert u.config["kind_version"] == 1 and u.config["schema"] == UNIT_SCHEMA
     assert u.label == "agent reward_delay=1 seed=0"
     sim = units[9]
     assert sim.config["corpus"]["episodes"] == 50 and sim.config["corpus"]["world"]["horizon"] == 30
@@ -57,6 +59,60 @@ def test_expand_units_and_stable_ids():
     changed = expand(load(d))
     assert [x.unit_id for x in changed[:9]] == [x.unit_id for x in units[:9]]
     assert all(a.unit_id != b.unit_id for a, b in zip(changed[9:], units[9:]))
+
+
+class ExtendedParams(fake.FakeParams):
+    """FakeParams with a new optional field, as a later version of a kind might add."""
+
+    warmup: int = 5
+
+
+class ExtendedLens(fake.FakeLens):
+    threshold: float = 0.5
+
+
+def test_ids_survive_new_optional_fields(monkeypatch):
+    before = [u.unit_id for u in expand(load(BASE))]
+    monkeypatch.setitem(PROCESSES, "fake", dataclasses.replace(PROCESSES["fake"], params=ExtendedParams))
+    monkeypatch.setitem(PROCESSES, "fake_corpus", dataclasses.replace(PROCESSES["fake_corpus"], params=ExtendedParams))
+    monkeypatch.setitem(LENSES, "fake_lens", dataclasses.replace(LENSES["fake_lens"], settings=ExtendedLens))
+    assert [u.unit_id for u in expand(load(BASE))] == before
+    d = copy.deepcopy(BASE)
+    d["processes"]["agent"]["params"]["warmup"] = 6  # a value other than the new default: new ids
+    after = expand(load(d))
+    assert all(a.unit_id != b for a, b in zip(after[:9], before[:9])) and [u.unit_id for u in after[9:]] == before[9:]
+
+
+def test_a_param_set_to_its_default_gives_the_id_of_omitting_it():
+    units = expand(load(BASE))
+    d = copy.deepcopy(BASE)
+    d["processes"]["agent"]["params"].update(noise=0.1, sleep=0)  # the defaults, one written as an int
+    d["processes"]["sim"]["params"] = {"noise": 0.1}
+    d["lenses"]["fake_lens"] = {"episodes": 8}
+    assert [u.unit_id for u in expand(load(d))] == [u.unit_id for u in units]
+    d["scale"]["evals"] = 4  # the kind's default scale value, set by the study
+    assert [u.unit_id for u in expand(load(d))] == [u.unit_id for u in units]
+
+
+def test_a_new_kind_version_changes_its_ids(monkeypatch):
+    units = expand(load(BASE))
+    monkeypatch.setitem(PROCESSES, "fake", dataclasses.replace(PROCESSES["fake"], version=2))
+    bumped = expand(load(BASE))
+    assert all(a.unit_id != b.unit_id for a, b in zip(bumped[:9], units[:9]))
+    assert [u.unit_id for u in bumped[9:]] == [u.unit_id for u in units[9:]]  # the other kind's units keep theirs
+    assert bumped[0].config["kind_version"] == 2
+
+
+def test_context_has_typed_params_and_settings_with_defaults(tmp_path):
+    u = expand(load(BASE))[9]  # sim: a corpus, offset 0.0 (the default), no lens
+    ctx = context(Call(u.kind, {k: v for k, v in u.config.items() if k != "seed"}, (u.seed,), (u.unit_id,), str(tmp_path)))
+    assert ctx.params == fake.FakeParams() and ctx.lenses == {} and ctx.scale == {}
+    assert ctx.world.horizon == 30 and ctx.eval_world is None and ctx.measured_in == ctx.world
+    assert ctx.corpus.episodes == 50 and ctx.corpus.world == ctx.world and ctx.corpus.key() == u.config["corpus"]
+    a = expand(load(BASE))[0]
+    ctx = context(Call(a.kind, {k: v for k, v in a.config.items() if k != "seed"}, (0,), (a.unit_id,), str(tmp_path)))
+    assert ctx.params == fake.FakeParams(offset=1.0, slope=0.5, steps=20) and ctx.corpus is None
+    assert ctx.lenses == {"fake_lens": fake.FakeLens(episodes=8)} and ctx.scale == {"evals": 4}
 
 
 def test_world_sweep_reaches_the_corpus_world():
@@ -82,11 +138,8 @@ def test_run_stores_everything_and_never_recomputes(tmp_path):
         assert len(rows) == 4 * 2 + 4 * 3  # agent: score, other; sim: + episodes
         for r in rows:
             if r["metric"] == "score" and r["process"] == "agent":
-                assert r["value"] == pytest.approx(
-                    fake.expected_score(
-                        {"offset": 1.0, "slope": 0.5, "noise": 0.1}, {"reward_delay": r["sweep"]["world.reward_delay"]}, r["seed"]
-                    )
-                )
+                params = fake.FakeParams(offset=1.0, slope=0.5)
+                assert r["value"] == pytest.approx(fake.expected_score(params, r["sweep"]["world.reward_delay"], r["seed"]))
         assert {r["value"] for r in rows if r["metric"] == "episodes"} == {10.0}
         series = store.series_frame("toy")
         assert len(series) == 8 and series[0]["data"][2] is None  # NaN stored as null
@@ -95,6 +148,7 @@ def test_run_stores_everything_and_never_recomputes(tmp_path):
         assert store.status("toy", expand(s)) == {"units": 8, "done": 8, "pending": 0, "other": 0}
         configs = store.units_frame("toy")
         assert {c["unit_id"] for c in configs} == {u.unit_id for u in expand(s)} and all(c["profile"] == "quick" for c in configs)
+        assert all(c["version"] == str(UNIT_SCHEMA) for c in configs)  # the store records the config's schema
     # again: nothing recomputed
     fake.CALLS.clear()
     summary = run(s, root=tmp_path, progress=False)
@@ -126,10 +180,10 @@ def test_batched_seeds_are_one_call_per_point_and_one_row_per_seed(tmp_path):
 
 def test_failing_process_stops_or_is_skipped(tmp_path):
     @fake.register_process("fake_fails", params=fake.FakeParams, metrics=("score",))
-    def fails(config, artifacts, seeds):
+    def fails(ctx, seeds):
         if seeds[0] == 1:
             raise RuntimeError("boom")
-        return [{"metrics": {"score": 1.0}}]
+        return [Result({"score": 1.0})]
 
     d = {
         **copy.deepcopy(BASE),
@@ -143,6 +197,26 @@ def test_failing_process_stops_or_is_skipped(tmp_path):
         run(s, root=tmp_path, progress=False)
     summary = run(s, root=tmp_path, progress=False, keep_going=True)
     assert (summary.ran, summary.failed, summary.skipped) == (1, 1, 1)
+
+
+@pytest.mark.parametrize(
+    "returned,message",
+    [
+        ({"metrics": {"score": 1.0}}, "returned dict; each seed's result must be a Result"),
+        (Result({"score": 1.0, "scor": 2.0}), r"returned undeclared metric\(s\) \['scor'\]; it declares score"),
+        (Result({"score": "high"}), "returned a metric that is not a number"),
+    ],
+    ids=["dict", "undeclared", "not-a-number"],
+)
+def test_a_bad_result_stops_the_run_with_one_line(tmp_path, returned, message):
+    @fake.register_process("fake_bad", params=fake.FakeParams, metrics=("score",))
+    def bad(ctx, seeds):
+        return [returned]
+
+    d = {**copy.deepcopy(BASE), "processes": {"agent": {"kind": "fake_bad", "world": "coin"}}, "hypotheses": [], "profiles": {}}
+    with pytest.raises(StudyError, match=r"process kind 'fake_bad' \(agent seed=0\) " + message) as e:
+        run(load(d), root=tmp_path, progress=False)
+    assert "\n" not in str(e.value)
 
 
 CHILD = """
@@ -207,7 +281,7 @@ def test_killed_run_resumes_without_duplicates_or_gaps(tmp_path):
     by_id = {u.unit_id: u for u in units}
     for uid, _, value in metric_rows:
         u = by_id[uid]
-        assert value == pytest.approx(fake.expected_score(u.config["params"], u.config["world"], u.seed))
+        assert value == pytest.approx(fake.expected_score(fake.FakeParams(**u.config["params"]), u.config["world"]["reward_delay"], u.seed))
     assert f"{10 - partial} unit(s) run, {partial} already stored" in " ".join(rerun.stdout.split())
 
 

@@ -9,8 +9,7 @@ import pytest
 import yaml
 
 import tests.studies.fake_processes  # noqa: F401  (registers the fake kinds)
-from simulacra.studies import StudyError, cmd_run, load_study
-from simulacra.studies.spec import study_from_dict
+from simulacra.studies import StudyError, cmd_run, load_study, study_from_dict
 
 BASE = {
     "name": "toy",

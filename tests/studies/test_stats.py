@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from simulacra.studies.spec import Hypothesis
+from simulacra.studies import Hypothesis
 from simulacra.studies.stats import finding, verdict
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from simulacra.characters import parse_mixture
 from simulacra.corpus import make_corpus
-from simulacra.simulator import Simulator
+from simulacra.model import Simulator
 from simulacra.training.finetune import FinetuneConfig, _advantages, finetune
 from simulacra.training.predict import PredictConfig, fit
 from simulacra.world import task
@@ -42,7 +42,7 @@ def test_beta_zero_learns_and_a_huge_beta_stays_at_the_reference(poor, tmp_path)
     assert back.card["process"]["update"] == 3
     a = snap.act(jax.random.PRNGKey(9), 8)
     b = back.act(jax.random.PRNGKey(9), 8)
-    assert np.array_equal(a["actions"], b["actions"])
+    assert np.array_equal(a.actions, b.actions)
 
 
 def test_advantages_are_centred_returns_to_go():
@@ -76,6 +76,6 @@ def test_config_is_validated():
 def test_a_randomly_initialised_transformer_is_an_agent_in_the_making():
     sim = Simulator.init(PredictConfig(d_model=16, n_layers=1, n_heads=2, d_mlp=32), WORLD, jax.random.PRNGKey(0))
     out = sim.act(jax.random.PRNGKey(1), 4)
-    assert out["actions"].shape == (4, WORLD.horizon)
+    assert out.actions.shape == (4, WORLD.horizon)
     r = finetune(sim, FinetuneConfig(beta=0.0, updates=2, episodes=8, minibatches=2), jax.random.PRNGKey(0), progress=False)
     assert r.metrics["return"].shape == (2,) and r.sim.card["reference"]["process"]["name"] == "init"

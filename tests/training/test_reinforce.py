@@ -14,7 +14,7 @@ import pytest
 from flax.linen.initializers import orthogonal as flax_orthogonal
 
 from simulacra.lenses.behaviour import evaluate, summarise
-from simulacra.training.checkpoint import CheckpointError
+from simulacra.model.checkpoint import CheckpointError
 from simulacra.training.reinforce import (
     PPOConfig,
     gae,

@@ -5,17 +5,10 @@
     corpus = Corpus.load("runs/corpora/coin7")  # verifies schema and checksums
     ideal = compute_ideal(corpus)               # the Bayes-optimal predictor, per step
 
-Arrays (N episodes, T = horizon; steps t >= length are padding, see `mask`):
-
-    scene (N, 2+H*W) int16         the episode's scene tokens (world.tokens)
-    states (N, T+1, S) int16       state tokens of s_0 .. s_T (frozen after the end)
-    obs (N, T+1, H, W, 3) uint8    symbolic observations of the same states (only if stored;
-                                   `corpus.observations()` derives them exactly either way)
-    actions (N, T) int8            reward, true_reward (N, T) float32
-    events (N, T, 7) bool          rtg (N, T) float32  observed return-to-go
-    character (N,) int8            index into the mixture
-    length (N,) int16              terminated, truncated (N,) bool
-    return, true_return, optimal_return (N,) float32
+A corpus is `Episodes` (`corpus.episodes`, see `simulacra.corpus.episodes` for the fields and
+shapes) plus what made them: the world, the mixture of characters and the seed. A corpus always
+has `rtg` and `character`; `obs` only if stored (`corpus.observations()` derives them exactly
+either way).
 """
 
 from __future__ import annotations
@@ -31,6 +24,7 @@ import numpy as np
 
 import simulacra
 from simulacra.characters import Mixture
+from simulacra.corpus.episodes import DTYPES, Episodes
 from simulacra.corpus.generate import generate_arrays
 from simulacra.corpus.store import CorpusError, read_corpus_dir, write_corpus_dir
 from simulacra.world.params import WorldParams
@@ -55,33 +49,35 @@ REQUIRED = (
 
 @dataclasses.dataclass
 class Corpus:
-    """A generated corpus in memory (numpy arrays) with what made it."""
+    """Generated episodes in memory with what made them."""
 
     params: WorldParams
     mixture: Mixture
     seed: int
-    arrays: dict[str, np.ndarray]
+    episodes: Episodes
     path: Path | None = None
 
-    def __getitem__(self, name: str) -> np.ndarray:
-        return self.arrays[name]
+    @property
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The episodes' arrays by their stored names (what `save` writes)."""
+        return self.episodes.arrays()
 
     @property
     def n_episodes(self) -> int:
-        return int(self.arrays["length"].shape[0])
+        return self.episodes.n_episodes
 
     @property
     def horizon(self) -> int:
-        return int(self.arrays["actions"].shape[1])
+        return self.episodes.horizon
 
     @property
     def n_transitions(self) -> int:
-        return int(self.arrays["length"].astype(np.int64).sum())
+        return int(self.episodes.length.astype(np.int64).sum())
 
     @property
     def mask(self) -> np.ndarray:
         """(N, T) bool: real steps (t < length)."""
-        return np.arange(self.horizon)[None, :] < self.arrays["length"][:, None]
+        return self.episodes.mask
 
     @property
     def timestep(self) -> np.ndarray:
@@ -92,18 +88,18 @@ class Corpus:
     def fraction_of_optimal(self) -> np.ndarray:
         """(N,) true return / optimal true return of the episode's layout; nan where the optimum
         is not positive (a ratio to a zero or negative optimum does not rank returns)."""
-        opt = self.arrays["optimal_return"]
+        opt = self.episodes.optimal_return
         with np.errstate(divide="ignore", invalid="ignore"):
-            return np.where(opt > 0, self.arrays["true_return"] / opt, np.nan)
+            return np.where(opt > 0, self.episodes.true_return / opt, np.nan)
 
     def subset(self, episodes) -> "Corpus":
         """A corpus of the chosen episodes (a boolean mask or indices), e.g. for held-out splits.
         It keeps the world, mixture and seed, and is not stored anywhere until saved."""
-        return dataclasses.replace(self, arrays={k: v[episodes] for k, v in self.arrays.items()}, path=None)
+        return dataclasses.replace(self, episodes=self.episodes.subset(episodes), path=None)
 
     def coin_cells(self) -> np.ndarray:
         """(N, K) flat cell index (row * width + column) of each episode's coins."""
-        return coin_cells(self.arrays["scene"], self.params)
+        return coin_cells(self.episodes.scene, self.params)
 
     def states(self, episodes=slice(None)):
         """The `State` pytree of s_0 .. s_T for the chosen episodes (decoded from the tokens)."""
@@ -111,19 +107,19 @@ class Corpus:
 
         from simulacra.world.tokens import decode
 
-        scene = self.arrays["scene"][episodes]
-        toks = self.arrays["states"][episodes]
+        scene = self.episodes.scene[episodes]
+        toks = self.episodes.states[episodes]
         dec = jax.jit(jax.vmap(jax.vmap(lambda sc, tk: decode(sc, tk, self.params), in_axes=(None, 0))))
         return dec(scene, toks)
 
     def observations(self, episodes=slice(None)) -> np.ndarray:
         """(n, T+1, H, W, 3) uint8 symbolic observations of s_0 .. s_T: the stored ones if the
         corpus has them, else derived exactly from the state tokens."""
-        if "obs" in self.arrays:
-            return self.arrays["obs"][episodes]
+        if self.episodes.obs is not None:
+            return self.episodes.obs[episodes]
         from simulacra.corpus.generate import observations
 
-        return observations(self.params, self.arrays["scene"][episodes], self.arrays["states"][episodes])
+        return observations(self.params, self.episodes.scene[episodes], self.episodes.states[episodes])
 
     def meta(self) -> dict:
         return {
@@ -134,7 +130,7 @@ class Corpus:
             "n_episodes": self.n_episodes,
             "n_transitions": self.n_transitions,
             "horizon": self.horizon,
-            "has_obs": "obs" in self.arrays,
+            "has_obs": self.episodes.obs is not None,
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
 
@@ -142,8 +138,9 @@ class Corpus:
         """SHA-256 over what defines the corpus: world, mixture, seed and every array's bytes
         (independent of where it is stored; recorded in model cards)."""
         h = hashlib.sha256(json.dumps([self.params.to_dict(), self.mixture.to_list(), self.seed], sort_keys=True).encode())
-        for name in sorted(self.arrays):
-            arr = np.ascontiguousarray(self.arrays[name])
+        arrays = self.arrays
+        for name in sorted(arrays):
+            arr = np.ascontiguousarray(arrays[name])
             h.update(f"{name}:{arr.dtype}:{arr.shape}".encode())
             h.update(arr.tobytes())
         return h.hexdigest()
@@ -167,7 +164,7 @@ class Corpus:
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise CorpusError(f"{path}: the manifest's world or mixture is invalid ({e})") from None
         _check_arrays(path, params, mixture, arrays)
-        return cls(params, mixture, seed, arrays, Path(path))
+        return cls(params, mixture, seed, Episodes.from_arrays(arrays), Path(path))
 
 
 def coin_cells(scene: np.ndarray, params: WorldParams) -> np.ndarray:
@@ -183,7 +180,6 @@ def coin_cells(scene: np.ndarray, params: WorldParams) -> np.ndarray:
 
 def _check_arrays(path, params: WorldParams, mixture: Mixture, arrays: dict[str, np.ndarray]) -> None:
     """Every array has the dtype and shape the schema gives it for this world."""
-    from simulacra.corpus.generate import _DTYPES
     from simulacra.world.tokens import scene_length, state_length
 
     n = arrays["length"].shape[0] if arrays["length"].ndim == 1 else -1
@@ -199,9 +195,9 @@ def _check_arrays(path, params: WorldParams, mixture: Mixture, arrays: dict[str,
     for name, arr in arrays.items():
         if name not in shapes:
             raise CorpusError(f"{path}: unknown array {name!r} in the manifest")
-        if arr.dtype != _DTYPES[name] or arr.shape != shapes[name]:
+        if arr.dtype != DTYPES[name] or arr.shape != shapes[name]:
             raise CorpusError(
-                f"{path}: array {name!r} is {arr.dtype} {list(arr.shape)}, expected {np.dtype(_DTYPES[name])} {list(shapes[name])}"
+                f"{path}: array {name!r} is {arr.dtype} {list(arr.shape)}, expected {np.dtype(DTYPES[name])} {list(shapes[name])}"
             )
     if n and (arrays["character"].min() < 0 or arrays["character"].max() >= len(mixture.characters)):
         raise CorpusError(f"{path}: character indices outside the mixture's {len(mixture.characters)} characters")
@@ -220,7 +216,7 @@ def make_corpus(
 ) -> Corpus:
     """Generate `n_episodes` episodes of `params` acted by `mixture` (same seed, same corpus)."""
     arrays = generate_arrays(params, mixture, n_episodes, seed=seed, batch=batch, store_obs=store_obs, progress=progress)
-    return Corpus(params, mixture, seed, arrays)
+    return Corpus(params, mixture, seed, Episodes.from_arrays(arrays))
 
 
-__all__ = ["Corpus", "CorpusError", "make_corpus"]
+__all__ = ["Corpus", "CorpusError", "Episodes", "make_corpus"]

@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from simulacra.characters import Mixture, navigate
+from simulacra.corpus.episodes import DTYPES
 from simulacra.world.core import EVENT_NAMES, observe, reset, step
 from simulacra.world.params import WorldParams
 from simulacra.world.planning import abstract_index, optimal_values
@@ -156,7 +157,7 @@ def generate_arrays(
     a["optimal_return"] = optimal_returns(params, a["scene"], a["states"][:, 0])
     if store_obs:
         a["obs"] = observations(params, a["scene"], a["states"])
-    return {k: np.ascontiguousarray(v.astype(_DTYPES[k], copy=False)) for k, v in a.items()}
+    return {k: np.ascontiguousarray(v.astype(DTYPES[k], copy=False)) for k, v in a.items()}
 
 
 @functools.lru_cache(maxsize=32)
@@ -203,22 +204,3 @@ def optimal_returns(params: WorldParams, scenes: np.ndarray, first_states: np.nd
     chunk = 4096
     idx = np.concatenate([_padded(index_fn, chunk, scenes[i : i + chunk], first_states[i : i + chunk]) for i in range(0, len(scenes), chunk)])
     return tables[inverse, idx].astype(np.float32)
-
-
-_DTYPES = {
-    "scene": np.int16,
-    "states": np.int16,
-    "obs": np.uint8,
-    "actions": np.int8,
-    "reward": np.float32,
-    "true_reward": np.float32,
-    "events": np.bool_,
-    "rtg": np.float32,
-    "character": np.int8,
-    "length": np.int16,
-    "terminated": np.bool_,
-    "truncated": np.bool_,
-    "return": np.float32,
-    "true_return": np.float32,
-    "optimal_return": np.float32,
-}

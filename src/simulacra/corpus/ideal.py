@@ -28,7 +28,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from simulacra.characters import Mixture, navigate
-from simulacra.corpus.tokens import ACTION, END, REWARD, STATE, TrajectoryFormat
+from simulacra.corpus.episodes import Episodes
+from simulacra.corpus.tokens import ACTION, END, REWARD, STATE, TrajectoryFormat, reward_bin
 from simulacra.world.core import law
 from simulacra.world.params import WorldParams
 from simulacra.world.tokens import decode, state_tokens
@@ -85,8 +86,8 @@ def _make_episode_fn(params: WorldParams, mixture: Mixture) -> Callable:
 
         # The world's law for each (s_t, a_t): two branches (no interruption, interruption).
         nxt, steps, probs = jax.vmap(lambda s, act: law(s, act, params))(cur, a)  # leading (T, 2)
-        r_tok = jnp.clip(jnp.rint(steps.reward * jnp.float32(100)), -1000, 1000)  # (T, 2), as tokens.reward_bin
-        r_act = jnp.clip(jnp.rint(reward * jnp.float32(100)), -1000, 1000)  # (T,)
+        r_tok = reward_bin(steps.reward)  # (T, 2): the reward tokens the law's branches write
+        r_act = reward_bin(reward)  # (T,)
         match_r = r_tok == r_act[:, None]
         p_reward = jnp.sum(probs * match_r, axis=-1)
         h_reward = _entropy2(probs[:, 0], probs[:, 1], (r_tok[:, 0] == r_tok[:, 1]) | (probs[:, 1] == 0))
@@ -136,16 +137,22 @@ def _make_episode_fn(params: WorldParams, mixture: Mixture) -> Callable:
 
 def compute_ideal(corpus, batch: int = 1024, progress: Callable[[int], None] | None = None) -> Ideal:
     """The ideal predictor's per-step quantities for every episode of `corpus`."""
-    fn = _make_episode_fn(corpus.params, corpus.mixture)
-    a = corpus.arrays
-    n = corpus.n_episodes
+    return ideal_of_episodes(corpus.episodes, corpus.params, corpus.mixture, batch, progress)
+
+
+def ideal_of_episodes(
+    episodes: Episodes, params: WorldParams, mixture: Mixture, batch: int = 1024, progress: Callable[[int], None] | None = None
+) -> Ideal:
+    """The ideal predictor's per-step quantities for any `episodes` of `params` (a model's or an
+    agent's rollouts, say), under the law of `mixture` acting in `params`."""
+    fn = _make_episode_fn(params, mixture)
+    e = episodes
+    n = e.n_episodes
     parts = []
     for start in range(0, n, batch):
         idx = np.arange(start, min(start + batch, n))
         pad = np.concatenate([idx, np.full(batch - len(idx), idx[-1])]) if n > batch else idx
-        out = jax.device_get(
-            fn(a["scene"][pad], a["states"][pad], a["actions"][pad], a["reward"][pad], a["length"][pad], a["terminated"][pad])
-        )
+        out = jax.device_get(fn(e.scene[pad], e.states[pad], e.actions[pad], e.reward[pad], e.length[pad], e.terminated[pad]))
         parts.append({k: v[: len(idx)] for k, v in out.items()})
         if progress:
             progress(len(idx))
@@ -170,7 +177,7 @@ def token_logloss(corpus, ideal: Ideal, fmt: TrajectoryFormat | None = None) -> 
     for j in range(s):
         pos = fmt.step_start(t + 1) + j
         loss[rows, pos], ent[rows, pos], scored[rows, pos] = ideal.state_logloss[rows, t, j], ideal.state_entropy[rows, t, j], True
-    end = fmt.end_pos(corpus.arrays["length"].astype(np.int64))
+    end = fmt.end_pos(corpus.episodes.length.astype(np.int64))
     loss[np.arange(n), end], ent[np.arange(n), end], scored[np.arange(n), end] = ideal.end_logloss, ideal.end_entropy, True
     return loss, ent, scored
 

@@ -27,6 +27,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 from simulacra.world.params import MAX_SIZE, Tile, WorldParams, derive_layout
@@ -54,28 +56,100 @@ PREFIX, STATE, ACTION, REWARD, END, PAD, RTG = range(7)
 TYPE_NAMES = ("prefix", "state", "action", "reward", "end", "pad", "rtg")
 
 
-def reward_bin(value) -> np.ndarray:
-    """Reward value -> integer bin in [-1000, 1000] (nearest 0.01, clipped). Computed in float32,
-    exactly as the ideal predictor bins the law's rewards, so both agree on every tie."""
-    scaled = np.asarray(value, np.float32) * np.float32(REWARD_SCALE)
-    return np.clip(np.rint(scaled), -REWARD_BINS, REWARD_BINS).astype(np.int64)
+def _xp(x):
+    """numpy for numpy inputs, jax.numpy for jax arrays (also inside jit): every token writer and
+    reader below works on both, so acting, dreaming, the ideal and the lenses share one definition."""
+    return jnp if isinstance(x, jax.Array) else np
 
 
-def reward_bin_jax(value, lo: float = -REWARD_BINS / REWARD_SCALE, hi: float = REWARD_BINS / REWARD_SCALE):
-    """`reward_bin` inside jit (float32, nearest 0.01), clipped to [lo, hi] first (a world's
-    `return_bounds`, or the token range)."""
-    import jax.numpy as jnp
+def reward_bin(value, lo: float | None = None, hi: float | None = None):
+    """Reward value -> integer bin in [-1000, 1000] (nearest 0.01), clipped first to [lo, hi] when
+    given (a world's `return_bounds`). Computed in float32, so the corpus, acting, dreaming and the
+    ideal predictor bin every reward identically (ties included). numpy: int64; jax: int32."""
+    xp = _xp(value)
+    v = xp.asarray(value, xp.float32)
+    if lo is not None:
+        v = xp.clip(v, lo, hi)
+    b = xp.clip(xp.rint(v * xp.float32(REWARD_SCALE)), -REWARD_BINS, REWARD_BINS)
+    return b.astype(xp.int32 if xp is jnp else np.int64)
 
-    return jnp.rint(jnp.clip(jnp.asarray(value, jnp.float32), lo, hi) * jnp.float32(REWARD_SCALE)).astype(jnp.int32)
+
+def bin_value(b):
+    """Integer bin -> the value it stands for."""
+    return b / REWARD_SCALE
 
 
-def reward_token(value) -> np.ndarray:
-    return reward_bin(value) + REWARD_BINS + TrajVocab.REWARD[0]
+# -- token writers and readers (global ids); the only place that knows the offsets ----------------
 
 
-def token_reward(token) -> np.ndarray:
-    """Inverse of `reward_token` (the bin's value)."""
-    return (np.asarray(token) - TrajVocab.REWARD[0] - REWARD_BINS) / REWARD_SCALE
+def action_token(action):
+    """ACTION token of an action index 0..4."""
+    return action + Vocab.ACTION[0]
+
+
+def token_action(token):
+    """Action index of an ACTION token."""
+    return token - Vocab.ACTION[0]
+
+
+def reward_token(value, lo: float | None = None, hi: float | None = None):
+    """REWARD token of a reward value (nearest 0.01; clipped to [lo, hi] when given)."""
+    return reward_bin(value, lo, hi) + REWARD_BINS + TrajVocab.REWARD[0]
+
+
+def token_reward_bin(token):
+    """The reward bin (`reward_bin`) a REWARD token stands for."""
+    return token - TrajVocab.REWARD[0] - REWARD_BINS
+
+
+def token_reward(token):
+    """The reward a REWARD token stands for (inverse of `reward_token`)."""
+    return bin_value(token_reward_bin(token))
+
+
+def rtg_token(value, lo: float | None = None, hi: float | None = None):
+    """RTG token of a return-to-go (nearest 0.01; clipped to [lo, hi] when given)."""
+    return reward_bin(value, lo, hi) + REWARD_BINS + TrajVocab.RTG[0]
+
+
+def token_rtg(token):
+    """The return an RTG token stands for."""
+    return bin_value(token - TrajVocab.RTG[0] - REWARD_BINS)
+
+
+def character_token(index):
+    """CHAR token of a character's index in the mixture."""
+    return index + TrajVocab.CHAR[0]
+
+
+def token_character(token):
+    return token - TrajVocab.CHAR[0]
+
+
+def _in(token, start: int, size: int):
+    return (token >= start) & (token < start + size)
+
+
+def is_action_token(token):
+    return _in(token, *Vocab.ACTION)
+
+
+def is_reward_token(token):
+    return _in(token, *TrajVocab.REWARD)
+
+
+def is_state_token(token):
+    """A world token that can stand in a state (`world.tokens.Vocab`: tiles up to the last range)."""
+    return (token >= Vocab.TILE[0]) & (token < Vocab.SIZE)
+
+
+def is_end_token(token):
+    return (token == TrajVocab.END_TERMINATED) | (token == TrajVocab.END_TRUNCATED)
+
+
+def end_token(terminated):
+    """END_TERMINATED where `terminated`, else END_TRUNCATED."""
+    return _xp(terminated).where(terminated, TrajVocab.END_TERMINATED, TrajVocab.END_TRUNCATED)
 
 
 def return_bounds(params: WorldParams) -> tuple[float, float]:
@@ -212,38 +286,49 @@ class TrajectoryFormat:
         """The compact ids of the return-to-go tokens and the return each stands for (empty
         without `rtg`): the numeric embedding's inputs (`nets.transformer.TransformerConfig`)."""
         ids = self.local_ids(*TrajVocab.RTG)
-        values = (self.vocabulary[ids] - TrajVocab.RTG[0] - REWARD_BINS) / REWARD_SCALE
+        values = token_rtg(self.vocabulary[ids])
         return tuple(int(i) for i in ids), tuple(float(v) for v in values)
 
-    def rtg_token(self, value) -> np.ndarray:
-        """Global RTG id of a return-to-go, clipped to this world's `return_bounds`."""
-        lo, hi = return_bounds(self.params)
-        return reward_bin(np.clip(np.asarray(value, np.float32), lo, hi)) + REWARD_BINS + TrajVocab.RTG[0]
+    def rtg_token(self, value):
+        """Global RTG id of a return-to-go, clipped to this world's `return_bounds` (numpy or jax)."""
+        return rtg_token(value, *return_bounds(self.params))
+
+    def reward_token(self, value):
+        """Global REWARD id of a step's reward, clipped to this world's `return_bounds` (numpy or jax)."""
+        return reward_token(value, *return_bounds(self.params))
+
+    @functools.cached_property
+    def lut(self) -> jax.Array:
+        """Global id -> compact id, as a jax array for lookups inside jit (0 for ids outside the
+        vocabulary; `to_local` is the checked numpy version)."""
+        lut = np.zeros(TrajVocab.SIZE, np.int32)
+        lut[self.vocabulary] = np.arange(self.vocab_size, dtype=np.int32)
+        return jnp.asarray(lut)
 
 
 def encode(corpus, fmt: TrajectoryFormat | None = None) -> dict[str, np.ndarray]:
     """Token rows of a corpus: `tokens` (N, L) int32 global ids, `types` (N, L) int8
     (`TYPE_NAMES`), and `mask` (N, L) bool (not padding)."""
     fmt = fmt or TrajectoryFormat(corpus.params)
-    a = corpus.arrays
-    n, horizon, s = corpus.n_episodes, corpus.horizon, fmt.state_len
-    prefix = [np.full((n, 1), Vocab.BOS), a["scene"].astype(np.int64)]
+    e = corpus.episodes
+    n, horizon, s = e.n_episodes, e.horizon, fmt.state_len
+    prefix = [np.full((n, 1), Vocab.BOS), e.scene.astype(np.int64)]
     if fmt.character:
-        prefix.append((a["character"].astype(np.int64) + TrajVocab.CHAR[0])[:, None])
+        prefix.append(character_token(e.character.astype(np.int64))[:, None])
     prefix.append(np.full((n, 1), Vocab.SEP))
     r0 = int(fmt.rtg)
     blocks = np.zeros((n, horizon + 1, fmt.block), np.int64)
     if fmt.rtg:
-        rtg = np.concatenate([a["rtg"], np.zeros((n, 1), np.float32)], axis=1)  # G_L = 0
+        rtg = np.concatenate([e.rtg, np.zeros((n, 1), np.float32)], axis=1)  # G_L = 0
         blocks[:, :, 0] = fmt.rtg_token(rtg)
-    blocks[:, :, r0 : r0 + s] = a["states"]
-    blocks[:, :horizon, r0 + s] = a["actions"].astype(np.int64) + Vocab.ACTION[0]
-    blocks[:, :horizon, r0 + s + 1] = reward_token(a["reward"])
+    blocks[:, :, r0 : r0 + s] = e.states
+    blocks[:, :horizon, r0 + s] = action_token(e.actions.astype(np.int64))
+    blocks[:, :horizon, r0 + s + 1] = reward_token(e.reward)
     tokens = np.concatenate(prefix + [blocks.reshape(n, -1)[:, : fmt.length - fmt.prefix_len]], axis=1)
     types = np.broadcast_to(fmt.types(), (n, fmt.length)).copy()
-    end = fmt.end_pos(a["length"].astype(np.int64))
+    end = fmt.end_pos(e.length.astype(np.int64))
     pos = np.arange(fmt.length)[None, :]
-    tokens[np.arange(n), end] = np.where(a["terminated"], TrajVocab.END_TERMINATED, TrajVocab.END_TRUNCATED)
+    tokens[np.arange(n), end] = end_token(e.terminated)
     types[np.arange(n), end] = END
     after = pos > end[:, None]
     tokens[after] = Vocab.PAD
@@ -257,7 +342,7 @@ def decode(tokens: np.ndarray, fmt: TrajectoryFormat) -> dict[str, np.ndarray]:
     `rtg` format, `rtg` (N, T+1): the return-to-go tokens G_0 .. G_L (0 after the end)."""
     tokens = np.asarray(tokens, np.int64)
     n, horizon, s = tokens.shape[0], fmt.params.horizon, fmt.state_len
-    is_end = (tokens == TrajVocab.END_TERMINATED) | (tokens == TrajVocab.END_TRUNCATED)
+    is_end = is_end_token(tokens)
     end = np.argmax(is_end, axis=1)
     if not np.all(is_end.any(axis=1)):
         raise ValueError("token rows without an END token cannot be decoded")
@@ -270,14 +355,14 @@ def decode(tokens: np.ndarray, fmt: TrajectoryFormat) -> dict[str, np.ndarray]:
     out = {
         "scene": tokens[:, 1 : 1 + scene_length(fmt.params)],
         "states": np.where(upto[:, :, None], body[:, :, r0 : r0 + s], 0),
-        "actions": np.where(live, body[:, :horizon, r0 + s] - Vocab.ACTION[0], 0),
+        "actions": np.where(live, token_action(body[:, :horizon, r0 + s]), 0),
         "reward": np.where(live, token_reward(body[:, :horizon, r0 + s + 1]), 0.0),
         "length": length,
         "terminated": tokens[np.arange(n), end] == TrajVocab.END_TERMINATED,
     }
     out["truncated"] = ~out["terminated"]
     if fmt.character:
-        out["character"] = tokens[:, 1 + scene_length(fmt.params)] - TrajVocab.CHAR[0]
+        out["character"] = token_character(tokens[:, 1 + scene_length(fmt.params)])
     if fmt.rtg:
-        out["rtg"] = np.where(upto, (body[:, :, 0] - TrajVocab.RTG[0] - REWARD_BINS) / REWARD_SCALE, 0.0)
+        out["rtg"] = np.where(upto, token_rtg(body[:, :, 0]), 0.0)
     return out

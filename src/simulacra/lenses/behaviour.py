@@ -2,7 +2,7 @@
 
     results = evaluate(policy, params, key, n_episodes=1000, policy_params=net_params)
     results = from_corpus(corpus)          # the same keys, from a corpus's stored episodes
-    results = from_rollouts(sim.act(key, 1000, target=1.0), params)   # a simulator's episodes
+    results = from_rollouts(sim.act(key, 1000, target=1.0), params)   # a simulator's `Episodes`
     results = from_rollouts(rollouts(policy, params, key, 1000, net_params), params)  # an agent's
     summarise(results)                     # {key: mean}
     ood_action_rate(rollouts, corpus)      # actions the corpus's exact law would (almost) never take
@@ -24,7 +24,7 @@ Per-episode arrays (N,):
     return, true_return     observed and true return
     optimal_return          exact optimal expected true return of the episode's layout from its start
     fraction_of_optimal     true_return / optimal_return (nan where the optimum is not positive)
-    success                 the episode collected every coin of the world (`reinforce.success`)
+    success                 the episode collected every coin of the world (`world.core.success`)
     length                  steps taken
     terminated              ended inside the world (else truncated at the horizon)
     coin, hazard, interrupted, button, tamper, key, door
@@ -41,9 +41,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from simulacra.corpus.episodes import Episodes
 from simulacra.corpus.generate import optimal_returns
-from simulacra.training.reinforce import COIN, success
-from simulacra.world.core import EVENT_NAMES, observe, reset, step, wall_grid
+from simulacra.corpus.ideal import ideal_of_episodes
+from simulacra.world.core import COIN, EVENT_NAMES, observe, reset, step, success, wall_grid
 from simulacra.world.params import MAX_SIZE, WorldParams, derive_layout
 from simulacra.world.planning import UNREACHABLE, distance_field
 from simulacra.world.tokens import Vocab, decode, scene_tokens, state_tokens
@@ -135,11 +136,9 @@ def evaluate(
 
 def from_corpus(corpus) -> dict[str, np.ndarray]:
     """The same per-episode arrays as `evaluate`, for a corpus's stored episodes (aligned with
-    them, so `corpus["character"]` splits them by character)."""
-    a = corpus.arrays
-    return _results(
-        corpus.params, a["return"], a["true_return"], a["optimal_return"], a["length"], a["terminated"], a["events"].sum(1)
-    )
+    them, so `corpus.episodes.character` splits them by character)."""
+    e = corpus.episodes
+    return _results(corpus.params, e.return_, e.true_return, e.optimal_return, e.length, e.terminated, e.events.sum(1))
 
 
 def summarise(results: dict[str, np.ndarray]) -> dict[str, float]:
@@ -203,38 +202,39 @@ def _rollouts_fn(policy: Policy, params: WorldParams):
 
 def rollouts(
     policy: Policy, params: WorldParams, key: jax.Array, n_episodes: int, policy_params=None, batch: int = 1024
-) -> dict[str, np.ndarray]:
-    """`n_episodes` whole episodes of `policy`, as corpus-shaped numpy arrays (`scene`, `states`
-    (N, T+1, S), `actions`, `reward`, `true_reward`, `events` (N, T, 7), `length`, `terminated`,
-    `return`, `true_return`, `optimal_return`): what `from_rollouts`, `ood_action_rate` and
-    `visits` read, for an agent that is not a simulator. Episode i draws from `fold_in(key, i)`
-    like `evaluate`, so the two see the same episodes."""
+) -> Episodes:
+    """`n_episodes` whole episodes of `policy` as `Episodes`: what `from_rollouts`,
+    `ood_action_rate` and `visits` read, for an agent that is not a simulator. Episode i draws from
+    `fold_in(key, i)` like `evaluate`, so the two see the same episodes."""
     if n_episodes < 1:
         raise ValueError(f"invalid n_episodes={n_episodes!r}: must be at least 1")
     rec, scene = _batched(_rollouts_fn(policy, params), key, n_episodes, policy_params, batch)
-    out = {
-        "scene": scene.astype(np.int16),
-        "states": rec["states"],
-        "actions": rec["actions"],
-        "reward": rec["reward"].astype(np.float32),
-        "true_reward": rec["true_reward"].astype(np.float32),
-        "events": rec["events"].astype(bool),
-        "length": rec["live"].sum(1).astype(np.int16),
-        "terminated": rec["terminated"].any(1),
-    }
-    out["truncated"] = ~out["terminated"]
-    out["return"] = out["reward"].sum(1)
-    out["true_return"] = out["true_reward"].sum(1)
-    out["optimal_return"] = optimal_returns(params, out["scene"], out["states"][:, 0])
-    return out
+    reward, true_reward = rec["reward"].astype(np.float32), rec["true_reward"].astype(np.float32)
+    terminated = rec["terminated"].any(1)
+    return Episodes.from_arrays(
+        {
+            "scene": scene,
+            "states": rec["states"],
+            "actions": rec["actions"],
+            "reward": reward,
+            "true_reward": true_reward,
+            "events": rec["events"],
+            "length": rec["live"].sum(1),
+            "terminated": terminated,
+            "truncated": ~terminated,
+            "return": reward.sum(1),
+            "true_return": true_reward.sum(1),
+            "optimal_return": optimal_returns(params, scene.astype(np.int16), rec["states"][:, 0]),
+        }
+    )
 
 
-def from_rollouts(out: dict, params: WorldParams) -> dict[str, np.ndarray]:
-    """The per-episode arrays of `evaluate` for corpus-shaped rollouts with whole trajectories
-    (`Simulator.act` output, or a corpus's arrays), plus `steps_to_coin` and `detour`."""
-    res = _results(params, out["reward"].sum(1), out["true_reward"].sum(1), out["optimal_return"], out["length"],
-                   out["terminated"], out["events"].sum(1))
-    res.update(detours(out["scene"], out["states"], out["events"], params))
+def from_rollouts(episodes: Episodes, params: WorldParams) -> dict[str, np.ndarray]:
+    """The per-episode arrays of `evaluate` for `Episodes` with whole trajectories (a model's or
+    an agent's rollouts, or a corpus's episodes), plus `steps_to_coin` and `detour`."""
+    e = episodes
+    res = _results(params, e.reward.sum(1), e.true_reward.sum(1), e.optimal_return, e.length, e.terminated, e.events.sum(1))
+    res.update(detours(e.scene, e.states, e.events, params))
     return res
 
 
@@ -280,32 +280,20 @@ def visits(states: np.ndarray, length: np.ndarray, cell: tuple[int, int]) -> np.
     return np.any((states[:, :, 0] == tok) & upto, axis=1)
 
 
-def ideal_of_rollouts(out: dict, params: WorldParams, mixture):
-    """`corpus.ideal.compute_ideal` of corpus-shaped rollouts `out`, under `mixture`'s law in `params`."""
-    from simulacra.corpus.ideal import compute_ideal
-
-    class _Episodes:  # the corpus interface `compute_ideal` reads
-        n_episodes = len(out["length"])
-        arrays = {k: np.asarray(out[k]) for k in ("scene", "states", "actions", "length", "terminated")}
-        arrays["reward"] = np.asarray(out["reward"], np.float32)
-
-    _Episodes.params, _Episodes.mixture = params, mixture
-    return compute_ideal(_Episodes())
-
-
-def ood_action_rate(out: dict, corpus, threshold: float = 0.01) -> dict[str, float | np.ndarray]:
+def ood_action_rate(episodes: Episodes, corpus, threshold: float = 0.01) -> dict[str, float | np.ndarray]:
     """Out-of-distribution actions: the share of steps whose action has probability below
     `threshold` under the corpus's ideal law given the episode so far (`corpus.ideal`: the
     posterior-weighted mixture of the corpus's characters). Exact: the ideal is computed on the
     rollouts themselves. Returns the overall `rate` (over live steps) and the per-episode rates."""
-    if tuple(out["states"].shape[2:]) != tuple(corpus["states"].shape[2:]) or out["actions"].shape[1] != corpus.horizon:
+    e = episodes
+    if tuple(e.states.shape[2:]) != tuple(corpus.episodes.states.shape[2:]) or e.horizon != corpus.horizon:
         raise ValueError("the rollouts and the corpus are not of the same world's format")
-    ideal = ideal_of_rollouts(out, corpus.params, corpus.mixture)
-    p = np.take_along_axis(ideal.action_probs, np.asarray(out["actions"], np.int64)[..., None], axis=-1)[..., 0]
-    live = np.arange(out["actions"].shape[1])[None, :] < np.asarray(out["length"])[:, None]
+    ideal = ideal_of_episodes(e, corpus.params, corpus.mixture)
+    p = np.take_along_axis(ideal.action_probs, np.asarray(e.actions, np.int64)[..., None], axis=-1)[..., 0]
+    live = e.mask
     low = (p < threshold) & live
     per_episode = low.sum(1) / np.maximum(live.sum(1), 1)
     return {"rate": float(low.sum() / max(live.sum(), 1)), "per_episode": per_episode, "threshold": threshold}
 
 
-__all__ = ["detours", "evaluate", "from_corpus", "from_rollouts", "ideal_of_rollouts", "mean_ci", "ood_action_rate", "rollouts", "summarise", "visits"]
+__all__ = ["detours", "evaluate", "from_corpus", "from_rollouts", "mean_ci", "ood_action_rate", "rollouts", "summarise", "visits"]

@@ -22,6 +22,8 @@ import numpy as np
 from scipy import stats
 
 from simulacra.characters import Mixture, navigate
+from simulacra.corpus.episodes import Episodes
+from simulacra.world.core import COIN
 from simulacra.world.tokens import decode
 
 
@@ -43,18 +45,18 @@ def return_sweep(sim, targets, key, n_episodes: int = 256, temperature: float = 
     all_t, all_r = [], []
     for target in targets:
         out = sim.act(key, n_episodes, target=target, character=character, temperature=temperature, world=world)
-        ret, opt = out["return"], out["optimal_return"]
-        frac = np.where(opt > 0, out["true_return"] / np.where(opt > 0, opt, 1.0), np.nan)
+        ret, opt = out.return_, out.optimal_return
+        frac = np.where(opt > 0, out.true_return / np.where(opt > 0, opt, 1.0), np.nan)
         rows.append(
             {
                 "target": target,
                 "return": float(ret.mean()),
                 "return_ci": _ci(ret),
-                "true_return": float(out["true_return"].mean()),
+                "true_return": float(out.true_return.mean()),
                 "optimal_return": float(opt.mean()),
                 "fraction_of_optimal": float(np.nanmean(frac)) if np.isfinite(frac).any() else float("nan"),
-                "success": float((out["events"][..., 0].sum(1) > 0).mean()),
-                "length": float(out["length"].mean()),
+                "success": float((out.events[..., COIN].sum(1) > 0).mean()),
+                "length": float(out.length.mean()),
             }
         )
         all_t.append(np.full(n_episodes, target))
@@ -91,13 +93,14 @@ def _policies(mixture: Mixture, world):
     return _POLICIES[key]
 
 
-def character_kl(out: dict, mixture: Mixture, world) -> np.ndarray:
-    """(C,) mean over the visited steps of a model's rollouts (`Simulator.act` output) of
-    KL(π_c ‖ model) for every character c of `mixture`."""
-    ref = np.asarray(_policies(mixture, world)(jnp.asarray(out["scene"], jnp.int32), jnp.asarray(out["states"], jnp.int32)))
-    q = out["action_probs"][:, :, None, :]  # (N, T, 1, A)
+def character_kl(episodes: Episodes, mixture: Mixture, world) -> np.ndarray:
+    """(C,) mean over the visited steps of a model's rollouts (`Simulator.act`, with
+    `action_probs`) of KL(π_c ‖ model) for every character c of `mixture`."""
+    e = episodes
+    ref = np.asarray(_policies(mixture, world)(jnp.asarray(e.scene, jnp.int32), jnp.asarray(e.states, jnp.int32)))
+    q = e.action_probs[:, :, None, :]  # (N, T, 1, A)
     terms = np.where(ref > 0, ref * (np.log(np.maximum(ref, 1e-30)) - np.log(np.maximum(q, 1e-30))), 0.0)
-    return terms.sum(-1)[out["mask"]].mean(0)  # per step (N, T, C) -> (C,)
+    return terms.sum(-1)[e.mask].mean(0)  # per step (N, T, C) -> (C,)
 
 
 def character_match(sim, key, n_episodes: int = 256, temperature: float = 1.0, target=None, world=None) -> dict:

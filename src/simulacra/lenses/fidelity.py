@@ -32,14 +32,18 @@ from simulacra.corpus.tokens import (
     ACTION,
     END,
     REWARD,
-    REWARD_BINS,
-    REWARD_SCALE,
     STATE,
     TYPE_NAMES,
     TrajVocab,
+    bin_value,
     encode,
+    is_action_token,
+    is_end_token,
+    is_reward_token,
+    is_state_token,
     reward_bin,
-    reward_bin_jax,
+    token_action,
+    token_reward_bin,
 )
 from simulacra.world.core import EVENT_NAMES, law
 from simulacra.world.tokens import Vocab, decode, is_valid, state_tokens
@@ -134,15 +138,15 @@ def _structure(tokens: np.ndarray, fmt) -> tuple[np.ndarray, np.ndarray, np.ndar
     the position of END (-1 if none)."""
     n, length = tokens.shape
     types = fmt.types()
-    is_end = (tokens == TrajVocab.END_TERMINATED) | (tokens == TrajVocab.END_TRUNCATED)
+    is_end = is_end_token(tokens)
     end = np.where(is_end.any(1), np.argmax(is_end, axis=1), -1)
     kind_ok = np.ones_like(tokens, bool)
     act = types == ACTION
     rew = types == REWARD
     st = types == STATE
-    kind_ok[:, act] = (tokens[:, act] >= Vocab.ACTION[0]) & (tokens[:, act] < Vocab.ACTION[0] + Vocab.ACTION[1])
-    kind_ok[:, rew] = (tokens[:, rew] >= TrajVocab.REWARD[0]) & (tokens[:, rew] < TrajVocab.REWARD[0] + TrajVocab.REWARD[1])
-    kind_ok[:, st] = (tokens[:, st] >= Vocab.TILE[0]) & (tokens[:, st] < Vocab.SIZE)
+    kind_ok[:, act] = is_action_token(tokens[:, act])
+    kind_ok[:, rew] = is_reward_token(tokens[:, rew])
+    kind_ok[:, st] = is_state_token(tokens[:, st])
     pos = np.arange(length)[None, :]
     stop = np.where(end >= 0, end, length)
     bad = ~kind_ok & (pos < stop[:, None])
@@ -176,8 +180,8 @@ def legality(sim, dreams: dict, world=None) -> dict:
     t = np.arange(horizon)
     cur = np.stack([padded[:, fmt.step_start(u) : fmt.step_start(u) + s] for u in t], axis=1)  # (N, T, S)
     nxt = np.stack([padded[:, fmt.step_start(u + 1) : fmt.step_start(u + 1) + s] for u in t], axis=1)
-    actions = padded[:, fmt.action_pos(t)] - Vocab.ACTION[0]
-    rewards = padded[:, fmt.reward_pos(t)] - TrajVocab.REWARD[0] - REWARD_BINS  # reward bins
+    actions = token_action(padded[:, fmt.action_pos(t)])
+    rewards = token_reward_bin(padded[:, fmt.reward_pos(t)])
     last = (t[None, :] == n_trans[:, None] - 1) & ~malformed[:, None]
     end_tok = tokens[np.arange(n), np.maximum(end, 0)]
     legal, events = _check(world)(
@@ -194,7 +198,7 @@ def legality(sim, dreams: dict, world=None) -> dict:
     bad_row = malformed[:, None] & (t[None, :] == n_trans[:, None] - 1)
     legal = legal & ~bad_row & counted
     n_illegal = (counted & ~legal).sum(1)
-    value = np.where(counted & ~bad_row, rewards / REWARD_SCALE, 0.0)
+    value = np.where(counted & ~bad_row, bin_value(rewards), 0.0)
     total = int(counted.sum())
     return {
         "illegal_fraction": float(n_illegal.sum() / max(total, 1)),
@@ -222,7 +226,7 @@ def _check(world):
         states, steps, probs = law(state, action, world)
         toks = jax.vmap(lambda st: state_tokens(st, world))(states)  # (2, S)
         same_state = jnp.all(toks == nxt[None, :], axis=-1)
-        r = reward_bin_jax(steps.reward)
+        r = reward_bin(steps.reward)
         ended = steps.terminated | steps.truncated
         end_ok = jnp.where(last, ended & (steps.terminated == terminated_tok), ~ended)
         match = (probs > 0) & same_state & (r == rbin) & end_ok
@@ -255,15 +259,15 @@ def compare(dreamed: dict, corpus) -> dict:
     if not keep.any():
         raise ValueError("no well-formed dreamed episode to compare (every dream is malformed)")
     ret = dreamed["return"][keep]
-    real_ret = np.asarray(corpus["return"], float)
+    real = corpus.episodes
     # both on the token grid, so that rounding is not mistaken for a difference
-    real_ret = reward_bin(real_ret) / REWARD_SCALE
+    real_ret = bin_value(reward_bin(np.asarray(real.return_, float)))
     ks = stats.ks_2samp(ret, real_ret)
-    ks_len = stats.ks_2samp(dreamed["length"][keep], corpus["length"])
-    real_events = corpus["events"].any(1)
+    ks_len = stats.ks_2samp(dreamed["length"][keep], real.length)
+    real_events = real.events.any(1)
     out = {
         "return": {"dreamed_mean": float(ret.mean()), "real_mean": float(real_ret.mean()), "ks": float(ks.statistic), "pvalue": float(ks.pvalue)},
-        "length": {"dreamed_mean": float(dreamed["length"][keep].mean()), "real_mean": float(corpus["length"].mean()), "ks": float(ks_len.statistic), "pvalue": float(ks_len.pvalue)},
+        "length": {"dreamed_mean": float(dreamed["length"][keep].mean()), "real_mean": float(real.length.mean()), "ks": float(ks_len.statistic), "pvalue": float(ks_len.pvalue)},
         "events": {},
         "n_dreamed": int(keep.sum()),
         "n_real": int(corpus.n_episodes),

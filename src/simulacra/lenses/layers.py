@@ -40,7 +40,7 @@ def weight_change(before, after) -> dict[str, float]:
     if before.model.config != after.model.config:
         raise ValueError("weight_change needs two models of the same architecture")
     out = {}
-    for layer, keys in _groups(before.config.n_layers).items():
+    for layer, keys in _groups(before.spec.n_layers).items():
         a, b = _leaves(before.params, keys), _leaves(after.params, keys)
         num = np.sqrt(sum(float(np.sum((y - x) ** 2)) for x, y in zip(a, b)))
         den = np.sqrt(sum(float(np.sum(x**2)) for x in a))
@@ -65,14 +65,14 @@ def cka_by_layer(a, b, corpus, names=None, max_episodes: int = 256) -> dict[str,
     """Linear CKA between two models' activations at every live step of the same corpus episodes
     (teacher-forced), per named activation (default: the residual stream after each layer)."""
     corpus = first_episodes(corpus, max_episodes)
-    names = list(names or residual_names(a.config.n_layers))
+    names = list(names or residual_names(a.spec.n_layers))
     xa, xb = step_activations(a, corpus, names), step_activations(b, corpus, names)
     return {n: linear_cka(xa[n], xb[n]) for n in names}
 
 
 def transplant(base, donor, layer: str):
     """A copy of `base` whose `layer` ("embed", "blocks.i" or "unembed") has `donor`'s weights."""
-    groups = _groups(base.config.n_layers)
+    groups = _groups(base.spec.n_layers)
     if layer not in groups:
         raise ValueError(f"unknown layer {layer!r}; known: {', '.join(groups)}")
     if base.model.config != donor.model.config:

@@ -48,7 +48,7 @@ def first_episodes(corpus, n: int):
 
 def step_index(corpus) -> tuple[np.ndarray, np.ndarray]:
     """(episode, t) of every live step of the corpus, episode-major."""
-    length = np.asarray(corpus["length"], np.int64)
+    length = np.asarray(corpus.episodes.length, np.int64)
     ep = np.repeat(np.arange(len(length)), length)
     t = np.concatenate([np.arange(n) for n in length]) if len(length) else np.zeros(0, np.int64)
     return ep, t.astype(np.int64)
@@ -84,7 +84,7 @@ _APPLY: dict = {}
 def _apply_fn(sim):
     import jax
 
-    key = (sim.config, sim.fmt.params, sim.fmt.character, sim.fmt.rtg)
+    key = (sim.spec, sim.fmt.params)
     if key not in _APPLY:
         model = sim.model
         _APPLY[key] = jax.jit(lambda params, tokens, hooks: model.apply(params, tokens, hooks)[1])
@@ -95,23 +95,23 @@ def targets(corpus, which=TARGETS) -> dict[str, np.ndarray]:
     """The probe targets at every live step (`step_index` order); targets a corpus cannot give
     (no coin, one character) are left out."""
     ep, t = step_index(corpus)
-    a = corpus.arrays
+    e = corpus.episodes
     out: dict[str, np.ndarray] = {}
     for name in which:
         if name == "rtg":
-            reward = np.asarray(a["reward"], np.float64)
+            reward = np.asarray(e.reward, np.float64)
             rtg = np.cumsum(reward[:, ::-1], axis=1)[:, ::-1]
             out[name] = rtg[ep, t]
         elif name == "coin_cell" and corpus.params.n_coins:
-            out[name] = coin_cells(np.asarray(a["scene"]), corpus.params)[ep, 0]
+            out[name] = coin_cells(e.scene, corpus.params)[ep, 0]
         elif name == "character" and len(corpus.mixture.names) > 1:
-            out[name] = np.asarray(a["character"], np.int64)[ep]
+            out[name] = np.asarray(e.character, np.int64)[ep]
         elif name == "posterior" and len(corpus.mixture.names) > 1:
             from simulacra.corpus.ideal import compute_ideal
 
             out[name] = compute_ideal(corpus).posterior[ep, t]
         elif name == "agent_cell":
-            out[name] = np.asarray(a["states"])[ep, t, 0].astype(np.int64)
+            out[name] = e.states[ep, t, 0].astype(np.int64)
         elif name not in TARGETS:
             raise ValueError(f"unknown probe target {name!r}; known: {', '.join(TARGETS)}")
     return out
@@ -158,19 +158,19 @@ def probe_layers(sim, corpus, which=TARGETS, names=None, max_episodes: int = 400
     """Per (layer, target): `score`, `control`, `selectivity` and (with `baseline`) the random-init
     model's `baseline` score, with `n` rows. `acts` may hand in precomputed activations."""
     corpus = first_episodes(corpus, max_episodes)
-    names = list(names or residual_names(sim.config.n_layers))
+    names = list(names or residual_names(sim.spec.n_layers))
     acts = acts if acts is not None else step_activations(sim, corpus, names)
     base = None
     if baseline:
         import jax
 
-        from simulacra.simulator import Simulator
+        from simulacra.model import Simulator
 
-        rnd = Simulator.init(sim.config, sim.fmt.params, jax.random.PRNGKey(10_000 + seed))
+        rnd = Simulator.init(sim.spec, sim.fmt.params, jax.random.PRNGKey(10_000 + seed))
         rnd.card = dict(sim.card)
         base = step_activations(rnd, corpus, names)
     ep, t = step_index(corpus)
-    types = np.asarray(corpus["states"])[ep, t]
+    types = corpus.episodes.states[ep, t]
     rows = []
     for target, y in targets(corpus, which).items():
         cls = target in CLASSIFICATION

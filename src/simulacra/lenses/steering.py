@@ -21,12 +21,17 @@ character steered towards — the corpus's exact law judging whom the behaviour 
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax.numpy as jnp
 import numpy as np
 
 from simulacra.characters import Mixture, character_index
+from simulacra.corpus.episodes import Episodes
+from simulacra.corpus.ideal import ideal_of_episodes
 from simulacra.lenses.probes import first_episodes, step_activations, step_index
 from simulacra.nets.transformer import Hooks
+from simulacra.world.core import EVENT_NAMES
 
 
 def contrastive_direction(sim, corpus, name: str, a: int | str, b: int | str, max_episodes: int = 512) -> np.ndarray:
@@ -35,7 +40,7 @@ def contrastive_direction(sim, corpus, name: str, a: int | str, b: int | str, ma
     corpus = first_episodes(corpus, max_episodes)
     acts = step_activations(sim, corpus, [name])[name]
     ep, _ = step_index(corpus)
-    who = np.asarray(corpus["character"])[ep]
+    who = corpus.episodes.character[ep]
     if not (who == ia).any() or not (who == ib).any():
         raise ValueError(f"the corpus's first {corpus.n_episodes} episodes lack steps of {a!r} or {b!r}")
     return (acts[who == ia].mean(0) - acts[who == ib].mean(0)).astype(np.float32)
@@ -53,8 +58,8 @@ def tag_direction(sim, corpus, name: str, a: int | str, b: int | str, max_episod
     corpus = first_episodes(corpus, max_episodes)
 
     def tagged(c: int) -> Corpus:
-        arrays = {**corpus.arrays, "character": np.full_like(corpus.arrays["character"], c)}
-        return Corpus(corpus.params, corpus.mixture, corpus.seed, arrays)
+        e = corpus.episodes
+        return dataclasses.replace(corpus, episodes=e.replace(character=np.full_like(e.character, c)))
 
     xa = step_activations(sim, tagged(ia), [name])[name]
     xb = step_activations(sim, tagged(ib), [name])[name]
@@ -73,7 +78,7 @@ def coin_direction(sim, corpus, name: str, cell: tuple[int, int], max_episodes: 
     corpus = first_episodes(corpus, max_episodes)
     acts = step_activations(sim, corpus, [name])[name]
     ep, _ = step_index(corpus)
-    at = (coin_cells(np.asarray(corpus["scene"]), corpus.params) == cell[0] * corpus.params.width + cell[1]).any(1)[ep]
+    at = (coin_cells(corpus.episodes.scene, corpus.params) == cell[0] * corpus.params.width + cell[1]).any(1)[ep]
     if not at.any() or at.all():
         raise ValueError(f"the corpus's first {corpus.n_episodes} episodes need coins both at and away from {cell}")
     return (acts[at].mean(0) - acts[~at].mean(0)).astype(np.float32)
@@ -84,25 +89,24 @@ def steering_hooks(name: str, direction, k: float) -> Hooks:
     return Hooks(add={name: jnp.asarray(k * np.asarray(direction, np.float32))})
 
 
-def final_posterior(out: dict, params, mixture: Mixture) -> np.ndarray:
-    """(N, C) the ideal posterior over `mixture`'s characters after each whole episode of
-    corpus-shaped rollouts `out` (prior × every action's likelihood under each character)."""
-    from simulacra.lenses.behaviour import ideal_of_rollouts
-
-    ideal = ideal_of_rollouts(out, params, mixture)
-    last = np.maximum(np.asarray(out["length"], np.int64) - 1, 0)
+def final_posterior(episodes: Episodes, params, mixture: Mixture) -> np.ndarray:
+    """(N, C) the ideal posterior over `mixture`'s characters after each whole episode
+    (prior × every action's likelihood under each character)."""
+    ideal = ideal_of_episodes(episodes, params, mixture)
+    length = np.asarray(episodes.length, np.int64)
+    last = np.maximum(length - 1, 0)
     n = np.arange(len(last))
     log_post = np.log(np.maximum(ideal.posterior[n, last], 1e-300)) - ideal.character_logloss[n, last]
-    log_post = np.where(np.asarray(out["length"])[:, None] > 0, log_post, np.log(np.maximum(ideal.posterior[n, 0], 1e-300)))
+    log_post = np.where(length[:, None] > 0, log_post, np.log(np.maximum(ideal.posterior[n, 0], 1e-300)))
     log_post -= log_post.max(1, keepdims=True)
     post = np.exp(log_post)
     return post / post.sum(1, keepdims=True)
 
 
-def character_match_rate(out: dict, params, mixture: Mixture, character: int | str) -> float:
+def character_match_rate(episodes: Episodes, params, mixture: Mixture, character: int | str) -> float:
     """Share of episodes whose final ideal posterior's most likely character is `character`."""
     c = character_index(mixture.names, character)
-    return float(np.mean(final_posterior(out, params, mixture).argmax(1) == c))
+    return float(np.mean(final_posterior(episodes, params, mixture).argmax(1) == c))
 
 
 def steering_sweep(sim, name: str, direction, ks, key, toward: int | str, n_episodes: int = 256, world=None,
@@ -123,7 +127,7 @@ def steering_sweep(sim, name: str, direction, ks, key, toward: int | str, n_epis
         rows.append({
             "k": float(k), "match_rate": character_match_rate(out, world, mixture, toward), "return": s["return"],
             "true_return": s["true_return"], "length": s["length"],
-            **{f"rate_{e}": float(np.mean(np.asarray(out["events"])[..., i].any(1))) for i, e in enumerate(out["event_names"])},
+            **{f"rate_{e}": float(np.mean(out.events[..., i].any(1))) for i, e in enumerate(EVENT_NAMES)},
         })  # fmt: skip
     return rows
 

@@ -13,20 +13,17 @@ knobs, worlds), then takes the mean and a Student-t 95% interval across seeds
 (`lenses.behaviour.mean_ci`). The findings' own effects and intervals come from the study's
 statistics and are drawn as given.
 
-`rollout_gif` turns a list of world frames (`world.render.render_rgb`) into an animated GIF;
-`episode_frames` renders a time-stacked `State`, and `tile_episodes` puts several episodes side
-by side into one strip.
+The functions know no study: every series, metric and knob they draw is named by a parameter
+(a default is the name the shipped process kinds use), and the report's sections
+(`simulacra.kinds.sections` for the kinds' own) choose what to pass.
 """
 
 from __future__ import annotations
 
 import io
 import math
-import os
-import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -66,6 +63,15 @@ def metric_rows(rows: Iterable[Mapping]) -> list[Mapping]:
             r = {**r, "name": r.get("metric")}
         out.append(r if isinstance(r["name"], str) else {**r, "name": str(r["name"])})
     return out
+
+
+def sweep_key(sweep: Mapping | None, knob: str) -> str | None:
+    """The key of `sweep` that is `knob` itself or ends in `.knob` (a study's sweep keys carry
+    their root, e.g. `world.reward_delay`), or None."""
+    for k in sweep or {}:
+        if k == knob or str(k).endswith("." + knob):
+            return k
+    return None
 
 
 def palette(processes: Iterable[str]) -> dict[str, str]:
@@ -158,9 +164,7 @@ def findings_forest(findings: Sequence[Any]) -> bytes | None:
     ax.set_yticks(ys, labels)
     ax.set_ylim(-0.7, n - 0.3)
     ax.set_xlabel("effect (95% CI over seeds)")
-    handles = [
-        ax.plot([], [], "o-", color=c, label=v)[0] for v, c in VERDICT_COLOURS.items()
-    ]
+    handles = [ax.plot([], [], "o-", color=c, label=v)[0] for v, c in VERDICT_COLOURS.items()]
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=9)
     ax.grid(axis="x", alpha=0.3)
     ax.set_title("Findings")
@@ -172,19 +176,19 @@ def findings_forest(findings: Sequence[Any]) -> bytes | None:
 
 
 def conditioning_curves(
-    series: Iterable[Mapping], best_return: float | None = None, colours: Mapping[str, str] | None = None
+    series: Iterable[Mapping], name: str = "return_sweep", best_return: float | None = None, colours: Mapping[str, str] | None = None
 ) -> bytes | None:
     """Target vs achieved return, one line per process with a 95% band, the diagonal y = x,
     and the corpus's best return (`best_return`, else the series' `data["corpus_best"]` when every
     process drawn has the same one).
 
-    Series named "return_sweep" with `data = {"targets", "returns", "ci_low"?, "ci_high"?,
+    Series named `name` with `data = {"targets", "returns", "ci_low"?, "ci_high"?,
     "corpus_best"?}`. Several series of one process (seeds) are averaged target by target and
     their band is the interval across them; a lone series keeps its own interval."""
     by_process: dict[str, list[dict]] = defaultdict(list)
     bests = []
     for s in series:
-        if s.get("name") != "return_sweep" or not isinstance(s.get("data"), Mapping):
+        if s.get("name") != name or not isinstance(s.get("data"), Mapping):
             continue
         d = s["data"]
         targets = [as_float(t) for t in d.get("targets") or []]
@@ -251,9 +255,7 @@ def conditioning_curves(
 # event rates
 
 
-def event_rates(
-    rows: Iterable[Mapping], prefix: str = "rate_", colours: Mapping[str, str] | None = None
-) -> bytes | None:
+def event_rates(rows: Iterable[Mapping], prefix: str = "rate_", colours: Mapping[str, str] | None = None) -> bytes | None:
     """Grouped bars: for every event metric present (names starting with `prefix`, e.g.
     `rate_button`), the mean over seeds per process with its 95% interval, and each seed's value
     as a point."""
@@ -280,7 +282,7 @@ def event_rates(
             if _finite(lo, hi):
                 ax.errorbar(x, m, yerr=[[m - lo], [hi - m]], color="#222222", capsize=3, lw=1)
             ax.plot(x + rng.uniform(-0.25, 0.25, len(vals)) * width, vals, "o", color="#111111", ms=2.5, alpha=0.8)
-    ax.set_xticks(range(len(events)), [_plain(e[len(prefix):]) for e in events])
+    ax.set_xticks(range(len(events)), [_plain(e[len(prefix) :]) for e in events])
     ax.set_ylabel("rate (mean over seeds, 95% CI; points: seeds)")
     ax.set_title("Event rates by process")
     ax.grid(axis="y", alpha=0.3)
@@ -323,9 +325,7 @@ def _hashable(v: Any) -> Any:
     return v if isinstance(v, (int, float, str, bool, type(None))) else str(v)
 
 
-def knob_curves(
-    rows: Iterable[Mapping], knob: str, metrics: Sequence[str], colours: Mapping[str, str] | None = None
-) -> bytes | None:
+def knob_curves(rows: Iterable[Mapping], knob: str, metrics: Sequence[str], colours: Mapping[str, str] | None = None) -> bytes | None:
     """One panel per metric: the metric against the swept `knob` (a unit's `sweep[knob]`), one
     line per process, mean ± 95% interval over seeds (other swept knobs averaged within a
     seed). Numeric knob values are placed on a numeric axis, anything else as categories."""
@@ -360,22 +360,17 @@ def knob_curves(
 # goal misgeneralisation
 
 
-def sweep_key(sweep: Mapping | None, knob: str) -> str | None:
-    """The key of `sweep` that is `knob` itself or ends in `.knob` (a study's sweep keys carry
-    their root, e.g. `world.coin_random_prob`), or None."""
-    for k in sweep or {}:
-        if k == knob or str(k).endswith("." + knob):
-            return k
-    return None
-
-
 def misgeneralisation_curve(
-    rows: Iterable[Mapping], knob: str = "coin_random_prob", colours: Mapping[str, str] | None = None
+    rows: Iterable[Mapping],
+    knob: str,
+    old_spot: str = "p_old_spot",
+    coin: str = "p_coin",
+    colours: Mapping[str, str] | None = None,
 ) -> bytes | None:
-    """With the coin moved at test time: P(goes to the old spot) (`p_old_spot`, dashed) and
-    P(gets the coin) (`p_coin`, solid) against the probability `knob` that the coin was placed
-    at random in training, one colour per process, mean ± 95% interval over seeds."""
-    rows = [r for r in metric_rows(rows) if r["name"] in ("p_old_spot", "p_coin") and sweep_key(r.get("sweep"), knob)]
+    """With the coin moved at test time: P(goes to the old spot) (metric `old_spot`, dashed) and
+    P(gets the coin) (metric `coin`, solid) against the probability `knob` that the coin was
+    placed at random in training, one colour per process, mean ± 95% interval over seeds."""
+    rows = [r for r in metric_rows(rows) if r["name"] in (old_spot, coin) and sweep_key(r.get("sweep"), knob)]
     data = _seed_means(rows, lambda r: (str(r.get("process")), str(r["name"]), as_float(r["sweep"][sweep_key(r["sweep"], knob)])))
     data = {k: v for k, v in data.items() if math.isfinite(k[2])}
     if not data:
@@ -385,7 +380,7 @@ def misgeneralisation_curve(
     fig = Figure(figsize=(6.4, 4.4))
     ax = fig.add_subplot()
     for p in processes:
-        for name, style, what in (("p_coin", "o-", "gets the coin"), ("p_old_spot", "s--", "goes to the old spot")):
+        for name, style, what in ((coin, "o-", "gets the coin"), (old_spot, "s--", "goes to the old spot")):
             ps = sorted(x for q, n, x in data if q == p and n == name)
             if not ps:
                 continue
@@ -403,20 +398,21 @@ def misgeneralisation_curve(
 # ---------------------------------------------------------------------------------------------
 # inside the network, layer by layer
 
-_PROBE_LINES = (
-    ("probe_score", "o-", "probe score"),
-    ("probe_baseline", "s--", "random-init baseline"),
-    ("probe_control", "x:", "control task"),
-)
-_LAYER_METRICS = ("weight_change", "cka", "transplant_gain")
 
-
-def layer_profiles(rows: Iterable[Mapping], knob: str = "layer", colours: Mapping[str, str] | None = None) -> bytes | None:
+def layer_profiles(
+    rows: Iterable[Mapping],
+    knob: str,
+    probe: tuple[str, str, str] = ("probe_score", "probe_baseline", "probe_control"),
+    changes: Sequence[str] = ("weight_change", "cka", "transplant_gain"),
+    colours: Mapping[str, str] | None = None,
+) -> bytes | None:
     """Inside the network, block by block (units sweeping `knob`, e.g. `params.layer`): for each
     probed process a panel with the probe's score (accuracy or R², solid), the same probe on a
-    randomly initialised model (dashed) and on its control task (dotted); then a panel per
-    layer-change metric (weight_change, cka, transplant_gain), one line per process. Mean ±
-    95% interval over seeds."""
+    randomly initialised model (dashed) and on its control task (dotted) — the metrics `probe`
+    names, in that order; then a panel per layer-change metric in `changes`, one line per
+    process. Mean ± 95% interval over seeds."""
+    score, baseline, control = probe
+    probe_lines = ((score, "o-", "probe score"), (baseline, "s--", "random-init baseline"), (control, "x:", "control task"))
     rows = [r for r in metric_rows(rows) if sweep_key(r.get("sweep"), knob)]
     data = _seed_means(rows, lambda r: (str(r.get("process")), str(r["name"]), as_float(r["sweep"][sweep_key(r["sweep"], knob)])))
     data = {k: v for k, v in data.items() if math.isfinite(k[2])}
@@ -424,10 +420,10 @@ def layer_profiles(rows: Iterable[Mapping], knob: str = "layer", colours: Mappin
     processes = sorted({p for p, _ in have})
     panels: list[tuple[str, str, list[tuple[str, str, str, str]]]] = []
     for p in processes:
-        lines = [(p, m, style, label) for m, style, label in _PROBE_LINES if (p, m) in have]
-        if any(m == "probe_score" for _, m, _, _ in lines):
+        lines = [(p, m, style, label) for m, style, label in probe_lines if (p, m) in have]
+        if any(m == score for _, m, _, _ in lines):
             panels.append((p, "probe score", lines))
-    for m in _LAYER_METRICS:
+    for m in changes:
         lines = [(p, m, "o-", p) for p in processes if (p, m) in have]
         if lines:
             panels.append((m, m, lines))
@@ -445,7 +441,7 @@ def layer_profiles(rows: Iterable[Mapping], knob: str = "layer", colours: Mappin
         for p, m, style, label in lines:
             xs = sorted(x for q, n, x in data if q == p and n == m)
             stats = [over_seeds(data[(p, m, x)]) for x in xs]
-            _line(ax, xs, stats, style, "#888888" if m == "probe_control" else colours.get(p, "#333333"), label, alpha=0.15)
+            _line(ax, xs, stats, style, "#888888" if m == control else colours.get(p, "#333333"), label, alpha=0.15)
             layers_seen.update(xs)
         if all(float(x).is_integer() for x in layers_seen):
             ax.set_xticks(sorted(layers_seen))
@@ -462,14 +458,14 @@ def layer_profiles(rows: Iterable[Mapping], knob: str = "layer", colours: Mappin
 # fine-tuning
 
 
-def finetune_curves(series: Iterable[Mapping], colours: Mapping[str, str] | None = None) -> bytes | None:
+def finetune_curves(series: Iterable[Mapping], name: str = "finetune", colours: Mapping[str, str] | None = None) -> bytes | None:
     """Per update: return (and true return, dotted, where present) and the KL to the pretrained
-    simulator, one line per unit, coloured by process. Series named "finetune" with
+    simulator, one line per unit, coloured by process. Series named `name` with
     `data = {"return": [...], "kl": [...], "true_return"?: [...], "update"?: [...]}`."""
     curves = []
     for s in series:
         d = s.get("data")
-        if s.get("name") != "finetune" or not isinstance(d, Mapping):
+        if s.get("name") != name or not isinstance(d, Mapping):
             continue
         ret = [as_float(x) for x in d.get("return") or []]
         kl = [as_float(x) for x in d.get("kl") or []]
@@ -505,87 +501,15 @@ def finetune_curves(series: Iterable[Mapping], colours: Mapping[str, str] | None
     return _png(fig)
 
 
-# ---------------------------------------------------------------------------------------------
-# rollouts
-
-
-def episode_frames(states, params, length: int | None = None, cell: int = 16) -> list[np.ndarray]:
-    """Frames of one episode from a time-stacked `State` (leading axis T+1, e.g. the states a
-    scan collected), the first `length + 1` of them when given."""
-    import jax
-
-    from simulacra.world.render import render_rgb
-
-    n = int(np.shape(states.t)[0])
-    if length is not None:
-        n = min(n, int(length) + 1)
-    return [render_rgb(jax.tree.map(lambda x, i=i: x[i], states), params, cell=cell) for i in range(n)]
-
-
-def tile_episodes(episodes: Sequence[Sequence[np.ndarray]], gap: int = 4, background: int = 255) -> list[np.ndarray]:
-    """Several episodes side by side in one strip of frames: each episode holds its last frame
-    once it has ended, and frames of different heights are padded at the bottom."""
-    episodes = [list(e) for e in episodes if len(e)]
-    if not episodes:
-        raise ValueError("tile_episodes needs at least one episode with a frame")
-    height = max(e[0].shape[0] for e in episodes)
-    n = max(len(e) for e in episodes)
-    out = []
-    for t in range(n):
-        parts = []
-        for k, e in enumerate(episodes):
-            f = np.asarray(e[min(t, len(e) - 1)], np.uint8)
-            if f.shape[0] < height:
-                f = np.concatenate([f, np.full((height - f.shape[0], *f.shape[1:]), background, np.uint8)])
-            if k:
-                parts.append(np.full((height, gap, 3), background, np.uint8))
-            parts.append(f)
-        out.append(np.concatenate(parts, axis=1))
-    return out
-
-
-def rollout_gif(frames: Sequence[np.ndarray], path: str | Path, fps: float = 4.0, hold_last: int = 3) -> Path:
-    """Write `frames` ((H, W, 3) uint8 each) as an animated, looping GIF at `path`, atomically
-    (a temporary sibling, then `os.replace`). The last frame is shown `hold_last` frames longer
-    so the end of the episode can be read before the loop restarts."""
-    from PIL import Image
-
-    if len(frames) == 0:
-        raise ValueError("rollout_gif needs at least one frame")
-    if fps <= 0:
-        raise ValueError(f"fps must be positive, got {fps}")
-    images = []
-    for i, f in enumerate(frames):
-        a = np.asarray(f)
-        if a.ndim != 3 or a.shape[-1] != 3 or a.dtype != np.uint8:
-            raise ValueError(f"frame {i} must be an (H, W, 3) uint8 array, got {a.dtype} {a.shape}")
-        images.append(Image.fromarray(a, "RGB"))
-    ms = max(20, int(round(1000 / fps)))
-    durations = [ms] * len(images)
-    durations[-1] = ms * (1 + max(0, hold_last))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
-    try:
-        # disposal 1 keeps each full frame; Pillow still merges identical consecutive frames.
-        images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], duration=durations, loop=0, disposal=1)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
-
-
 __all__ = [
     "VERDICT_COLOURS",
     "conditioning_curves",
-    "episode_frames",
     "event_rates",
-    "finetune_curves",
     "findings_forest",
+    "finetune_curves",
     "knob_curves",
+    "layer_profiles",
     "misgeneralisation_curve",
     "palette",
-    "rollout_gif",
-    "tile_episodes",
+    "sweep_key",
 ]

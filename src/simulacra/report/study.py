@@ -1,5 +1,6 @@
 """The report of a study: read its results store and write `runs/<study>/report.html` and
-`report.md` (what `simulacra study report` and `simulacra study run` call)."""
+`report.md` (what `simulacra study report` and `simulacra study run` call), with the report
+sections of the process kinds the study runs."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ from pathlib import Path
 
 import simulacra
 from simulacra.report.render import write_report
-from simulacra.studies import Store, StudyError, expand, findings, store_path, study_dir
-from simulacra.studies.spec import Study
+from simulacra.report.sections import SectionProvider
+from simulacra.studies import PROCESSES, Store, Study, StudyError, expand, findings, store_path, study_dir
 
 PACKAGES = ("jax", "jaxlib", "flax", "optax", "numpy", "scipy", "pydantic", "matplotlib")
 
@@ -26,7 +27,20 @@ def versions() -> dict[str, str]:
     return out
 
 
-def report_study(study: Study, root: str | Path = "runs", command: str | None = None, wall_clock_s: float | None = None) -> tuple[Path, Path]:
+def section_providers(study: Study) -> list[SectionProvider]:
+    """The report sections of the kinds the study runs (`ProcessKind.sections`), in the order of
+    its processes, each once."""
+    providers: list[SectionProvider] = []
+    for process in study.processes.values():
+        for provider in PROCESSES[process.kind].sections:
+            if provider not in providers:
+                providers.append(provider)
+    return providers
+
+
+def report_study(
+    study: Study, root: str | Path = "runs", command: str | None = None, wall_clock_s: float | None = None
+) -> tuple[Path, Path]:
     """Write the study's report from its store (units of the current expansion only)."""
     path = store_path(study, root)
     if not path.exists():
@@ -51,4 +65,4 @@ def report_study(study: Study, root: str | Path = "runs", command: str | None = 
         "configs": {u.unit_id: u.config for u in units},
     }
     out = study_dir(study, root)
-    return write_report(out, found, rows, series, files, meta, base_dir=out)
+    return write_report(out, found, rows, series, files, meta, sections=section_providers(study), base_dir=out)

@@ -8,8 +8,21 @@ and summarised as findings (docs/studies.md).
             print(f.id, f.effect, f.ci_low, f.ci_high, f.verdict)
 
 Process kinds and lenses are registered with `register_process` / `register_lens` by the modules
-that implement them, which must be imported before a study is loaded (`cmd_*` take `plugins`:
-module names to import). `cmd_run`, `cmd_status` and `cmd_list` are what `simulacra study …` calls.
+that implement them (`simulacra.kinds` for the shipped kinds), which must be imported before a
+study is loaded (`cmd_*` take `plugins`: module names to import). A kind's run receives a
+`Context` and returns one `Result` per seed. `cmd_run`, `cmd_status` and `cmd_list` are what
+`simulacra study …` calls.
+
+The package's modules, in the order they build on each other:
+
+* `errors.py`     `StudyError` and the one-line messages of validation errors;
+* `artifacts.py`  canonical JSON, content hashes, the cache of shared inputs (`Artifacts`);
+* `registry.py`   process kinds and lenses (`register_process`, `register_lens`), `Context`, `Result`, `CorpusRef`;
+* `schema.py`     the pydantic models of the study file (`Study`, `Hypothesis` …);
+* `resolve.py`    `load_study`: read, validate, resolve a profile;
+* `store.py`      the SQLite results store;
+* `runner.py`     units and their ids, executors, `run`;
+* `stats.py`      findings and verdicts.
 """
 
 from __future__ import annotations
@@ -21,18 +34,22 @@ from typing import Sequence
 from rich.console import Console
 from rich.table import Table
 
-from simulacra.studies.runner import EXECUTORS, Artifacts, RunSummary, Unit, expand, run, store_path, study_dir
-from simulacra.studies.spec import (
+from simulacra.studies.artifacts import Artifacts
+from simulacra.studies.errors import StudyError
+from simulacra.studies.registry import (
     LENSES,
     PROCESSES,
-    Hypothesis,
+    Context,
+    CorpusRef,
+    Lens,
     ProcessKind,
-    Study,
-    StudyError,
-    load_study,
+    Result,
     register_lens,
     register_process,
 )
+from simulacra.studies.resolve import load_study, study_from_dict
+from simulacra.studies.runner import EXECUTORS, UNIT_SCHEMA, RunSummary, Unit, expand, run, store_path, study_dir
+from simulacra.studies.schema import Hypothesis, Study
 from simulacra.studies.stats import Finding, findings, verdict
 from simulacra.studies.store import Store
 
@@ -175,10 +192,15 @@ __all__ = [
     "EXECUTORS",
     "LENSES",
     "PROCESSES",
+    "UNIT_SCHEMA",
     "Artifacts",
+    "Context",
+    "CorpusRef",
     "Finding",
     "Hypothesis",
+    "Lens",
     "ProcessKind",
+    "Result",
     "RunSummary",
     "Store",
     "Study",
@@ -197,5 +219,6 @@ __all__ = [
     "run",
     "store_path",
     "study_dir",
+    "study_from_dict",
     "verdict",
 ]

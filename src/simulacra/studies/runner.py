@@ -1,27 +1,36 @@
 """The runner: a study becomes units, units become rows in the results store.
 
 `expand(study)` makes one `Unit` per (process, sweep point, seed). A unit's `config` holds
-everything that decides its result — the process's name and kind, its parameters with their
-defaults, the resolved `WorldParams` of its world (and eval world), its corpus (world, mixture,
-episodes, seed), the settings of the lenses its kind reads, the scale values its kind reads, the
-sweep point, the seed and `simulacra.__version__` — and `unit_id` is the SHA-256 of its canonical
-JSON (sorted keys, no whitespace). The id does not depend on the study's name, its profile or
-its other processes, so editing one process leaves every other unit's results valid.
+everything that decides its result, as JSON data:
+
+    process, kind          the process's name and kind
+    kind_version           the kind's `version` (bumped when a default or a meaning changes)
+    params                 the kind's parameters that differ from the kind's defaults
+    world, eval_world      the resolved `WorldParams` of its world and eval world (or null)
+    corpus                 its corpus (`CorpusRef.key()`: world, mixture, episodes, seed) or null
+    lenses                 per lens the kind reads, the settings that differ from the lens's defaults
+    scale                  the scale values the kind reads that differ from the kind's defaults
+    sweep                  the sweep point
+    schema                 `UNIT_SCHEMA`, the layout of this config
+    seed                   the seed
+
+and `unit_id` is the SHA-256 of its canonical JSON (sorted keys, no whitespace). The id does not
+depend on the study's name, its profile or its other processes, so editing one process leaves
+every other unit's results valid; and because defaults are left out, adding an optional field
+to a kind's params (or a lens's settings) leaves every stored unit's id as it was. Changing a
+default therefore changes no id: the kind's `version` must be bumped instead.
 
 `run(study, …)` skips units already in the store and runs the rest through an executor. A call
-of a process kind gets `(config, artifacts, seeds)`: the config without its `seed`, an
-`Artifacts` cache, and one seed — or, for a kind registered with `batch_seeds=True`, every pending
-seed of the sweep point, so it can `vmap` them. It returns one dict per seed:
-`{"metrics": {name: number}, "series": {name: JSON-able}, "files": {name: bytes | path}}`
-(`series` and `files` optional). The main process writes each unit in one transaction as soon as
-its call returns, so a killed run loses only the call in flight (one unit, or one batch of seeds)
-and a rerun continues where it stopped: the store's primary keys make duplicates impossible.
+of a process kind is `kind.run(ctx, seeds)`: the `Context` (`simulacra.studies.registry`) built
+from the units' config without its seed, and one seed — or, for a kind registered with
+`batch_seeds=True`, every pending seed of the sweep point, so it can `vmap` them. It returns one
+`Result` per seed. The main process writes each unit in one transaction as soon as its call
+returns, so a killed run loses only the call in flight (one unit, or one batch of seeds) and a
+rerun continues where it stopped: the store's primary keys make duplicates impossible.
 
-Shared inputs (corpora, trained models) go through `Artifacts.get_or_make(key, make, save,
-load)`: content-addressed directories under `runs/<study>/cache/<sha256 of key>/`, written
-atomically (`simulacra.atomic.write_dir`), so units that share a corpus generate it once and a
-rerun reuses it. A run holds an exclusive lock on `runs/<study>/.lock` (released by the OS when
-the process dies), which makes it safe to clear temporary directories a killed run left behind.
+Shared inputs (corpora, trained models) go through `ctx.artifacts` (`simulacra.studies.artifacts`).
+A run holds an exclusive lock on `runs/<study>/.lock` (released by the OS when the process dies),
+which makes it safe to clear temporary directories a killed run left behind.
 
 Executors: `local` runs calls one after another in this process. Another executor (a process
 pool, Ray) is a class with `map(calls) -> iterator of Outcome`, registered in `EXECUTORS`; its
@@ -32,37 +41,32 @@ writes to the store.
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import fcntl
-import hashlib
 import itertools
-import json
 import os
 import shutil
 import time
 import traceback
 from pathlib import Path
-from typing import Any, Callable, Iterator, Protocol, Sequence, TypeVar
+from typing import Any, Callable, Iterator, Mapping, Protocol, Sequence
 
+from pydantic import BaseModel
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-import simulacra
 from simulacra.atomic import write_dir
-from simulacra.studies.spec import LENSES, PROCESSES, Study, StudyError
+from simulacra.studies.artifacts import artifacts_at, canonical_json, content_hash
+from simulacra.studies.errors import StudyError
+from simulacra.studies.registry import LENSES, PROCESSES, Context, CorpusRef, Result
+from simulacra.studies.schema import Study
 from simulacra.studies.store import Store
+from simulacra.world.params import WorldParams
 
-T = TypeVar("T")
-
-
-def canonical_json(config: dict) -> str:
-    """The canonical JSON of a config: sorted keys, no whitespace, no NaN."""
-    return json.dumps(config, sort_keys=True, separators=(",", ":"), allow_nan=False)
-
-
-def content_hash(config: dict) -> str:
-    return hashlib.sha256(canonical_json(config).encode()).hexdigest()
+UNIT_SCHEMA = 2
+"""The layout of a unit's config (part of every id). 2: params, lens settings and scale values
+only where they differ from the defaults, plus the kind's version (1 held every default and the
+library version)."""
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -96,6 +100,11 @@ class Unit:
         return " ".join(x for x in (self.process, point, f"seed={self.seed}") if x)
 
 
+def _differing(model: type[BaseModel], values: Mapping[str, Any]) -> dict[str, Any]:
+    """The values, validated by `model`, that differ from its defaults (JSON)."""
+    return model.model_validate(values).model_dump(mode="json", exclude_defaults=True)
+
+
 def expand(study: Study) -> list[Unit]:
     """One unit per (process, sweep point, seed), in the study's order."""
     units = []
@@ -107,32 +116,33 @@ def expand(study: Study) -> list[Unit]:
             point = dict(zip(keys, combo))
             part = {r: {k.split(".", 1)[1]: v for k, v in point.items() if k.startswith(r + ".")} for r in ("world", "corpus", "params")}
 
-            def world(ref: str) -> dict:
+            def world(ref: str) -> WorldParams:
                 # a world.<knob> sweep changes the process's world wherever the unit uses it
-                return study.worlds[ref].build(**(part["world"] if ref == world_name else {})).to_dict()
+                return study.worlds[ref].build(**(part["world"] if ref == world_name else {}))
 
             corpus = None
             if p.corpus is not None:
                 c = study.corpora[p.corpus].model_copy(update=part["corpus"])
-                corpus = {"world": world(c.world), "mixture": c.mixture, "episodes": c.episodes, "seed": c.seed}
+                corpus = CorpusRef(world(c.world), c.mixture, c.episodes, c.seed).key()
             base = {
                 "process": name,
                 "kind": p.kind,
-                "params": kind.params.model_validate({**p.params, **part["params"]}).model_dump(mode="json"),
-                "world": world(world_name),
-                "eval_world": world(p.eval_world) if p.eval_world is not None else None,
+                "kind_version": kind.version,
+                "params": _differing(kind.params, {**p.params, **part["params"]}),
+                "world": world(world_name).to_dict(),
+                "eval_world": world(p.eval_world).to_dict() if p.eval_world is not None else None,
                 "corpus": corpus,
-                "lenses": {lens: study.lenses.get(lens) or LENSES[lens].settings().model_dump(mode="json") for lens in kind.lenses},
-                "scale": {k: study.scale[k] for k in kind.scale},
+                "lenses": {lens: _differing(LENSES[lens].settings, study.lenses.get(lens, {})) for lens in kind.lenses},
+                "scale": {k: study.scale[k] for k in kind.scale if study.scale[k] != kind.scale[k]},
                 "sweep": point,
-                "version": simulacra.__version__,
+                "schema": UNIT_SCHEMA,
             }
             for seed in range(study.seeds):
                 config = {**base, "seed": seed}
                 text = canonical_json(config)
                 units.append(
                     Unit(
-                        unit_id=hashlib.sha256(text.encode()).hexdigest(),
+                        unit_id=content_hash(config),
                         study=study.name,
                         profile=study.profile,
                         process=name,
@@ -145,74 +155,6 @@ def expand(study: Study) -> list[Unit]:
                     )
                 )
     return units
-
-
-# ------------------------------------------------------------------------------------------------
-# shared inputs
-
-
-class Artifacts:
-    """Content-addressed cache of shared inputs: `root/<sha256 of key>/`, written atomically.
-
-    `get_or_make(key, make, save, load)`: if the key's directory exists, `load(dir)`; otherwise
-    `value = make()`, `save(value, tmp_dir)` into a temporary directory renamed into place when
-    complete (with `key.json` beside what `save` wrote), and the value is returned. The key must
-    be JSON data that determines the artifact completely (e.g. `{"artifact": "corpus", **spec}`,
-    with the library version). The last few values are also kept in memory.
-    """
-
-    KEY_FILE = "key.json"
-
-    def __init__(self, root: str | Path, memory: int = 4):
-        self.root = Path(root)
-        self.memory = memory
-        self._memo: collections.OrderedDict[str, Any] = collections.OrderedDict()
-        self.made = 0
-        """Artifacts made by this object."""
-        self.loaded = 0
-        """Artifacts loaded from disk by this object."""
-
-    def path(self, key: dict) -> Path:
-        return self.root / content_hash(key)
-
-    def has(self, key: dict) -> bool:
-        """Whether the key's artifact is already made (in memory or on disk)."""
-        h = content_hash(key)
-        return h in self._memo or (self.root / h / self.KEY_FILE).is_file()
-
-    def get_or_make(self, key: dict, make: Callable[[], T], save: Callable[[T, Path], None], load: Callable[[Path], T]) -> T:
-        h = content_hash(key)
-        if h in self._memo:
-            self._memo.move_to_end(h)
-            return self._memo[h]
-        path = self.root / h
-        if (path / self.KEY_FILE).is_file():
-            value = load(path)
-            self.loaded += 1
-        else:
-            value = make()
-
-            def fill(tmp: Path) -> None:
-                save(value, tmp)
-                (tmp / self.KEY_FILE).write_text(json.dumps(key, indent=1, sort_keys=True))
-
-            write_dir(path, fill)
-            self.made += 1
-        self._memo[h] = value
-        while len(self._memo) > self.memory:
-            self._memo.popitem(last=False)
-        return value
-
-
-_ARTIFACTS: dict[str, Artifacts] = {}
-
-
-def artifacts_at(root: str | Path) -> Artifacts:
-    """The process-wide `Artifacts` for a cache directory (its memory survives across calls)."""
-    key = str(Path(root).resolve())
-    if key not in _ARTIFACTS:
-        _ARTIFACTS[key] = Artifacts(root)
-    return _ARTIFACTS[key]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -237,21 +179,40 @@ class Call:
 
 @dataclasses.dataclass(frozen=True)
 class Outcome:
-    """What a call returned: one result dict per seed, or the error that stopped it."""
+    """What a call returned: one `Result` per seed, or the error that stopped it."""
 
     call: Call
-    results: list[dict] | None
+    results: list[Result] | None
     seconds: float
     error: str | None = None
     """The formatted traceback if the call raised."""
+
+
+def context(call: Call) -> Context:
+    """The `Context` of a call, built from its plain-data config: the kind's params and each lens's
+    settings validated with their defaults filled in, the worlds and the corpus typed."""
+    kind = PROCESSES[call.kind]
+    config = call.config
+    eval_world = config["eval_world"]
+    return Context(
+        process=config["process"],
+        kind=call.kind,
+        params=kind.params.model_validate(config["params"]),
+        world=WorldParams.from_dict(config["world"]),
+        eval_world=WorldParams.from_dict(eval_world) if eval_world is not None else None,
+        corpus=CorpusRef.from_key(config["corpus"]) if config["corpus"] is not None else None,
+        lenses={lens: LENSES[lens].settings.model_validate(config["lenses"].get(lens, {})) for lens in kind.lenses},
+        scale={**kind.scale, **config["scale"]},
+        artifacts=artifacts_at(call.cache),
+        config=config,
+    )
 
 
 def execute(call: Call) -> Outcome:
     """Run one call (in this process) and time it; an exception becomes `Outcome.error`."""
     start = time.perf_counter()
     try:
-        kind = PROCESSES[call.kind]
-        results = kind.run(dict(call.config), artifacts_at(call.cache), list(call.seeds))
+        results = PROCESSES[call.kind].run(context(call), list(call.seeds))
         return Outcome(call, results, time.perf_counter() - start)
     except Exception:
         return Outcome(call, None, time.perf_counter() - start, traceback.format_exc())
@@ -290,22 +251,20 @@ def _calls(pending: list[Unit], cache: Path) -> tuple[list[Call], dict[str, Unit
     return calls, {u.unit_id: u for u in pending}
 
 
-def _check_result(kind: str, unit: Unit, result: Any) -> dict:
+def _check_result(kind: str, unit: Unit, result: Any) -> Result:
+    """The result with its metrics as floats, or a one-line StudyError saying what is wrong."""
     where = f"process kind {kind!r} ({unit.label})"
-    if not isinstance(result, dict) or not isinstance(result.get("metrics"), dict):
-        raise StudyError(f"{where} returned {type(result).__name__}; each seed's result must be a dict with a 'metrics' dict")
-    extra = set(result) - {"metrics", "series", "files"}
-    if extra:
-        raise StudyError(f"{where} returned unknown keys {sorted(extra)}; allowed: metrics, series, files")
+    if not isinstance(result, Result) or not isinstance(result.metrics, Mapping):
+        raise StudyError(f"{where} returned {type(result).__name__}; each seed's result must be a Result with a 'metrics' mapping")
     declared = PROCESSES[kind].metrics
-    undeclared = [m for m in result["metrics"] if m not in declared]
+    undeclared = [m for m in result.metrics if m not in declared]
     if undeclared:
         raise StudyError(f"{where} returned undeclared metric(s) {undeclared}; it declares {', '.join(declared)}")
     try:
-        metrics = {k: float(v) for k, v in result["metrics"].items()}
+        metrics = {k: float(v) for k, v in result.metrics.items()}
     except (TypeError, ValueError) as e:
         raise StudyError(f"{where} returned a metric that is not a number ({e})") from None
-    return {"metrics": metrics, "series": result.get("series") or {}, "files": result.get("files") or {}}
+    return Result(metrics, dict(result.series or {}), dict(result.files or {}))
 
 
 def _write_files(study_dir: Path, unit: Unit, files: dict[str, Any]) -> dict[str, str]:
@@ -445,12 +404,12 @@ def run(
                     each = outcome.seconds / len(call_units)
                     for unit, result in zip(call_units, results):
                         result = _check_result(unit.kind, unit, result)
-                        files = _write_files(sdir, unit, result["files"])
-                        store.put(unit, result["metrics"], result["series"], files, each)
+                        files = _write_files(sdir, unit, result.files)
+                        store.put(unit, result.metrics, result.series, files, each)
                         ran += 1
                         bar.advance(task)
                         if progress:
-                            shown = "  ".join(f"{k}={v:.3g}" for k, v in list(result["metrics"].items())[:4])
+                            shown = "  ".join(f"{k}={v:.3g}" for k, v in list(result.metrics.items())[:4])
                             bar.console.print(f"[green]✓[/green] {unit.label}  [dim]{each:.1f}s[/dim]  {shown}")
         finally:
             if own_store:

@@ -33,7 +33,7 @@ import numpy as np
 from scipy import stats as sps
 
 from simulacra.studies.runner import expand
-from simulacra.studies.spec import Group, Hypothesis, Study
+from simulacra.studies.schema import Group, Hypothesis, Study
 
 RESAMPLES = 9999
 CONFIDENCE = 0.95
@@ -59,6 +59,10 @@ class Finding:
     """"compare" or "trend"."""
     groups: str
     """The groups, e.g. "ppo − dt" or "ppo: slope vs world.reward_delay"."""
+    knob: str | None
+    """The trend's swept knob (e.g. "world.reward_delay"); None for compare."""
+    processes: tuple[str, ...]
+    """The processes its groups name (`Hypothesis.processes()`)."""
     expect: str
     """The expected direction."""
     aggregate: str
@@ -165,7 +169,17 @@ def _group_values(rows: list[dict], g: Group) -> dict[int, float]:
 
 def _base(h: Hypothesis) -> dict[str, Any]:
     essay = h.seed.essay + (f", {h.seed.section}" if h.seed.section else "")
-    return dict(id=h.id, claim=h.claim, essay=essay, seed=h.seed.sentence, metric=h.metric, groups=h.describe_groups(), expect=h.expect)
+    return dict(
+        id=h.id,
+        claim=h.claim,
+        essay=essay,
+        seed=h.seed.sentence,
+        metric=h.metric,
+        groups=h.describe_groups(),
+        knob=h.trend.knob if h.trend is not None else None,
+        processes=tuple(h.processes()),
+        expect=h.expect,
+    )
 
 
 def compare(h: Hypothesis, rows: list[dict]) -> Finding:

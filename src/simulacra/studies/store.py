@@ -4,7 +4,8 @@ Tables (all keyed by `unit_id`, the SHA-256 of the unit's canonical config):
 
 * `units(unit_id PK, study, profile, process, kind, world, seed, sweep, config, seconds, finished, version)`
   — one row per finished unit; `sweep` and `config` are JSON (the config is the canonical JSON
-  the id hashes, so every stored number can be reproduced from its row);
+  the id hashes, so every stored number can be reproduced from its row); `version` is the schema
+  of that config (`runner.UNIT_SCHEMA`);
 * `metrics(unit_id, name, value, PK(unit_id, name))` — the unit's scalar metrics (NaN is stored as
   NULL, SQLite's only representation of it, and read back as NaN);
 * `series(unit_id, name, data, PK(unit_id, name))` — curves and tables as JSON (non-finite numbers
@@ -28,8 +29,6 @@ from pathlib import Path
 from typing import Any, Iterable
 
 import numpy as np
-
-import simulacra
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS units (
@@ -139,7 +138,7 @@ class Store:
             unit.canonical,
             None if seconds is None else float(seconds),
             datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            unit.config.get("version", simulacra.__version__),
+            str(unit.config["schema"]),
         )
         db = self._db
         db.execute("BEGIN IMMEDIATE")

@@ -34,8 +34,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from simulacra.model import Simulator, make_act
 from simulacra.nets.transformer import Hooks
-from simulacra.simulator import Simulator, _lut, _make_act
 from simulacra.world.tokens import Vocab
 
 
@@ -130,13 +130,13 @@ def finetune(sim: Simulator, config: FinetuneConfig, key: jax.Array, world=None,
     """RL-fine-tune `sim` (left unchanged) in its world (or `world`, same token format)."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    world = sim._check_world(world)
-    target, character = sim._prompt_args(config.target, config.character)
+    world = sim.check_world(world)
+    target, character = sim.prompt(config.target, config.character)
     fmt, model = sim.fmt, sim.model
-    lut = _lut(fmt)
+    lut = fmt.lut
     act_ids = jnp.asarray(fmt.local_ids(*Vocab.ACTION))
     n, mb = config.episodes, config.episodes // config.minibatches
-    act = jax.jit(_make_act(sim, world, n))
+    act = jax.jit(make_act(sim, world, n))
     opt = optax.chain(optax.clip_by_global_norm(config.max_grad_norm), optax.adam(config.lr))
     ref_params = sim.params
 
@@ -188,16 +188,16 @@ def finetune(sim: Simulator, config: FinetuneConfig, key: jax.Array, world=None,
         for u in range(config.updates):
             key, k_act, k_learn = jax.random.split(key, 3)
             out = act(params, k_act, target, character, jnp.float32(config.temperature), Hooks())
-            mask = out["live"]
-            old_logp = jnp.log(jnp.maximum(out["action_probs"], 1e-30))
-            ref_logp = score(ref_params, out["tokens"])
+            mask = out.live
+            old_logp = jnp.log(jnp.maximum(out.action_probs, 1e-30))
+            ref_logp = score(ref_params, out.tokens)
             m = np.asarray(mask)
             kl = np.asarray(_kl(old_logp, ref_logp))[m].mean()
             agree = (np.asarray(old_logp).argmax(-1) == np.asarray(ref_logp).argmax(-1))[m].mean()
-            adv = _advantages(out["reward"], mask, config.gamma)
-            batch = (out["tokens"], out["actions"].astype(jnp.int32), old_logp, ref_logp, adv, mask)
+            adv = _advantages(out.reward, mask, config.gamma)
+            batch = (out.tokens, out.actions.astype(jnp.int32), old_logp, ref_logp, adv, mask)
             params, opt_state, loss = learn(params, opt_state, batch, k_learn)
-            vals = (out["reward"].sum(1).mean(), out["true_reward"].sum(1).mean(), m.sum(1).mean(), kl, agree, loss)
+            vals = (out.reward.sum(1).mean(), out.true_reward.sum(1).mean(), m.sum(1).mean(), kl, agree, loss)
             for k, v in zip(names, vals):
                 metrics[k][u] = float(v)
             if u + 1 in config.snapshots:
@@ -215,4 +215,4 @@ def _derived(sim: Simulator, params, config: FinetuneConfig, update: int, metric
         "reference": {"process": sim.card.get("process", {"name": "predict"}), "metrics": sim.card.get("metrics", {})},
         "metrics": {k: float(v[update - 1]) for k, v in metrics.items()} | {"finetune_seconds": round(seconds, 2)},
     }
-    return Simulator(sim.config, sim.fmt, jax.device_get(params), card)
+    return Simulator(sim.spec, sim.fmt, jax.device_get(params), card)

@@ -14,7 +14,7 @@ tag in the prompt, or the return still to come before every state (`simulacra.co
 with `rtg` the model is a Decision Transformer. Conditioning tokens are inputs, never targets.
 
 The model's vocabulary is the format's compact one (`TrajectoryFormat.vocabulary`): token rows
-are mapped to local ids here, and back by `simulacra.simulator`.
+are mapped to local ids here, and back by `simulacra.model.simulator`.
 
 `fit(corpus, config, seed)` is the notebook/CLI entry point: the same run as `make_train`, cut
 into a few jitted segments so that a progress bar can follow it, returning a `Simulator` whose
@@ -32,29 +32,20 @@ import numpy as np
 import optax
 
 from simulacra.corpus.tokens import ACTION, END, REWARD, STATE, TrajectoryFormat, encode
-from simulacra.nets.transformer import Transformer, TransformerConfig
+from simulacra.model.simulator import Simulator
+from simulacra.model.spec import ModelSpec
+from simulacra.nets.transformer import Transformer
 
 LOSS_ON = ("trajectory", "actions")
 
 
 @dataclasses.dataclass(frozen=True)
-class PredictConfig:
-    """A prediction run (every field is recorded in the model card)."""
+class PredictConfig(ModelSpec):
+    """A prediction run: the model it trains (the `ModelSpec` fields: format flags and
+    architecture) and how (every field is recorded in the model card)."""
 
     loss_on: str = "trajectory"
     """Which tokens carry loss: "trajectory" (a simulator) or "actions" (behaviour cloning)."""
-    character: bool = False
-    """Put the acting character's tag in the prompt."""
-    rtg: bool = False
-    """Put the episode's observed return in the prompt (a Decision Transformer)."""
-    d_model: int = 128
-    """Residual width."""
-    n_layers: int = 2
-    """Transformer blocks."""
-    n_heads: int = 4
-    """Attention heads."""
-    d_mlp: int = 512
-    """MLP width."""
     steps: int = 2000
     """Optimiser steps."""
     batch_size: int = 32
@@ -65,19 +56,11 @@ class PredictConfig:
     """Warm-up steps."""
     weight_decay: float = 0.01
     """AdamW weight decay."""
-    grid: bool = False
-    """Add the grid embedding: shared row and column vectors for the agent's cell tokens and
-    the scene's tiles (`nets.transformer`), for generalising to unseen layouts."""
-    rtg_numeric: bool = False
-    """Embed each return-to-go token as its number (a learned line, as the original Decision
-    Transformer), not by a row of its own: targets between the returns seen in training then
-    fall between them (`nets.transformer`, numeric tokens). Needs `rtg`."""
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.loss_on not in LOSS_ON:
             raise ValueError(f"invalid PredictConfig.loss_on={self.loss_on!r}: one of {LOSS_ON}")
-        if self.rtg_numeric and not self.rtg:
-            raise ValueError("invalid PredictConfig: rtg_numeric=True needs rtg=True (there are no return-to-go tokens)")
         for f in ("steps", "batch_size"):
             if getattr(self, f) < 1:
                 raise ValueError(f"invalid PredictConfig.{f}={getattr(self, f)!r}: must be at least 1")
@@ -86,25 +69,10 @@ class PredictConfig:
         if not self.lr > 0:
             raise ValueError(f"invalid PredictConfig.lr={self.lr!r}: must be positive")
 
-    def transformer(self, fmt: TrajectoryFormat) -> TransformerConfig:
-        side, tokens, positions = fmt.grid() if self.grid else (0, (), ())
-        ids, values = fmt.rtg_values() if self.rtg_numeric else ((), ())
-        return TransformerConfig(
-            vocab_size=fmt.vocab_size,
-            context=fmt.length,
-            d_model=self.d_model,
-            n_layers=self.n_layers,
-            n_heads=self.n_heads,
-            d_mlp=self.d_mlp,
-            grid_side=side,
-            grid_tokens=tokens,
-            grid_positions=positions,
-            numeric_ids=ids,
-            numeric_values=values,
-        )
-
-    def format(self, params) -> TrajectoryFormat:
-        return TrajectoryFormat(params, character=self.character, rtg=self.rtg)
+    @property
+    def spec(self) -> ModelSpec:
+        """The model this run trains."""
+        return ModelSpec.of(self)
 
 
 class TrainData(NamedTuple):
@@ -269,7 +237,7 @@ def _segment(steps: int) -> int:
 
 
 def fit(corpus, config: PredictConfig, seed: int = 0, progress: bool = True):
-    """Train a model on `corpus` and return it as a `simulacra.simulator.Simulator` whose card
+    """Train a model on `corpus` and return it as a `simulacra.model.Simulator` whose card
     records the corpus (hash, world, mixture, size), the config, the seed and the metrics. The
     result is the same as `make_train(...)(jax.random.PRNGKey(seed))`."""
     return _fit(corpus, config, [seed], progress, batched=False)[0]
@@ -291,7 +259,6 @@ def _fit(corpus, config: PredictConfig, seeds: list[int], progress: bool, batche
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     import simulacra
-    from simulacra.simulator import Simulator
 
     fmt = config.format(corpus.params)
     data = train_data(corpus, config)
@@ -327,6 +294,7 @@ def _fit(corpus, config: PredictConfig, seeds: list[int], progress: bool, batche
     for j, seed in enumerate(seeds):
         card = {
             "simulacra_version": simulacra.__version__,
+            "process": {"name": "predict", "config": dataclasses.asdict(config)},
             "seed": seed,
             "corpus": {
                 "sha256": corpus.content_hash(),
@@ -343,5 +311,5 @@ def _fit(corpus, config: PredictConfig, seeds: list[int], progress: bool, batche
             },
         }
         params = jax.tree.map(lambda x, j=j: x[j], carry[0]) if batched else carry[0]
-        out.append(Simulator(config, fmt, params, card))
+        out.append(Simulator(config.spec, fmt, params, card))
     return out

@@ -39,12 +39,11 @@ import optax
 from flax.linen.initializers import constant
 from flax.training.train_state import TrainState
 
-from simulacra.training.checkpoint import CheckpointError, read_card, read_params, write_checkpoint
-from simulacra.world.core import EVENT_NAMES, observe, reset, step_auto_reset
+from simulacra.model.checkpoint import CheckpointError, read_card, read_params, write_checkpoint
+from simulacra.world.core import COIN, EVENT_NAMES, observe, reset, step_auto_reset, success
 from simulacra.world.params import Tile, WorldParams
 
 NETWORKS = ("mlp", "cnn")
-COIN = EVENT_NAMES.index("coin")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -359,12 +358,6 @@ class Metrics(NamedTuple):
     policy_loss: jax.Array
     approx_kl: jax.Array
     clip_frac: jax.Array
-
-
-def success(coins: jax.Array, params: WorldParams) -> jax.Array:
-    """Whether episodes that collected `coins` coins succeeded: every coin of the world taken
-    (never, in a world without coins)."""
-    return (coins >= params.n_coins) & (params.n_coins > 0)
 
 
 def make_train(config: PPOConfig, params: WorldParams) -> Callable:

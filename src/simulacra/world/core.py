@@ -28,6 +28,13 @@ agent stands, and the flag bits broadcast over the grid (bit 0: interruption dis
 bit 1: holding the key)."""
 
 EVENT_NAMES = ("coin", "hazard", "interrupted", "button", "tamper", "key", "door")
+COIN = EVENT_NAMES.index("coin")
+
+
+def success(coins, params: WorldParams):
+    """Whether episodes that collected `coins` coins succeeded: every coin of the world taken
+    (never, in a world without coins). numpy or jax."""
+    return (coins >= params.n_coins) & (params.n_coins > 0)
 
 
 @struct.dataclass

@@ -1,8 +1,17 @@
-"""Rendering a state as ASCII text (the map legend) or as an RGB array (numpy), for reports and GIFs."""
+"""Rendering a state as ASCII text (the map legend) or as an RGB array (numpy), and episodes as
+animated GIFs: `episode_frames` renders a time-stacked `State`, `tile_episodes` puts several
+episodes side by side into one strip, and `rollout_gif` writes frames as a looping GIF."""
 
 from __future__ import annotations
 
+import os
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+
+import jax
 import numpy as np
+from PIL import Image
 
 from simulacra.world.core import State, tile_grid, wall_grid
 from simulacra.world.params import Tile, WorldParams, derive_layout
@@ -95,3 +104,64 @@ def render_rgb(state: State, params: WorldParams, cell: int = 16) -> np.ndarray:
     ar, ac = np.asarray(state.agent)
     paint(ar, ac, big, AGENT_RGB)
     return img
+
+
+def episode_frames(states: State, params: WorldParams, length: int | None = None, cell: int = 16) -> list[np.ndarray]:
+    """Frames of one episode from a time-stacked `State` (leading axis T+1, e.g. the states a
+    scan collected), the first `length + 1` of them when given."""
+    n = int(np.shape(states.t)[0])
+    if length is not None:
+        n = min(n, int(length) + 1)
+    return [render_rgb(jax.tree.map(lambda x, i=i: x[i], states), params, cell=cell) for i in range(n)]
+
+
+def tile_episodes(episodes: Sequence[Sequence[np.ndarray]], gap: int = 4, background: int = 255) -> list[np.ndarray]:
+    """Several episodes side by side in one strip of frames: each episode holds its last frame
+    once it has ended, and frames of different heights are padded at the bottom."""
+    episodes = [list(e) for e in episodes if len(e)]
+    if not episodes:
+        raise ValueError("tile_episodes needs at least one episode with a frame")
+    height = max(e[0].shape[0] for e in episodes)
+    n = max(len(e) for e in episodes)
+    out = []
+    for t in range(n):
+        parts = []
+        for k, e in enumerate(episodes):
+            f = np.asarray(e[min(t, len(e) - 1)], np.uint8)
+            if f.shape[0] < height:
+                f = np.concatenate([f, np.full((height - f.shape[0], *f.shape[1:]), background, np.uint8)])
+            if k:
+                parts.append(np.full((height, gap, 3), background, np.uint8))
+            parts.append(f)
+        out.append(np.concatenate(parts, axis=1))
+    return out
+
+
+def rollout_gif(frames: Sequence[np.ndarray], path: str | Path, fps: float = 4.0, hold_last: int = 3) -> Path:
+    """Write `frames` ((H, W, 3) uint8 each) as an animated, looping GIF at `path`, atomically
+    (a temporary sibling, then `os.replace`). The last frame is shown `hold_last` frames longer
+    so the end of the episode can be read before the loop restarts."""
+    if len(frames) == 0:
+        raise ValueError("rollout_gif needs at least one frame")
+    if fps <= 0:
+        raise ValueError(f"fps must be positive, got {fps}")
+    images = []
+    for i, f in enumerate(frames):
+        a = np.asarray(f)
+        if a.ndim != 3 or a.shape[-1] != 3 or a.dtype != np.uint8:
+            raise ValueError(f"frame {i} must be an (H, W, 3) uint8 array, got {a.dtype} {a.shape}")
+        images.append(Image.fromarray(a, "RGB"))
+    ms = max(20, int(round(1000 / fps)))
+    durations = [ms] * len(images)
+    durations[-1] = ms * (1 + max(0, hold_last))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
+    try:
+        # disposal 1 keeps each full frame; Pillow still merges identical consecutive frames.
+        images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], duration=durations, loop=0, disposal=1)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path

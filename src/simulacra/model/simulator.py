@@ -2,9 +2,14 @@
 
     sim = fit(corpus, PredictConfig(rtg=True), seed=0)   # simulacra.training.predict.fit
     sim.save("runs/models/dt"); sim = Simulator.load("runs/models/dt")
-    real = sim.act(jax.random.PRNGKey(0), 256, target=1.0)    # a Decision Transformer policy
+    real = sim.act(jax.random.PRNGKey(0), 256, target=1.0)    # Episodes: a Decision Transformer policy
     real = sim.act(key, 256, character=1)                      # prompted with a character tag
     dreams = sim.dream(key, 256, temperature=1.0)              # whole episodes, states included
+
+A `Simulator` is a `ModelSpec` (format flags and architecture), the token format it fixes in its
+world, the weights and a model card. `make_act` and `make_dream` are the pure pieces behind
+`act` and `dream` (`fn(weights, key, target, character, temperature, hooks)`), for callers that
+jit them into a loop of their own (`training.finetune`).
 
 **Acting** runs the model as a policy in the real world, batched: the prompt is the episode's
 scene (and its `CHAR` tag, and the target return `G_0`), then the world's start state; at each
@@ -28,15 +33,28 @@ from __future__ import annotations
 import collections
 import dataclasses
 from pathlib import Path
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from simulacra.corpus.tokens import REWARD, REWARD_BINS, REWARD_SCALE, RTG, TrajectoryFormat, TrajVocab, return_bounds, reward_bin_jax
+from simulacra.corpus.episodes import Episodes
+from simulacra.corpus.tokens import (
+    REWARD,
+    RTG,
+    TrajectoryFormat,
+    action_token,
+    character_token,
+    end_token,
+    is_end_token,
+    is_reward_token,
+    token_reward,
+)
+from simulacra.model.checkpoint import CheckpointError, load_model, save_model
+from simulacra.model.spec import ModelSpec
 from simulacra.nets.transformer import Hooks, KVCache, Transformer
-from simulacra.world.core import EVENT_NAMES, reset, step
+from simulacra.world.core import reset, step
 from simulacra.world.params import WorldParams
 from simulacra.world.planning import optimal_return
 from simulacra.world.tokens import Vocab, scene_tokens, state_tokens
@@ -46,21 +64,23 @@ from simulacra.world.tokens import Vocab, scene_tokens, state_tokens
 class Simulator:
     """A trained model with its format and card (`fit` makes one, `load` reads one)."""
 
-    config: "PredictConfig"  # noqa: F821 (simulacra.training.predict; imported lazily)
+    spec: ModelSpec
     fmt: TrajectoryFormat
     params: dict
+    """The network's weights."""
     card: dict = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.model = Transformer(self.config.transformer(self.fmt))
+        self.spec = ModelSpec.of(self.spec)  # a training config that extends the spec: keep the spec
+        self.model = Transformer(self.spec.transformer(self.fmt))
 
     @classmethod
-    def init(cls, config, world: WorldParams, key: jax.Array) -> "Simulator":
-        """A randomly initialised model of `config`'s architecture for `world` (no corpus): the
-        starting point of an agent trained from scratch on the token stream
-        (`training.finetune` with beta=0), and the random baseline of probes."""
-        fmt = config.format(world)
-        sim = cls(config, fmt, {}, {"process": {"name": "init"}, "seed_key": np.asarray(jax.random.key_data(key)).tolist()})
+    def init(cls, spec: ModelSpec, world: WorldParams, key: jax.Array) -> "Simulator":
+        """A randomly initialised model of `spec` for `world` (no corpus): the starting point of
+        an agent trained from scratch on the token stream (`training.finetune` with beta=0), and
+        the random baseline of probes."""
+        fmt = spec.format(world)
+        sim = cls(spec, fmt, {}, {"process": {"name": "init"}, "seed_key": np.asarray(jax.random.key_data(key)).tolist()})
         sim.params = sim.model.init(key, jnp.zeros((1, fmt.length - 1), jnp.int32))
         return sim
 
@@ -72,37 +92,31 @@ class Simulator:
     # -- checkpoints --------------------------------------------------------------------------------
 
     def save(self, path: str | Path, overwrite: bool = False) -> Path:
-        from simulacra.training.checkpoint import save_model
-
-        card = {
-            "process": {"name": "predict", "config": dataclasses.asdict(self.config)},
-            **self.card,
-            "predict_config": dataclasses.asdict(self.config),
-            "world": self.fmt.params.to_dict(),
-        }
+        card = {**self.card, "model_spec": dataclasses.asdict(self.spec), "world": self.fmt.params.to_dict()}
+        card.pop("predict_config", None)  # a card loaded from an older checkpoint
         return save_model(path, self.params, self.model.config, card, overwrite=overwrite)
 
     @classmethod
     def load(cls, path: str | Path) -> "Simulator":
-        from simulacra.training.checkpoint import CheckpointError, load_model
-        from simulacra.training.predict import PredictConfig
-
         params, arch, card = load_model(path)
         try:
-            if "predict_config" not in card:
-                raise ValueError("no predict_config: not a trajectory model")
-            config = PredictConfig(**card["predict_config"])
+            # "predict_config": cards written before the model spec had a name of its own
+            stored = card.get("model_spec", card.get("predict_config"))
+            if not isinstance(stored, dict):
+                raise ValueError("no model_spec: not a trajectory model")
+            spec = ModelSpec.of(stored)
             world = WorldParams.from_dict(card["world"])
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise CheckpointError(f"{path}: the card does not describe a simulator ({e})") from None
-        sim = cls(config, config.format(world), params, card)
+        sim = cls(spec, spec.format(world), params, card)
         if sim.model.config != arch:
             raise CheckpointError(f"{path}: the card's architecture {arch} does not match its process config")
         return sim
 
     # -- acting and dreaming ------------------------------------------------------------------------
 
-    def _check_world(self, world: WorldParams | None) -> WorldParams:
+    def check_world(self, world: WorldParams | None) -> WorldParams:
+        """`world` (default: the model's own), if it fits the model's token format."""
         world = world or self.fmt.params
         other = TrajectoryFormat(world, self.fmt.character, self.fmt.rtg)
         if (other.length, other.state_len, other.prefix_len) != (self.fmt.length, self.fmt.state_len, self.fmt.prefix_len):
@@ -111,7 +125,9 @@ class Simulator:
             )
         return world
 
-    def _prompt_args(self, target, character) -> tuple[jax.Array, jax.Array]:
+    def prompt(self, target: float | None, character: int | str | None) -> tuple[jax.Array, jax.Array]:
+        """The (target, character index) arguments of `make_act`/`make_dream` functions, checked
+        against the model's conditioning slots."""
         if self.fmt.rtg and target is None:
             raise ValueError("this model is return-conditioned: give a target return")
         if not self.fmt.rtg and target is not None:
@@ -127,26 +143,23 @@ class Simulator:
         return jnp.float32(0.0 if target is None else target), jnp.int32(0 if character is None else character)
 
     def act(self, key, n_episodes: int, target: float | None = None, character: int | str | None = None,
-            temperature: float = 1.0, world: WorldParams | None = None, hooks: Hooks | None = None) -> dict:
-        """Run `n_episodes` episodes in the real world with the model as the policy. Returns numpy
-        arrays shaped like a corpus's (`scene`, `states`, `actions`, `reward`, `true_reward`,
-        `events`, `length`, `terminated`, `truncated`, `return`, `true_return`, `optimal_return`,
-        `mask`), `action_probs` (N, T, 5), the model's distribution at each step, and `tokens`
-        (N, L), each episode as a token row of the format (global ids, END then PAD), exactly what
-        the model was fed."""
-        world = self._check_world(world)
-        target, character = self._prompt_args(target, character)
-        fn = _compiled(_make_act, self, world, n_episodes)
-        out = jax.device_get(fn(self.params, key, target, character, jnp.float32(temperature), hooks or Hooks()))
-        return _finish(out, world)
+            temperature: float = 1.0, world: WorldParams | None = None, hooks: Hooks | None = None) -> Episodes:
+        """Run `n_episodes` episodes in the real world with the model as the policy. Returns
+        `Episodes` with `action_probs` (N, T, 5), the model's distribution at each step, and
+        `tokens` (N, L), each episode as a token row of the format (global ids, END then PAD),
+        exactly what the model was fed."""
+        world = self.check_world(world)
+        target, character = self.prompt(target, character)
+        fn = _compiled(make_act, self, world, n_episodes)
+        return episodes_of(jax.device_get(fn(self.params, key, target, character, jnp.float32(temperature), hooks or Hooks())))
 
     def dream(self, key, n_episodes: int, target: float | None = None, character: int | str | None = None,
               temperature: float = 1.0, world: WorldParams | None = None, hooks: Hooks | None = None) -> dict:
         """Generate `n_episodes` episodes without the world. Returns `tokens` (N, L) global ids
         (PAD after END) and the `scene` and start state each was prompted with."""
-        world = self._check_world(world)
-        target, character = self._prompt_args(target, character)
-        fn = _compiled(_make_dream, self, world, n_episodes)
+        world = self.check_world(world)
+        target, character = self.prompt(target, character)
+        fn = _compiled(make_dream, self, world, n_episodes)
         return jax.device_get(fn(self.params, key, target, character, jnp.float32(temperature), hooks or Hooks()))
 
 
@@ -157,7 +170,7 @@ def _compiled(make: Callable, sim: Simulator, world: WorldParams, n: int) -> Cal
     """The jitted `make(sim, world, n)`, shared by every simulator of the same config and format:
     the function takes the weights as an argument, so a second model of the same architecture
     (another seed, a loaded checkpoint) reuses the compilation instead of paying for it again."""
-    key = (make.__name__, sim.config, sim.fmt.params, sim.fmt.character, sim.fmt.rtg, world, n)
+    key = (make.__name__, sim.spec, sim.fmt.params, world, n)
     if key in _COMPILED:
         _COMPILED.move_to_end(key)
     else:
@@ -167,44 +180,53 @@ def _compiled(make: Callable, sim: Simulator, world: WorldParams, n: int) -> Cal
     return _COMPILED[key]
 
 
-def _lut(fmt: TrajectoryFormat) -> jax.Array:
-    """Global id -> local id (0 for ids outside the vocabulary; callers only pass valid ones)."""
-    lut = np.zeros(TrajVocab.SIZE, np.int32)
-    lut[fmt.vocabulary] = np.arange(fmt.vocab_size, dtype=np.int32)
-    return jnp.asarray(lut)
-
-
 def _sample(key, logits, temperature):
     greedy = jnp.argmax(logits, axis=-1)
     sampled = jax.random.categorical(key, logits / jnp.maximum(temperature, 1e-6), axis=-1)
     return jnp.where(temperature > 0, sampled, greedy).astype(jnp.int32)
 
 
-def _prompt(sim: Simulator, world: WorldParams, states, target, character, lo, hi):
+def _prompt(fmt: TrajectoryFormat, world: WorldParams, states, target, character):
     """Global prompt tokens (N, prefix + [G_0] + S) for start states."""
-    fmt = sim.fmt
     n = states.agent.shape[0]
     scene = jax.vmap(lambda s: scene_tokens(s, world))(states)
     parts = [jnp.full((n, 1), Vocab.BOS, jnp.int32), scene]
     if fmt.character:
-        parts.append(jnp.full((n, 1), TrajVocab.CHAR[0], jnp.int32) + character)
+        parts.append(jnp.full((n, 1), character_token(character), jnp.int32))
     parts.append(jnp.full((n, 1), Vocab.SEP, jnp.int32))
     if fmt.rtg:
-        parts.append(jnp.full((n, 1), TrajVocab.RTG[0] + REWARD_BINS, jnp.int32) + reward_bin_jax(target, lo, hi))
+        parts.append(jnp.full((n, 1), fmt.rtg_token(jnp.asarray(target)), jnp.int32))
     parts.append(jax.vmap(lambda s: state_tokens(s, world))(states))
     return jnp.concatenate(parts, axis=1), scene
 
 
-def _make_act(sim: Simulator, world: WorldParams, n: int):
-    fmt, model = sim.fmt, sim.model
-    lut = _lut(fmt)
-    act_ids = jnp.asarray(fmt.local_ids(*Vocab.ACTION))
-    lo, hi = return_bounds(fmt.params)
+class ActRecord(NamedTuple):
+    """What `make_act`'s function returns (jax arrays, batch first; T = the world's horizon)."""
 
-    def act(params, key, target, character, temperature, hooks):
+    actions: jax.Array  # (N, T) int8
+    reward: jax.Array  # (N, T) observed reward (0 after the end)
+    true_reward: jax.Array  # (N, T)
+    events: jax.Array  # (N, T, 7) bool
+    states: jax.Array  # (N, T+1, S) int16 state tokens of s_0 .. s_T (frozen after the end)
+    action_probs: jax.Array  # (N, T, 5) the model's distribution over actions at each step
+    live: jax.Array  # (N, T) bool: step t happened (t < length)
+    terminated: jax.Array  # (N, T) bool: the episode terminated at step t
+    tokens: jax.Array  # (N, L) int32 the episode as the token row the model was fed, END then PAD
+    scene: jax.Array  # (N, 2+H*W) int16
+    optimal_return: jax.Array  # (N,) exact optimal expected true return of the layout
+
+
+def make_act(sim: Simulator, world: WorldParams, n: int):
+    """`act(weights, key, target, character, temperature, hooks) -> ActRecord`: `n` episodes in
+    `world` with the model of `sim`'s spec and format as the policy (pure; jit it)."""
+    fmt, model = sim.fmt, sim.model
+    lut = fmt.lut
+    act_ids = jnp.asarray(fmt.local_ids(*Vocab.ACTION))
+
+    def act(params, key, target, character, temperature, hooks) -> ActRecord:
         k_reset, k_run = jax.random.split(key)
         s0 = jax.vmap(reset, (0, None))(jax.random.split(k_reset, n), world)
-        prompt, scene = _prompt(sim, world, s0, target, character, lo, hi)
+        prompt, scene = _prompt(fmt, world, s0, target, character)
         logits, _, kv = model.apply(params, lut[prompt], hooks, KVCache.empty(model.config, n))
 
         def body(carry, k):
@@ -215,9 +237,9 @@ def _make_act(sim: Simulator, world: WorldParams, n: int):
             nxt, out = jax.vmap(step, (0, 0, 0, None))(jax.random.split(k_s, n), state, a, world)
             r = out.reward
             g = g - r
-            toks = [(a + Vocab.ACTION[0])[:, None], (TrajVocab.REWARD[0] + REWARD_BINS + reward_bin_jax(r, lo, hi))[:, None]]
+            toks = [action_token(a)[:, None], fmt.reward_token(r)[:, None]]
             if fmt.rtg:
-                toks.append((TrajVocab.RTG[0] + REWARD_BINS + reward_bin_jax(g, lo, hi))[:, None])
+                toks.append(fmt.rtg_token(g)[:, None])
             toks.append(jax.vmap(lambda s: state_tokens(s, world))(nxt))
             block = jnp.concatenate(toks, axis=1)
             logits, _, kv = model.apply(params, lut[block], hooks, kv)
@@ -242,59 +264,70 @@ def _make_act(sim: Simulator, world: WorldParams, n: int):
         rec = jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), rec)  # (N, T, ...)
         # the episode as a token row of the format (global ids): what the model saw, then END
         body = rec.pop("block").reshape(n, -1)
+        states = rec.pop("states")
         rows = jnp.concatenate([prompt, body, jnp.full((n, 1), Vocab.PAD, jnp.int32)], axis=1)
-        length = rec["live"].sum(1)
-        end_tok = jnp.where(rec["terminated"].any(1), TrajVocab.END_TERMINATED, TrajVocab.END_TRUNCATED)
-        rec["tokens"] = rows.at[jnp.arange(n), fmt.step_start(0) + length * fmt.block + fmt.state_len].set(end_tok)
+        end = fmt.step_start(0) + rec["live"].sum(1) * fmt.block + fmt.state_len  # fmt.end_pos, traced
+        tokens = rows.at[jnp.arange(n), end].set(end_token(rec["terminated"].any(1)))
         s0_tok = jax.vmap(lambda s: state_tokens(s, world))(s0).astype(jnp.int16)
-        rec["states"] = jnp.concatenate([s0_tok[:, None], rec["states"]], axis=1)
-        rec["scene"] = scene.astype(jnp.int16)
-        rec["optimal_return"] = jax.vmap(lambda s: optimal_return(s, world))(s0)
-        return rec
+        return ActRecord(
+            **rec,
+            states=jnp.concatenate([s0_tok[:, None], states], axis=1),
+            tokens=tokens,
+            scene=scene.astype(jnp.int16),
+            optimal_return=jax.vmap(lambda s: optimal_return(s, world))(s0),
+        )
 
     return act
 
 
-def _finish(out: dict, world: WorldParams) -> dict:
-    live = out.pop("live")
-    length = live.sum(1).astype(np.int16)
-    terminated = out.pop("terminated").any(1)
-    return {
-        **out,
-        "mask": live,
-        "length": length,
-        "terminated": terminated,
-        "truncated": ~terminated,
-        "return": out["reward"].sum(1),
-        "true_return": out["true_reward"].sum(1),
-        "event_names": EVENT_NAMES,
-    }
+def episodes_of(rec: ActRecord) -> Episodes:
+    """`Episodes` of an `ActRecord` brought to the host."""
+    rec = jax.device_get(rec)
+    terminated = np.asarray(rec.terminated).any(1)
+    return Episodes.from_arrays(
+        {
+            "scene": rec.scene,
+            "states": rec.states,
+            "actions": rec.actions,
+            "reward": rec.reward,
+            "true_reward": rec.true_reward,
+            "events": rec.events,
+            "length": np.asarray(rec.live).sum(1),
+            "terminated": terminated,
+            "truncated": ~terminated,
+            "return": np.asarray(rec.reward).sum(1),
+            "true_return": np.asarray(rec.true_reward).sum(1),
+            "optimal_return": rec.optimal_return,
+            "action_probs": rec.action_probs,
+            "tokens": rec.tokens,
+        }
+    )
 
 
-def _make_dream(sim: Simulator, world: WorldParams, n: int):
+def make_dream(sim: Simulator, world: WorldParams, n: int):
+    """`dream(weights, key, target, character, temperature, hooks) -> {"tokens", "scene"}`: `n`
+    episodes generated by the model without the world (pure; jit it)."""
     fmt, model = sim.fmt, sim.model
-    lut = _lut(fmt)
+    lut = fmt.lut
     voc = jnp.asarray(fmt.vocabulary)
-    lo, hi = return_bounds(fmt.params)
     start = fmt.action_pos(0)
     types = jnp.asarray(fmt.types()[start:])
-    is_end = jnp.asarray(np.isin(fmt.vocabulary, [TrajVocab.END_TERMINATED, TrajVocab.END_TRUNCATED]))
-    is_reward = jnp.asarray((fmt.vocabulary >= TrajVocab.REWARD[0]) & (fmt.vocabulary < TrajVocab.REWARD[0] + TrajVocab.REWARD[1]))
+    is_end = jnp.asarray(is_end_token(fmt.vocabulary))
+    is_reward = jnp.asarray(is_reward_token(fmt.vocabulary))
 
     def dream(params, key, target, character, temperature, hooks):
         k_reset, k_run = jax.random.split(key)
         s0 = jax.vmap(reset, (0, None))(jax.random.split(k_reset, n), world)
-        prompt, scene = _prompt(sim, world, s0, target, character, lo, hi)
+        prompt, scene = _prompt(fmt, world, s0, target, character)
         logits, _, kv = model.apply(params, lut[prompt], hooks, KVCache.empty(model.config, n))
 
         def body(carry, x):
             kv, last, g, ended = carry
             k, ty = x
             tok = _sample(k, last, temperature)  # local id
-            rtg_tok = lut[TrajVocab.RTG[0] + REWARD_BINS + reward_bin_jax(g, lo, hi)]
-            tok = jnp.where(ty == RTG, rtg_tok, tok)
+            tok = jnp.where(ty == RTG, lut[fmt.rtg_token(g)], tok)
             tok = jnp.where(ended, lut[Vocab.PAD], tok)
-            reward = jnp.where((ty == REWARD) & is_reward[tok], (voc[tok] - TrajVocab.REWARD[0] - REWARD_BINS) / REWARD_SCALE, 0.0)
+            reward = jnp.where((ty == REWARD) & is_reward[tok], token_reward(voc[tok]), 0.0)
             ended = ended | is_end[tok]
             logits, _, kv = model.apply(params, tok[:, None], hooks, kv)
             return (kv, logits[:, -1], g - reward.astype(jnp.float32), ended), tok

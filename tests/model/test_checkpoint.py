@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from simulacra.nets import Transformer, TransformerConfig
-from simulacra.training.checkpoint import CheckpointError, load_model, save_model
+from simulacra.model.checkpoint import CheckpointError, load_model, save_model
 
 CFG = TransformerConfig(vocab_size=40, context=12, d_model=16, n_layers=2, n_heads=2, d_mlp=32)
 TOKENS = jax.random.randint(jax.random.PRNGKey(3), (2, 10), 0, 40)

@@ -1,0 +1,21 @@
+"""The process kinds a study can run, one file per kind; importing this package registers them
+(the CLI does so for every `simulacra study` command; `--plugin MODULE` adds more).
+
+* `reinforce.py`  PPO from scratch;
+* `predict.py`    a simulator or behaviour cloning trained on the corpus;
+* `condition.py`  a Decision Transformer prompted with a target return;
+* `finetune.py`   that Decision Transformer fine-tuned by RL with a KL penalty;
+* `layers.py`     where fine-tuning changed it, block by block;
+* `probe.py`      a linear probe of its residual stream;
+* `steer.py`      a character-tagged simulator steered along a tag direction.
+
+What they share: `behaviour.py` (the behaviour lens's settings, its metrics and `measure`, so a
+metric means the same thing for every kind), `inputs.py` (the param groups that describe a model,
+and the corpus, trained and fine-tuned models made through the study's artifact cache) and
+`sections.py` (the report sections the kinds contribute). docs/studies.md, "Process kinds", lists
+their params and metrics; docs/extending.md, "3. A process kind", writes a new one.
+"""
+
+from simulacra.kinds import condition, finetune, layers, predict, probe, reinforce, steer
+
+__all__ = ["condition", "finetune", "layers", "predict", "probe", "reinforce", "steer"]

@@ -1,0 +1,218 @@
+"""What the model kinds share: the groups of params that describe a model, and the inputs made
+from them through the study's artifact cache — the corpus, the models trained on it, and the
+fine-tuned models.
+
+Field groups (each kind's params class composes the groups it uses, and only those):
+
+* `ModelFields`: a trajectory transformer trained on the corpus (architecture, optimiser, grid
+  embedding): predict, condition, finetune, layers, probe, steer;
+* `Sampling`: the sampling temperature of a model that acts;
+* `DecisionTransformerFields`: a `ModelFields` model with return-to-go slots: condition, and the
+  model that finetune, layers and probe fine-tune or probe;
+* `FinetuneFields`: RL fine-tuning of that Decision Transformer (`training.finetune`);
+* `FinetunedModelFields`: both, the fine-tuned model of finetune, layers and probe.
+
+A params class lists its groups last-first (`class PredictParams(Sampling, ModelFields)`):
+pydantic orders fields from the last base to the first, and listings then show the model first.
+
+Artifacts are keyed by what determines them, so processes share them: a corpus once per
+`CorpusRef`, a model once per (corpus, training config, seed) — so a `condition` process swept over
+`params.target` trains one model per seed — and a fine-tuned model once per (corpus, training
+and fine-tuning config, world, seed), shared by finetune, layers and probe. Seed s trains with
+`PRNGKey(s)`, fine-tunes with `fold_in(PRNGKey(s), 2)`, and initialises an untrained model with
+`fold_in(PRNGKey(s), 3)`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal, NamedTuple
+
+import jax
+from pydantic import BaseModel, ConfigDict, Field
+
+import simulacra
+from simulacra.characters import parse_mixture
+from simulacra.corpus import Corpus, make_corpus
+from simulacra.model import Simulator
+from simulacra.studies import Context
+from simulacra.training.finetune import FinetuneConfig, finetune
+from simulacra.training.predict import PredictConfig, fit_seeds
+
+PREDICT_FIELDS = frozenset(f.name for f in dataclasses.fields(PredictConfig))
+FINETUNE_FIELDS = frozenset(f.name for f in dataclasses.fields(FinetuneConfig))
+MODEL_METRICS = ("train_loss", "train_seconds")
+"""The metrics of every kind that trains a model (from its card)."""
+
+
+class Fields(BaseModel):
+    """A group of params: unknown keys are errors, values are frozen."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelFields(Fields):
+    """A trajectory transformer trained on the corpus (`training.predict.PredictConfig`; the
+    AdamW weight decay is PredictConfig's)."""
+
+    d_model: int = Field(64, ge=8)
+    n_layers: int = Field(2, ge=1)
+    n_heads: int = Field(4, ge=1)
+    d_mlp: int = Field(256, ge=8)
+    steps: int = Field(500, ge=1)
+    """Gradient steps."""
+    batch_size: int = Field(16, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    warmup: int = Field(50, ge=0)
+    grid: bool = False
+    """Add the grid embedding: shared row and column vectors for cells and scene tiles."""
+
+
+class Sampling(Fields):
+    """How a model samples its actions."""
+
+    temperature: float = Field(1.0, ge=0)
+    """Sampling temperature when acting (0: the most likely action)."""
+
+
+class DecisionTransformerFields(ModelFields):
+    """A Decision Transformer: a `ModelFields` model with a return-to-go slot before every state."""
+
+    loss_on: Literal["trajectory", "actions"] = "actions"
+    rtg_numeric: bool = False
+    """Embed each return-to-go token as its number (a learned line) instead of a row of its own."""
+
+    def predict_config(self) -> PredictConfig:
+        """Its training run: every `PredictConfig` field these params name, with return-to-go slots."""
+        return PredictConfig(rtg=True, **self.model_dump(include=PREDICT_FIELDS))
+
+
+class FinetuneFields(Sampling):
+    """RL fine-tuning (PPO with a KL penalty to the frozen reference, `training.finetune`) of the
+    Decision Transformer, prompted with `target`, sampling at `temperature`."""
+
+    target: float = 1.0
+    """The return the model is asked for."""
+    beta: float = Field(0.1, ge=0)
+    """KL coefficient."""
+    updates: int = Field(20, ge=1)
+    episodes: int = Field(64, ge=2)
+    """Episodes per update."""
+    ft_lr: float = Field(1e-4, gt=0)
+    """Learning rate of fine-tuning (`FinetuneConfig.lr`; `lr` is the pretraining's)."""
+    pretrained: bool = True
+    """Start from the Decision Transformer trained on the corpus; false: from a random
+    initialisation of the same architecture (a transformer agent trained by RL from scratch)."""
+
+    def finetune_config(self) -> FinetuneConfig:
+        """Its fine-tuning run: `ft_lr` is the learning rate, and the temperature is at least 1e-3
+        (fine-tuning samples even when acting is greedy)."""
+        same = self.model_dump(include=FINETUNE_FIELDS - {"lr", "temperature"})
+        return FinetuneConfig(lr=self.ft_lr, temperature=max(self.temperature, 1e-3), **same)
+
+
+class FinetunedModelFields(FinetuneFields, DecisionTransformerFields):
+    """A Decision Transformer trained on the corpus (or initialised at random), then fine-tuned."""
+
+
+def get_corpus(ctx: Context) -> Corpus | None:
+    """The unit's corpus, generated once per `CorpusRef` (through the artifact cache)."""
+    ref = ctx.corpus
+    if ref is None:
+        return None
+    return ctx.artifacts.get_or_make(
+        {"artifact": "corpus", **ref.key(), "version": simulacra.__version__},
+        lambda: make_corpus(ref.world, parse_mixture(ref.mixture), ref.episodes, seed=ref.seed),
+        lambda corpus, path: corpus.save(path / "corpus"),
+        lambda path: Corpus.load(path / "corpus"),
+    )
+
+
+def _save(sim: Simulator, path) -> None:
+    sim.save(path / "model")
+
+
+def _load(path) -> Simulator:
+    return Simulator.load(path / "model")
+
+
+def get_models(ctx: Context, corpus: Corpus, config: PredictConfig, seeds: list[int]) -> list[Simulator]:
+    """Models trained on the corpus, one per seed, cached per (corpus, training config, seed);
+    the seeds not yet cached are trained together (`training.predict.fit_seeds`)."""
+    corpus_key, train = ctx.corpus.key(), dataclasses.asdict(config)
+
+    def key(s: int) -> dict:
+        return {"artifact": "model", "corpus": corpus_key, "train": train, "seed": s, "version": simulacra.__version__}
+
+    trained: dict[int, Simulator] = {}
+
+    def make(s: int) -> Simulator:
+        if not trained:
+            missing = [t for t in seeds if not ctx.artifacts.has(key(t))]
+            trained.update(zip(missing, fit_seeds(corpus, config, missing, progress=False)))
+        return trained[s]
+
+    return [ctx.artifacts.get_or_make(key(s), lambda s=s: make(s), _save, _load) for s in seeds]
+
+
+class Finetuned(NamedTuple):
+    """A fine-tuned model with the model it started from."""
+
+    reference: Simulator
+    """The starting point (and the KL penalty's reference)."""
+    tuned: Simulator
+    """After the last update."""
+    curve: dict[str, list]
+    """Per-update metrics of `training.finetune`, with `update` (1-based)."""
+
+
+def get_finetuned(ctx: Context, corpus: Corpus, seeds: list[int]) -> list[Finetuned]:
+    """The fine-tuned model of each seed (`ctx.params` are `FinetunedModelFields`), cached per
+    (corpus, model and fine-tuning config, world, seed)."""
+    p: FinetunedModelFields = ctx.params
+    config = p.predict_config()
+    if p.pretrained:
+        references = get_models(ctx, corpus, config, seeds)
+    else:
+        references = []
+        for s in seeds:
+            sim = Simulator.init(config.spec, corpus.params, jax.random.fold_in(jax.random.PRNGKey(s), 3))
+            sim.card = {"corpus": {"mixture": corpus.mixture.to_list()}, "process": {"name": "init"}}
+            references.append(sim)
+    ft = p.finetune_config()
+    out = []
+    for reference, seed in zip(references, seeds):
+        key = {
+            "artifact": "finetuned",
+            "corpus": ctx.corpus.key(),
+            "train": dataclasses.asdict(config),
+            "pretrained": p.pretrained,
+            "finetune": dataclasses.asdict(ft),
+            "world": ctx.world.to_dict(),
+            "seed": seed,
+            "version": simulacra.__version__,
+        }
+
+        def make(reference=reference, seed=seed) -> Simulator:
+            res = finetune(reference, ft, jax.random.fold_in(jax.random.PRNGKey(seed), 2), world=ctx.world, progress=False)
+            res.sim.card["curve"] = {k: [float(x) for x in v] for k, v in res.metrics.items()}
+            return res.sim
+
+        tuned = ctx.artifacts.get_or_make(key, make, _save, _load)
+        curve = {**tuned.card["curve"], "update": list(range(1, p.updates + 1))}
+        out.append(Finetuned(reference, tuned, curve))
+    return out
+
+
+def train_metrics(sim: Simulator) -> dict[str, float]:
+    """`MODEL_METRICS` from the model's card (the last steps' loss, seconds per seed)."""
+    m = sim.card.get("metrics", {})
+    return {"train_loss": float(m.get("train_loss_last", float("nan"))), "train_seconds": float(m.get("train_seconds", float("nan")))}
+
+
+def block(layer: int, n_layers: int) -> int:
+    """The block index of a `layer` param (−1: the last), or a ValueError if the model has none."""
+    b = n_layers - 1 if layer == -1 else layer
+    if not 0 <= b < n_layers:
+        raise ValueError(f"layer {layer} does not exist: the model has {n_layers} blocks (0..{n_layers - 1}, or -1 for the last)")
+    return b

@@ -1,0 +1,67 @@
+"""`reinforce`: PPO from scratch on symbolic observations (`training.reinforce`), the seeds of a
+sweep point `vmap`ped in one call, then measured by the behaviour lens (`kinds.behaviour`). A
+`corpus:` is optional: it is only the reference law of `ood_rate` and the `corpus_*` metrics.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Literal
+
+import jax
+import jax.numpy as jnp
+from pydantic import BaseModel, ConfigDict, Field
+
+from simulacra.kinds.behaviour import BEHAVIOUR_METRICS, eval_key, measured
+from simulacra.kinds.inputs import get_corpus
+from simulacra.kinds.sections import event_rates, misgeneralisation
+from simulacra.lenses import behaviour
+from simulacra.studies import Context, Result, register_process
+from simulacra.training.reinforce import PPOConfig, make_policy, make_train
+
+PPO_FIELDS = frozenset(f.name for f in dataclasses.fields(PPOConfig))
+
+
+class ReinforceParams(BaseModel):
+    """PPO from scratch (`training.reinforce.PPOConfig`, whose other fields keep their defaults)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    total_steps: int = Field(200_000, ge=1)
+    """Environment steps of training."""
+    gamma: float = Field(0.99, gt=0, le=1)
+    """Discount: a knob of the feedback gap."""
+    n_envs: int = Field(64, ge=1)
+    n_steps: int = Field(32, ge=1)
+    lr: float = Field(2.5e-3, gt=0)
+    ent_coef: float = Field(0.01, ge=0)
+    network: Literal["mlp", "cnn"] = "mlp"
+    greedy: bool = False
+    """Evaluate with the most likely action instead of sampling."""
+
+    def ppo_config(self) -> PPOConfig:
+        """The training run: every `PPOConfig` field these params name."""
+        return PPOConfig(**self.model_dump(include=PPO_FIELDS))
+
+
+@register_process(
+    "reinforce", params=ReinforceParams, metrics=BEHAVIOUR_METRICS + ("train_seconds",), batch_seeds=True, lenses=("behaviour",),
+    sections=(event_rates, misgeneralisation),
+    description="PPO from scratch (training.reinforce), seeds vmapped; a corpus, if named, is only the reference of ood_rate",
+)  # fmt: skip
+def run(ctx: Context, seeds: list[int]) -> list[Result]:
+    p: ReinforceParams = ctx.params
+    ppo = p.ppo_config()
+    corpus = get_corpus(ctx)
+    keys = jnp.stack([jax.random.PRNGKey(s) for s in seeds])
+    t0 = time.perf_counter()
+    weights, _ = jax.block_until_ready(jax.jit(jax.vmap(make_train(ppo, ctx.world)))(keys))
+    seconds = (time.perf_counter() - t0) / len(seeds)
+    policy = make_policy(ppo, ctx.measured_in, greedy=p.greedy)
+    results = []
+    for i, seed in enumerate(seeds):
+        seed_weights = jax.tree.map(lambda x, i=i: x[i], weights)
+        episodes = behaviour.rollouts(policy, ctx.measured_in, eval_key(seed), ctx.lenses["behaviour"].episodes, seed_weights)
+        results.append(measured(ctx, seed, episodes, corpus, {"train_seconds": seconds}))
+    return results

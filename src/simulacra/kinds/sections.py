@@ -1,0 +1,100 @@
+"""The report sections of the process kinds: each a provider `(ReportInputs) -> Section` that a
+kind lists in its `sections`, so a report draws a figure only when its study runs a kind that
+measures it (`simulacra.report.study` gathers them). They name what the kinds measure — metrics,
+series and the knobs they sweep — which the report itself does not know.
+
+To reproduce the report of every shipped kind at once:
+
+    write_report(out, findings, rows, series, files, meta,
+                 sections=[event_rates, return_conditioning, misgeneralisation, inside_the_network, finetuning])
+
+A section whose data the study did not produce still appears, with a "No data" line saying
+what was missing.
+"""
+
+from __future__ import annotations
+
+import math
+
+from simulacra.report import Figure, ReportInputs, Section
+from simulacra.report import figures as F
+from simulacra.report.document import safe_name
+from simulacra.report.sections import EVENT_RATE_PREFIX
+
+RETURN_SWEEP = "return_sweep"
+"""The simulator's series: achieved return per prompted target return."""
+FINETUNE = "finetune"
+"""The fine-tuning kind's series: return and KL per update."""
+OLD_SPOT, COIN = "p_old_spot", "p_coin"
+"""With the coin moved at test: P(goes to the coin's training spot), P(gets the coin)."""
+LAYER_KNOB = "params.layer"
+"""The block index the probe and layers kinds sweep."""
+
+
+def event_rates(inputs: ReportInputs) -> Section:
+    caption = (
+        "Per event, the rate per episode for each process: bars are means over seeds with 95% intervals, "
+        "points are single seeds (a seed's units averaged)."
+    )
+    png = F.event_rates(inputs.rows, EVENT_RATE_PREFIX, colours=inputs.colours)
+    figure = Figure("event_rates", "Event rates", caption, png, f'no metric named "{EVENT_RATE_PREFIX}*"')
+    return Section("Event rates by process", [figure])
+
+
+def return_conditioning(inputs: ReportInputs) -> Section:
+    caption = (
+        "Achieved return against the prompted target return, mean and 95% band over seeds, with the diagonal "
+        "(achieved = target) and the corpus's best return."
+    )
+    png = F.conditioning_curves(inputs.series, RETURN_SWEEP, colours=inputs.colours)
+    figure = Figure("return_conditioning", "Target vs achieved return", caption, png, f'no series named "{RETURN_SWEEP}"')
+    return Section("Return conditioning", [figure])
+
+
+def _misgeneralisation_knobs(inputs: ReportInputs) -> list[str]:
+    """The knobs of the findings on `p_old_spot` or `p_coin` (their trends' knobs), else the sweep
+    keys of the units that measured a finite `p_old_spot`."""
+    knobs = [f["knob"] for f in inputs.findings if f["metric"] in (OLD_SPOT, COIN) and f["knob"]]
+    if not knobs:
+        measured = [r for r in inputs.rows if r["name"] == OLD_SPOT and math.isfinite(F.as_float(r.get("value")))]
+        knobs = [k for r in measured for k in r.get("sweep") or {}]
+    return list(dict.fromkeys(knobs))
+
+
+def misgeneralisation(inputs: ReportInputs) -> Section:
+    title = "Coin moved at test"
+    knobs = _misgeneralisation_knobs(inputs)
+    if not knobs:
+        return Section("Goal misgeneralisation", [Figure("misgeneralisation", title, "", None, f'no "{OLD_SPOT}" or "{COIN}" measured')])
+    figures = []
+    for knob in knobs:
+        caption = (
+            "With the coin moved at test time: the probability of going to the coin's training spot (dashed) and of getting "
+            f"the coin (solid), against the probability {knob} that the coin was placed at random in training."
+        )
+        png = F.misgeneralisation_curve(inputs.rows, knob, OLD_SPOT, COIN, colours=inputs.colours)
+        missing = f'no "{OLD_SPOT}" or "{COIN}" measured on units sweeping {knob}'
+        figures.append(Figure(f"misgeneralisation_{safe_name(knob)}", title, caption, png, missing))
+    return Section("Goal misgeneralisation", figures, knobs=tuple(knobs))
+
+
+def inside_the_network(inputs: ReportInputs) -> Section:
+    caption = (
+        "For each probed process: the linear probe's cross-validated score after each block (accuracy, or R² for return "
+        "to go), the same probe on a randomly initialised model of the same architecture (dashed) and on a Hewitt & Liang "
+        "control task (dotted; selectivity is score minus control). Then, between a simulator and its RL fine-tuned self: "
+        "relative weight change, linear CKA and transplant gain per block. Mean and 95% band over seeds."
+    )
+    png = F.layer_profiles(inputs.rows, LAYER_KNOB, colours=inputs.colours)
+    missing = f"no probe or layer-change metric measured on units sweeping {LAYER_KNOB}"
+    return Section("Inside the network", [Figure("layers", "Block by block", caption, png, missing)], knobs=(LAYER_KNOB,))
+
+
+def finetuning(inputs: ReportInputs) -> Section:
+    caption = "Per update: the return of the fine-tuned simulator (dotted: true return) and its KL to the pretrained simulator."
+    png = F.finetune_curves(inputs.series, FINETUNE, colours=inputs.colours)
+    figure = Figure("finetune", "RL fine-tuning of a simulator", caption, png, f'no series named "{FINETUNE}"')
+    return Section("Fine-tuning", [figure])
+
+
+__all__ = ["event_rates", "finetuning", "inside_the_network", "misgeneralisation", "return_conditioning"]

@@ -1,0 +1,81 @@
+"""The model spec: what a trajectory model *is*, apart from how it was trained.
+
+A `ModelSpec` holds the token format's conditioning slots (a character tag in the prompt, a
+return-to-go before every state) and the transformer's architecture. Together with a world it
+fixes the token format (`ModelSpec.format(world)`) and the network (`ModelSpec.transformer(fmt)`),
+so a checkpoint that stores the spec and the world rebuilds exactly the same model.
+
+Training configs extend it: `training.predict.PredictConfig` is a `ModelSpec` with the fields of
+a prediction run (which tokens carry loss, steps, batch size, learning rate …).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from simulacra.corpus.tokens import TrajectoryFormat
+from simulacra.nets.transformer import TransformerConfig
+from simulacra.world.params import WorldParams
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    """A trajectory transformer's format flags and architecture (recorded in the model card)."""
+
+    character: bool = False
+    """Put the acting character's tag in the prompt."""
+    rtg: bool = False
+    """Put the return still to come before every state (a Decision Transformer)."""
+    d_model: int = 128
+    """Residual width."""
+    n_layers: int = 2
+    """Transformer blocks."""
+    n_heads: int = 4
+    """Attention heads."""
+    d_mlp: int = 512
+    """MLP width."""
+    grid: bool = False
+    """Add the grid embedding: shared row and column vectors for the agent's cell tokens and
+    the scene's tiles (`nets.transformer`), for generalising to unseen layouts."""
+    rtg_numeric: bool = False
+    """Embed each return-to-go token as its number (a learned line, as the original Decision
+    Transformer), not by a row of its own: targets between the returns seen in training then
+    fall between them (`nets.transformer`, numeric tokens). Needs `rtg`."""
+
+    def __post_init__(self) -> None:
+        name = type(self).__name__
+        if self.rtg_numeric and not self.rtg:
+            raise ValueError(f"invalid {name}: rtg_numeric=True needs rtg=True (there are no return-to-go tokens)")
+        for f in ("d_model", "n_layers", "n_heads", "d_mlp"):
+            if getattr(self, f) < 1:
+                raise ValueError(f"invalid {name}.{f}={getattr(self, f)!r}: must be at least 1")
+
+    @classmethod
+    def of(cls, config) -> "ModelSpec":
+        """The spec part of a config that extends it (a `PredictConfig`), or of a card's dict."""
+        names = [f.name for f in dataclasses.fields(cls)]
+        if isinstance(config, dict):
+            return cls(**{k: config[k] for k in names if k in config})
+        return cls(**{k: getattr(config, k) for k in names})
+
+    def format(self, world: WorldParams) -> TrajectoryFormat:
+        """The token format of this model in `world`."""
+        return TrajectoryFormat(world, character=self.character, rtg=self.rtg)
+
+    def transformer(self, fmt: TrajectoryFormat) -> TransformerConfig:
+        """The network for the format `fmt`."""
+        side, tokens, positions = fmt.grid() if self.grid else (0, (), ())
+        ids, values = fmt.rtg_values() if self.rtg_numeric else ((), ())
+        return TransformerConfig(
+            vocab_size=fmt.vocab_size,
+            context=fmt.length,
+            d_model=self.d_model,
+            n_layers=self.n_layers,
+            n_heads=self.n_heads,
+            d_mlp=self.d_mlp,
+            grid_side=side,
+            grid_tokens=tokens,
+            grid_positions=positions,
+            numeric_ids=ids,
+            numeric_values=values,
+        )

@@ -1,0 +1,93 @@
+"""Content addressing: canonical JSON, its SHA-256, and the cache of shared inputs.
+
+A unit's id is the hash of its config (`simulacra.studies.runner`), and a shared input — a
+corpus, a trained model — is stored under the hash of the JSON key that determines it, in
+`runs/<study>/cache/<sha256 of key>/`, written atomically (`simulacra.atomic.write_dir`), so units
+that share a corpus generate it once and a rerun reuses it.
+"""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Callable, TypeVar
+
+from simulacra.atomic import write_dir
+
+T = TypeVar("T")
+
+
+def canonical_json(data: Any) -> str:
+    """The canonical JSON of data: sorted keys, no whitespace, no NaN."""
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
+def content_hash(data: Any) -> str:
+    """SHA-256 of the canonical JSON."""
+    return hashlib.sha256(canonical_json(data).encode()).hexdigest()
+
+
+class Artifacts:
+    """Content-addressed cache of shared inputs: `root/<sha256 of key>/`, written atomically.
+
+    `get_or_make(key, make, save, load)`: if the key's directory exists, `load(dir)`; otherwise
+    `value = make()`, `save(value, tmp_dir)` into a temporary directory renamed into place when
+    complete (with `key.json` beside what `save` wrote), and the value is returned. The key must
+    be JSON data that determines the artifact completely (e.g. `{"artifact": "corpus", **spec}`,
+    with the library version). The last few values are also kept in memory.
+    """
+
+    KEY_FILE = "key.json"
+
+    def __init__(self, root: str | Path, memory: int = 4):
+        self.root = Path(root)
+        self.memory = memory
+        self._memo: collections.OrderedDict[str, Any] = collections.OrderedDict()
+        self.made = 0
+        """Artifacts made by this object."""
+        self.loaded = 0
+        """Artifacts loaded from disk by this object."""
+
+    def path(self, key: dict) -> Path:
+        return self.root / content_hash(key)
+
+    def has(self, key: dict) -> bool:
+        """Whether the key's artifact is already made (in memory or on disk)."""
+        h = content_hash(key)
+        return h in self._memo or (self.root / h / self.KEY_FILE).is_file()
+
+    def get_or_make(self, key: dict, make: Callable[[], T], save: Callable[[T, Path], None], load: Callable[[Path], T]) -> T:
+        h = content_hash(key)
+        if h in self._memo:
+            self._memo.move_to_end(h)
+            return self._memo[h]
+        path = self.root / h
+        if (path / self.KEY_FILE).is_file():
+            value = load(path)
+            self.loaded += 1
+        else:
+            value = make()
+
+            def fill(tmp: Path) -> None:
+                save(value, tmp)
+                (tmp / self.KEY_FILE).write_text(json.dumps(key, indent=1, sort_keys=True))
+
+            write_dir(path, fill)
+            self.made += 1
+        self._memo[h] = value
+        while len(self._memo) > self.memory:
+            self._memo.popitem(last=False)
+        return value
+
+
+_ARTIFACTS: dict[str, Artifacts] = {}
+
+
+def artifacts_at(root: str | Path) -> Artifacts:
+    """The process-wide `Artifacts` for a cache directory (its memory survives across calls)."""
+    key = str(Path(root).resolve())
+    if key not in _ARTIFACTS:
+        _ARTIFACTS[key] = Artifacts(root)
+    return _ARTIFACTS[key]

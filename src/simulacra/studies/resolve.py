@@ -1,0 +1,304 @@
+"""Loading a study: read the YAML file, validate it, resolve it for one profile.
+
+`load_study(path, profile)` reads the file, validates *everything* — structure, cross-references,
+every sweep point's world, corpus and parameters, each hypothesis's metric and groups, and every
+profile, not only the one asked for — and returns the `Study` resolved for that profile: its
+seeds, its scale values substituted for `scale.<name>` references, only the processes and
+hypotheses it runs. Any problem raises one `StudyError` whose message is one line naming the
+file, the field path, the bad value and what is allowed, before anything touches a results store.
+
+Resolving runs in named steps, each raising a `Problem` at the first thing wrong: the processes
+and hypotheses the profile selects, the scale, the corpora, the lenses, each process, then the
+hypotheses.
+"""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import Any, Sequence
+
+import yaml
+from pydantic import ValidationError
+
+from simulacra.studies.errors import Problem, StudyError, describe, known, one_line
+from simulacra.studies.registry import LENSES, PROCESSES, ProcessKind
+from simulacra.studies.schema import (
+    CORPUS_FIELDS,
+    SCALE_REF,
+    WORLD_KNOBS,
+    CorpusSpec,
+    Hypothesis,
+    ProcessSpec,
+    Profile,
+    Study,
+    WorldSpec,
+    check_sweep_entry,
+)
+
+
+def load_study(path: str | Path, profile: str | None = None, only: Sequence[str] | None = None) -> Study:
+    """Read, validate and resolve a study file (every problem raises one-line `StudyError`).
+
+    `only`: keep just these hypotheses and the processes they need (`Study.only`)."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise StudyError(f"{path}: no such study file") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise StudyError(f"{path}: cannot read it ({e.__class__.__name__}: {e})") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        problem = getattr(e, "problem", None) or str(e)
+        raise StudyError(one_line(f"{path}: not valid YAML: {where}{problem}")) from None
+    study = study_from_dict(raw, profile, source=str(path))
+    return study.only(only) if only else study
+
+
+def study_from_dict(raw: Any, profile: str | None = None, source: str = "<study>") -> Study:
+    """`load_study` for an already-parsed mapping (tests, notebooks)."""
+    if not isinstance(raw, dict):
+        raise StudyError(f"{source}: a study file must be a mapping (name:, seeds:, worlds:, processes: …), got {type(raw).__name__}")
+    for key in ("profile", "source"):
+        if key in raw:
+            raise StudyError(f"{source}: {key}: is set by the loader, not in the file (choose a profile on the command line)")
+    try:
+        study = Study.model_validate(raw)
+    except ValidationError as e:
+        raise StudyError(one_line(f"{source}: {describe(e, Study)}")) from None
+    if profile is not None and profile not in study.profiles:
+        raise StudyError(f"{source}: profile {profile!r} is not in the study; known: {known(study.profiles)}")
+    try:
+        resolved = {p: _resolve(study, p) for p in [None, *study.profiles]}
+    except Problem as e:
+        raise StudyError(one_line(f"{source}: {e}")) from None
+    return resolved[profile].model_copy(update={"source": source})
+
+
+def _resolve(study: Study, profile: str | None) -> Study:
+    """The study as run under `profile`: cross-checked, references substituted."""
+    at = f"profiles.{profile}." if profile is not None else ""
+    prof = study.profiles[profile] if profile is not None else Profile()
+    run = _processes_run(study, prof, at)
+    _check_hypothesis_ids(study, prof, at)
+    scale = _scale(study, prof, at)
+    corpora = _corpora(study, scale, at)
+    lenses = _lenses(study)
+    processes = {name: _process(study, name, prof, scale, corpora, at) for name in run}
+    return study.model_copy(
+        update={
+            "seeds": prof.seeds or study.seeds,
+            "scale": scale,
+            "corpora": corpora,
+            "lenses": lenses,
+            "processes": processes,
+            "hypotheses": _hypotheses(study, prof, processes, at),
+            "profile": profile,
+        }
+    )
+
+
+def _processes_run(study: Study, prof: Profile, at: str) -> list[str]:
+    """The processes the profile runs, in the study's order (and its sweep overrides checked)."""
+    for i, name in enumerate(prof.processes or []):
+        if name not in study.processes:
+            raise Problem(f"{at}processes.{i}", f"{name!r} is not a process; known: {known(study.processes)}")
+    run = [p for p in study.processes if prof.processes is None or p in prof.processes]
+    for name in prof.sweep:
+        if name not in run:
+            raise Problem(f"{at}sweep.{name}", f"{name!r} is not a process this profile runs; known: {known(run)}")
+        for path, values in prof.sweep[name].items():
+            try:
+                check_sweep_entry(path, values)
+            except ValueError as e:
+                raise Problem(f"{at}sweep.{name}", str(e)) from None
+    return run
+
+
+def _check_hypothesis_ids(study: Study, prof: Profile, at: str) -> None:
+    ids = [h.id for h in study.hypotheses]
+    for i, hid in enumerate(ids):
+        if hid in ids[:i]:
+            raise Problem(f"hypotheses.{i}.id", f"{hid!r} is used twice; hypothesis ids must be unique")
+    for i, hid in enumerate(prof.hypotheses or []):
+        if hid not in ids:
+            raise Problem(f"{at}hypotheses.{i}", f"{hid!r} is not a hypothesis; known: {known(ids)}")
+
+
+def _scale(study: Study, prof: Profile, at: str) -> dict[str, int | float]:
+    """Scale values: the process kinds' defaults, then the study's, then the profile's."""
+    scale: dict[str, int | float] = {}
+    for k in sorted({p.kind for p in study.processes.values()}):
+        scale.update(PROCESSES[k].scale)
+    scale.update(study.scale)
+    for k in prof.scale:
+        if k not in scale:
+            raise Problem(f"{at}scale.{k}", f"{k!r} is not a scale value of the study or its process kinds; known: {known(scale)}")
+    scale.update(prof.scale)
+    return scale
+
+
+def _substitute(v: Any, loc: str, scale: dict[str, int | float]) -> Any:
+    """`v`, or the scale value a `scale.<name>` reference names."""
+    m = SCALE_REF.match(v) if isinstance(v, str) else None
+    if m is None:
+        return v
+    if m.group(1) not in scale:
+        raise Problem(loc, f"{v!r} names no scale value; known: {known(scale)}")
+    return scale[m.group(1)]
+
+
+def _corpora(study: Study, scale: dict[str, int | float], at: str) -> dict[str, CorpusSpec]:
+    corpora = {}
+    for name, c in study.corpora.items():
+        if c.world not in study.worlds:
+            raise Problem(f"corpora.{name}.world", f"{c.world!r} is not a world; known: {known(study.worlds)}")
+        episodes = _substitute(c.episodes, f"corpora.{name}.episodes", scale)
+        if not (isinstance(episodes, int) and not isinstance(episodes, bool) and episodes >= 1):
+            raise Problem(
+                f"corpora.{name}.episodes", f"{c.episodes} = {episodes!r} ({at}scale) is not allowed: episodes must be a positive integer"
+            )
+        corpora[name] = c.model_copy(update={"episodes": episodes})
+    return corpora
+
+
+def _lenses(study: Study) -> dict[str, dict[str, Any]]:
+    """Each named lens's settings, validated by its model (as JSON, defaults filled)."""
+    lenses = {}
+    for name, settings in study.lenses.items():
+        if name not in LENSES:
+            raise Problem(f"lenses.{name}", f"{name!r} is not a lens; known: {known(LENSES)}")
+        try:
+            lenses[name] = LENSES[name].settings.model_validate(settings).model_dump(mode="json")
+        except ValidationError as e:
+            raise Problem.of(e, LENSES[name].settings, f"lenses.{name}") from None
+    return lenses
+
+
+def _process(study: Study, name: str, prof: Profile, scale: dict, corpora: dict[str, CorpusSpec], at: str) -> ProcessSpec:
+    """The process `name` as the profile runs it: references checked, the profile's sweep merged,
+    scale values substituted, every sweep point's params, world and corpus validated."""
+    p = study.processes[name]
+    kind = PROCESSES[p.kind]
+    loc = f"processes.{name}"
+    references = ((p.world, study.worlds, "world"), (p.eval_world, study.worlds, "eval_world"), (p.corpus, study.corpora, "corpus"))
+    for ref, pool, label in references:
+        if ref is not None and ref not in pool:
+            raise Problem(f"{loc}.{label}", f"{ref!r} is not a {label.replace('eval_', '')}; known: {known(pool)}")
+    if p.world is None and p.corpus is None:
+        raise Problem(loc, "names neither a world nor a corpus; give world: or corpus:")
+    if kind.needs_corpus and p.corpus is None:
+        raise Problem(f"{loc}.corpus", f"process kind {p.kind!r} trains on a corpus; give corpus: (known: {known(study.corpora)})")
+    for lens in kind.lenses:
+        if lens not in LENSES:
+            raise Problem(f"{loc}.kind", f"process kind {p.kind!r} reads lens {lens!r}, which is not registered")
+    sweep = {**p.sweep, **prof.sweep.get(name, {})}
+    params = {k: _substitute(v, f"{loc}.params.{k}", scale) for k, v in p.params.items()}
+    world_name = p.world if p.world is not None else study.corpora[p.corpus].world
+    _check_sweep_paths(sweep, kind, p, f"{at if name in prof.sweep else ''}{loc}.sweep")
+    _check_params(kind, params, sweep, loc)
+    _check_worlds(study.worlds[world_name], sweep, f"{loc}.sweep", world_name)
+    if p.corpus is not None:
+        _check_corpora(corpora[p.corpus], sweep, f"{loc}.sweep")
+    return p.model_copy(update={"params": params, "sweep": sweep})
+
+
+def _hypotheses(study: Study, prof: Profile, processes: dict[str, ProcessSpec], at: str) -> list[Hypothesis]:
+    """The hypotheses the profile tests: those it names (or all), whose processes it runs."""
+    hypotheses = []
+    for i, h in enumerate(study.hypotheses):
+        loc = f"hypotheses.{i}"
+        missing = [p for p in h.processes() if p not in study.processes]
+        if missing:
+            where = f"{loc}.compare" if h.compare is not None else f"{loc}.trend.process"
+            raise Problem(where, f"{missing[0]!r} is not a process; known: {known(study.processes)}")
+        if prof.hypotheses is not None and h.id not in prof.hypotheses:
+            continue
+        if any(p not in processes for p in h.processes()):
+            if prof.hypotheses is not None:
+                raise Problem(
+                    f"{at}hypotheses",
+                    f"{h.id} needs process(es) {[p for p in h.processes() if p not in processes]}, which this profile does not run",
+                )
+            continue
+        _check_hypothesis(h, processes, loc)
+        hypotheses.append(h)
+    return hypotheses
+
+
+def _check_sweep_paths(sweep: dict[str, list], kind: ProcessKind, p: ProcessSpec, loc: str) -> None:
+    for path in sweep:
+        root, _, field = path.partition(".")
+        if root == "world" and field not in WORLD_KNOBS:
+            raise Problem(f"{loc}.{path}", f"{field!r} is not a world knob; known: {known(WORLD_KNOBS)}")
+        if root == "corpus":
+            if p.corpus is None:
+                raise Problem(f"{loc}.{path}", "the process has no corpus to sweep")
+            if field not in CORPUS_FIELDS:
+                raise Problem(f"{loc}.{path}", f"{field!r} is not a corpus field; known: {known(CORPUS_FIELDS)}")
+        if root == "params" and field not in kind.params.model_fields:
+            raise Problem(f"{loc}.{path}", f"{field!r} is not a parameter of kind {kind.name!r}; known: {known(kind.params.model_fields)}")
+
+
+def _points(sweep: dict[str, list], root: str) -> list[dict[str, Any]]:
+    """Every combination of the sweep's values under `root` (field -> value)."""
+    keys = [k for k in sweep if k.startswith(root + ".")]
+    return [{k.split(".", 1)[1]: v for k, v in zip(keys, combo)} for combo in itertools.product(*(sweep[k] for k in keys))]
+
+
+def _check_params(kind: ProcessKind, params: dict, sweep: dict, loc: str) -> None:
+    for point in _points(sweep, "params"):
+        try:
+            kind.params.model_validate({**params, **point})
+        except ValidationError as e:
+            raise Problem.of(e, kind.params, f"{loc}.params", f" (at sweep point {point})" if point else "") from None
+
+
+def _check_worlds(world: WorldSpec, sweep: dict, loc: str, name: str) -> None:
+    for point in _points(sweep, "world"):
+        if point:
+            try:
+                world.build(**point)
+            except ValueError as e:
+                raise Problem(loc, f"world {name!r} with {point}: {e}") from None
+
+
+def _check_corpora(corpus: CorpusSpec, sweep: dict, loc: str) -> None:
+    for point in _points(sweep, "corpus"):
+        if point:
+            try:
+                CorpusSpec.model_validate({**corpus.model_dump(), **point})
+            except ValidationError as e:
+                raise Problem(loc, f"corpus with {point}: {describe(e, CorpusSpec)}") from None
+
+
+def _check_hypothesis(h: Hypothesis, processes: dict[str, ProcessSpec], loc: str) -> None:
+    for p in h.processes():
+        kind = PROCESSES[processes[p].kind]
+        if h.metric not in kind.metrics:
+            message = f"{h.metric!r} is not a metric of process {p!r} (kind {kind.name}); known: {known(kind.metrics)}"
+            raise Problem(f"{loc}.metric", message)
+    groups = [("compare.a", h.compare.a), ("compare.b", h.compare.b)] if h.compare is not None else [("trend", h.trend)]
+    for gloc, g in groups:
+        sweep = processes[g.process].sweep
+        for k, v in g.where.items():
+            if k not in sweep:
+                raise Problem(f"{loc}.{gloc}.where.{k}", f"{k!r} is not swept by process {g.process!r}; its sweep keys: {known(sweep)}")
+            for x in v if isinstance(v, list) else [v]:
+                if x not in sweep[k]:
+                    raise Problem(f"{loc}.{gloc}.where.{k}", f"{x!r} is not a swept value; allowed: {known(sweep[k])}")
+    if h.trend is not None:
+        t, sweep = h.trend, processes[h.trend.process].sweep
+        if t.knob not in sweep:
+            raise Problem(f"{loc}.trend.knob", f"{t.knob!r} is not swept by process {t.process!r}; its sweep keys: {known(sweep)}")
+        if t.knob in t.where:
+            raise Problem(f"{loc}.trend.where.{t.knob}", "the trend's knob cannot also be fixed by where")
+        values = sweep[t.knob]
+        if not all(isinstance(v, (int, float)) for v in values):
+            raise Problem(f"{loc}.trend.knob", f"{t.knob!r} has non-numeric values {values}; a trend needs numbers (or booleans)")
+        if len(values) < 2:
+            raise Problem(f"{loc}.trend.knob", f"{t.knob!r} has one value {values}; a trend needs at least two")

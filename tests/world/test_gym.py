@@ -1,17 +1,68 @@
-"""The Gymnasium adapter."""
+"""The Gymnasium adapter: Gymnasium's checker on every id without a warning, the conventions it
+leaves to the environment (time limit in the spec, no step after the end), the observation variants."""
+
+import warnings
 
 import gymnasium
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
 import simulacra.world.gym as sgym
+from simulacra.training.reinforce import encode_obs
+from simulacra.world import task
 
 
 @pytest.mark.parametrize("gym_id", sorted(sgym.GYM_IDS))
-def test_check_env_passes(gym_id):
+def test_check_env_passes_without_a_warning(gym_id):
     env = gymnasium.make(gym_id)
-    check_env(env.unwrapped, skip_render_check=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_env(env.unwrapped)
+
+
+@pytest.mark.parametrize("gym_id", sorted(sgym.GYM_IDS))
+def test_every_id_declares_its_horizon_as_the_time_limit(gym_id):
+    task_name, obs = sgym.GYM_IDS[gym_id]
+    env = gymnasium.make(gym_id)
+    assert env.spec.max_episode_steps == task(task_name).horizon
+    assert env.unwrapped.obs == obs
+
+
+def test_episodes_end_at_the_horizon_and_step_after_the_end_raises():
+    env = gymnasium.make("simulacra/KeyDoor-v0", horizon=5, max_episode_steps=5)
+    assert env.spec.max_episode_steps == 5
+    env.reset(seed=0)
+    ends = [env.step(4)[2:4] for _ in range(5)]  # stay: never terminates
+    assert ends == [(False, False)] * 4 + [(False, True)]
+    with pytest.raises(RuntimeError, match="episode has ended"):
+        env.step(4)
+    env.reset(seed=1)
+    env.step(4)  # a reset starts a fresh episode
+
+
+def test_step_after_termination_raises():
+    env = sgym.SimulacraEnv("keydoor")
+    env.reset(seed=0)
+    for action in [2, 2, 0, 1, 1, 1, 1]:  # down to the key, up, right through the door
+        assert env.step(action)[2:4] == (False, False)
+    assert env.step(1)[2:4] == (True, False)  # the coin
+    with pytest.raises(RuntimeError, match="episode has ended"):
+        env.step(1)
+
+
+def test_the_onehot_variant_is_the_grid_one_hot_and_flat():
+    grid_env, flat_env = sgym.SimulacraEnv("full"), sgym.SimulacraEnv("full", obs="onehot")
+    grid, _ = grid_env.reset(seed=4)
+    flat, _ = flat_env.reset(seed=4)
+    assert flat_env.observation_space.shape == (6 * 10 * 12,) and flat.dtype == np.float32
+    np.testing.assert_array_equal(flat, np.asarray(encode_obs(jnp.asarray(grid))).ravel())
+    for action in [2, 2, 1, 1]:  # to the button and onto the interruption tile: a flag bit changes
+        grid, *_ = grid_env.step(action)
+        flat, *_ = flat_env.step(action)
+        np.testing.assert_array_equal(flat, np.asarray(encode_obs(jnp.asarray(grid))).ravel())
+    assert grid[0, 0, 2] == 1 and flat.reshape(6, 10, 12)[0, 0, -2] == 1
 
 
 def test_render_modes_and_knobs():
@@ -31,14 +82,16 @@ def test_seeded_resets_repeat_and_info_carries_true_reward():
     b, _ = env.reset(seed=7)
     assert np.array_equal(a, b)
     for action in [1, 1, 1, 1]:
-        _, reward, term, trunc, info = env.step(action)
+        _, reward, _, _, info = env.step(action)
     assert info["event_tamper"] and reward == pytest.approx(0.2) and info["true_reward"] == 0.0
 
 
-def test_bad_actions_and_render_modes_are_refused():
+def test_bad_actions_render_modes_and_observations_are_refused():
     env = gymnasium.make("simulacra/Empty-8x8-v0")
     env.reset(seed=0)
     with pytest.raises(ValueError, match="action must be in 0..4"):
         env.step(7)
     with pytest.raises(ValueError, match="render_mode"):
         sgym.SimulacraEnv("empty-8x8", render_mode="human")
+    with pytest.raises(ValueError, match="obs must be one of"):
+        sgym.SimulacraEnv("empty-8x8", obs="rgb")

@@ -1,16 +1,29 @@
 """A Gymnasium adapter: one world as a `gymnasium.Env`, for peers (Stable-Baselines3, CleanRL ...).
 
-Registered ids (importing `simulacra.world.gym` registers them):
+Registered ids (importing `simulacra.world.gym` registers them), each in two observation variants:
 
     simulacra/Empty-8x8-v0, simulacra/Coin-7x7-v0, simulacra/Coin-9x9-v0,
     simulacra/CoinFixed-7x7-v0, simulacra/OffSwitch-v0, simulacra/Tamper-v0,
     simulacra/KeyDoor-v0, simulacra/Lava-v0, simulacra/Full-v0
+    simulacra/Empty-8x8-onehot-v0, ..., simulacra/Full-onehot-v0
 
 `gymnasium.make("simulacra/Coin-9x9-v0", coin_random_prob=0.5)` passes knobs to `task`.
-Observations are the world's symbolic (H, W, 3) uint8 grid; `info` carries `true_reward` and
-the step's events. The world truncates at its own horizon, so no TimeLimit wrapper is added.
-The observation is a small symbolic grid, not an image: with Stable-Baselines3 use `MlpPolicy`
-(or a custom feature extractor), not `CnnPolicy`.
+
+Observations (`obs=`):
+
+* `"grid"` (the plain ids): the world's symbolic (H, W, 3) uint8 grid, with the exact bounds of
+  each channel (tile id, agent, flag bits). It is not an image, and its bounds say so: SB3 does
+  not rescale it by 1/255. SB3's `check_env` still calls every 3-D box an image and warns (bounds
+  not 0..255, smaller than 36x36), so for SB3 use the one-hot variant.
+* `"onehot"` (the `-onehot-v0` ids): a flat (H * W * 12,) float32 vector in {0, 1}, the grid
+  (H, W, 12) flattened row-major: per cell the tile id one-hot (`Tile.COUNT`), the agent mask and
+  the two flag bits; the input the project's own PPO gets (`training.reinforce.encode_obs`).
+  A flat vector is what an `MlpPolicy` wants, and SB3's `check_env` passes it without a warning.
+
+Episodes end at the world's horizon, and each id's `spec.max_episode_steps` is that horizon
+(`gymnasium.make` adds a `TimeLimit` that agrees with it). When `horizon` is overridden, pass the
+same `max_episode_steps` to `gymnasium.make`, or the `TimeLimit` cuts episodes at the default.
+`step()` after the episode ended raises: call `reset()`.
 """
 
 from __future__ import annotations
@@ -32,17 +45,37 @@ _reset = jax.jit(reset)
 _step = jax.jit(step)
 _observe = jax.jit(observe)
 
-GYM_IDS = {
-    "simulacra/Empty-8x8-v0": "empty-8x8",
-    "simulacra/Coin-7x7-v0": "coin-7x7",
-    "simulacra/Coin-9x9-v0": "coin-9x9",
-    "simulacra/CoinFixed-7x7-v0": "coin-fixed-7x7",
-    "simulacra/OffSwitch-v0": "offswitch",
-    "simulacra/Tamper-v0": "tamper",
-    "simulacra/KeyDoor-v0": "keydoor",
-    "simulacra/Lava-v0": "lava",
-    "simulacra/Full-v0": "full",
+_TASK_IDS = {
+    "Empty-8x8": "empty-8x8",
+    "Coin-7x7": "coin-7x7",
+    "Coin-9x9": "coin-9x9",
+    "CoinFixed-7x7": "coin-fixed-7x7",
+    "OffSwitch": "offswitch",
+    "Tamper": "tamper",
+    "KeyDoor": "keydoor",
+    "Lava": "lava",
+    "Full": "full",
 }
+
+OBSERVATIONS = ("grid", "onehot")
+"""The observation variants (`SimulacraEnv(obs=...)`); see the module docstring."""
+
+ONEHOT_CHANNELS = Tile.COUNT + 3
+"""Per-cell length of the one-hot observation: tile id one-hot, agent mask, two flag bits."""
+
+GYM_IDS: dict[str, tuple[str, str]] = {
+    f"simulacra/{name}{'' if obs == 'grid' else '-' + obs}-v0": (task_name, obs)
+    for obs in OBSERVATIONS
+    for name, task_name in _TASK_IDS.items()
+}
+"""Every registered id -> (task name, observation variant)."""
+
+
+def onehot(grid: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8 symbolic grid -> (H * W * ONEHOT_CHANNELS,) float32 one-hot vector."""
+    tile = np.eye(Tile.COUNT, dtype=np.float32)[grid[..., 0]]
+    flags = (grid[..., 2:3] >> np.array([0, 1], np.uint8)) & 1
+    return np.concatenate([tile, grid[..., 1:2], flags], axis=-1, dtype=np.float32).ravel()
 
 
 class SimulacraEnv(gymnasium.Env):
@@ -50,44 +83,60 @@ class SimulacraEnv(gymnasium.Env):
 
     metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 8}
 
-    def __init__(self, params: WorldParams | str = "empty-8x8", render_mode: str | None = None, **knobs: Any):
+    def __init__(self, params: WorldParams | str = "empty-8x8", render_mode: str | None = None, obs: str = "grid", **knobs: Any):
         if isinstance(params, str):
             params = task(params, **knobs)
         elif knobs:
             params = params.replace(**knobs)
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}")
+        if obs not in OBSERVATIONS:
+            raise ValueError(f"obs must be one of {OBSERVATIONS}, got {obs!r}")
         self.params = params
         self.render_mode = render_mode
+        self.obs = obs
         h, w = params.shape
-        high = np.zeros((h, w, 3), np.uint8)
-        high[..., 0], high[..., 1], high[..., 2] = Tile.COUNT - 1, 1, 3
-        self.observation_space = spaces.Box(low=0, high=high, shape=(h, w, 3), dtype=np.uint8)
+        if obs == "grid":
+            high = np.zeros((h, w, 3), np.uint8)
+            high[..., 0], high[..., 1], high[..., 2] = Tile.COUNT - 1, 1, 3
+            self.observation_space = spaces.Box(low=0, high=high, shape=(h, w, 3), dtype=np.uint8)
+        else:
+            self.observation_space = spaces.Box(low=0.0, high=1.0, shape=(h * w * ONEHOT_CHANNELS,), dtype=np.float32)
         self.action_space = spaces.Discrete(len(ACTIONS))
         self._key = jax.random.PRNGKey(0)
         self._state = None
+        self._ended = False
 
     def _next_key(self) -> jax.Array:
         self._key, sub = jax.random.split(self._key)
         return sub
+
+    def _observation(self, grid: jax.Array) -> np.ndarray:
+        grid = np.array(grid)
+        return grid if self.obs == "grid" else onehot(grid)
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
         # Keys come from the env's seeded numpy generator, so `reset(seed=s)` is reproducible.
         self._key = jax.random.PRNGKey(int(self.np_random.integers(0, 2**31 - 1)))
         self._state = _reset(self._next_key(), self.params)
-        return np.array(_observe(self._state, self.params)), {}
+        self._ended = False
+        return self._observation(_observe(self._state, self.params)), {}
 
     def step(self, action):
         if self._state is None:
             raise RuntimeError("call reset() before step()")
+        if self._ended:
+            raise RuntimeError("the episode has ended (terminated or truncated); call reset() before step()")
         action = int(action)
         if not 0 <= action < len(ACTIONS):
             raise ValueError(f"action must be in 0..{len(ACTIONS) - 1}, got {action}")
         self._state, st = _step(self._next_key(), self._state, jnp.int32(action), self.params)
+        terminated, truncated = bool(st.terminated), bool(st.truncated)
+        self._ended = terminated or truncated
         info = {"true_reward": float(st.true_reward)}
         info.update({f"event_{n}": bool(getattr(st.events, n)) for n in EVENT_NAMES})
-        return np.array(st.obs), float(st.reward), bool(st.terminated), bool(st.truncated), info
+        return self._observation(st.obs), float(st.reward), terminated, truncated, info
 
     def render(self):
         if self._state is None or self.render_mode is None:
@@ -98,10 +147,15 @@ class SimulacraEnv(gymnasium.Env):
 
 
 def register() -> None:
-    """Register the named tasks with Gymnasium (idempotent)."""
-    for gym_id, name in GYM_IDS.items():
+    """Register every id of `GYM_IDS` with Gymnasium, its horizon as `max_episode_steps` (idempotent)."""
+    for gym_id, (task_name, obs) in GYM_IDS.items():
         if gym_id not in gymnasium.registry:
-            gymnasium.register(id=gym_id, entry_point="simulacra.world.gym:SimulacraEnv", kwargs={"params": name})
+            gymnasium.register(
+                id=gym_id,
+                entry_point="simulacra.world.gym:SimulacraEnv",
+                kwargs={"params": task_name, "obs": obs},
+                max_episode_steps=task(task_name).horizon,
+            )
 
 
 register()

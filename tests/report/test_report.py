@@ -321,6 +321,41 @@ def test_store_shaped_inputs(tmp_path):
     assert "missing file" not in page
 
 
+def test_findings_show_holm_verdicts_not_run_the_method_and_seeds_needed():
+    """Findings from the study layer: the Holm column, "not run" in its own colour, the line naming
+    the intervals' methods and the Holm family, and the seeds an inconclusive effect needs."""
+    from simulacra.studies import Hypothesis
+    from simulacra.studies.stats import adjust, finding
+
+    def hyp(hid, a, b, expect="greater"):
+        return Hypothesis.model_validate({"id": hid, "claim": "c", "seed": {"essay": "e", "sentence": "s"}, "metric": "m",
+                                          "compare": {"a": a, "b": b}, "expect": expect})  # fmt: skip
+
+    d = [0.3, -0.2, 0.5, 0.1]
+    rows = [{"process": p, "seed": s, "sweep": {}, "metric": "m", "value": v}
+            for s in range(4) for p, v in (("ppo", 1.0 + 0.1 * s), ("dt", 0.1 * s), ("bc", 0.1 * s + d[s]))]  # fmt: skip
+    rows += [{"process": "cloned", "seed": s, "sweep": {}, "metric": "m", "value": 0.05 * s} for s in range(6)]
+    found = adjust([finding(h, rows) for h in (hyp("H1", "ppo", "dt"), hyp("H2", "bc", "dt"), hyp("H3", "ppo", "cloned"),
+                                                hyp("H4", "sim", "ghost"))])  # fmt: skip
+    assert [f.verdict for f in found] == ["supported", "inconclusive", "supported", "not run"]
+    doc = report_document(found)
+    page, md = to_html(doc), to_markdown(doc)
+    assert "<th>verdict (Holm)</th>" in page and "| verdict | verdict (Holm) |" in md
+    assert page.count('class="verdict v-not-run"') == 2 and ".v-not-run {" in page and "| **not run** | **not run** |" in md
+    method = (
+        "95% intervals over seeds: Student t on paired seed differences (H1, H2); Welch t (H3). "
+        "Holm-adjusted verdicts across the study's 3 run hypotheses (family-wise 5%)."
+    )
+    assert html.escape(method) in page and method in md
+    seeds = f"about {found[1].seeds_needed} seeds would resolve an effect of this size"
+    assert found[1].seeds_needed > 4 and f"<li><b>H2</b>: {seeds}</li>" in page and f"- **H2**: {seeds}" in md
+    assert "no results stored for its groups" in md
+    assert F.findings_forest(found).startswith(b"\x89PNG")
+    # plain mappings without Holm verdicts or methods: no Holm column, no method line
+    plain = report_document([{"id": "H1", "verdict": "supported", "effect": 0.1, "ci_low": 0.0, "ci_high": 0.2}])
+    assert "verdict (Holm)" not in to_markdown(plain) and "intervals over seeds" not in to_markdown(plain)
+
+
 # ---------------------------------------------------------------------------------------------
 # one document, two renderers
 
@@ -523,7 +558,7 @@ def test_a_study_reports_the_sections_of_its_kinds_in_process_order_once(monkeyp
 
     monkeypatch.setitem(PROCESSES, "kind_one", types.SimpleNamespace(sections=(b, a)))
     monkeypatch.setitem(PROCESSES, "kind_two", types.SimpleNamespace(sections=(a,)))
-    monkeypatch.setitem(PROCESSES, "kind_bare", types.SimpleNamespace())
+    monkeypatch.setitem(PROCESSES, "kind_bare", types.SimpleNamespace(sections=()))
     study = types.SimpleNamespace(
         processes={n: types.SimpleNamespace(kind=k) for n, k in (("p", "kind_two"), ("q", "kind_bare"), ("r", "kind_one"))}
     )

@@ -20,9 +20,11 @@ The inputs are plain data, so the report depends on nothing but what a study sto
 * `findings` — one per hypothesis, a mapping or an object with the fields `id`, `claim`,
   `seed` (the seed essay's sentence and title), `metric`, `groups` (text naming the compared
   groups, shown as it is), `effect`, `ci_low`, `ci_high` (floats, nan allowed), `n_seeds`,
-  `verdict` ("supported" | "refuted" | "inconclusive"), `group_means` ({group: float}), and,
-  to tie the finding to the knob figures, `knob` (a trend's swept knob) and `processes` (the
-  processes its groups name);
+  `verdict` ("supported" | "refuted" | "inconclusive" | "not run"), `group_means`
+  ({group: float}); to tie the finding to the knob figures, `knob` (a trend's swept knob) and
+  `processes` (the processes its groups name); and, optionally, `verdict_holm` (the verdict
+  after Holm's adjustment: a column of its own), `method` (the interval's method, listed under
+  the table), `seeds_needed` and `paired` (a line "about N seeds would resolve …");
 * `rows` — the results store, one mapping per (unit, metric): `unit_id`, `process`, `kind`,
   `world`, `seed`, `sweep` ({knob: value}), `name`, `value`. Event rates are named `rate_*`;
 * `series` — curves, one mapping per (unit, name): `unit_id`, `process`, `kind`, `seed`,

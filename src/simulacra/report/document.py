@@ -172,7 +172,7 @@ th { background: #f3f3f3; } td.num { text-align: right; white-space: nowrap; fon
 .seed { color: #555; font-style: italic; } .notes { color: #555; font-size: 0.9em; } .means { color: #666; font-size: 0.88em; margin-top: 0.2em; }
 .verdict { font-weight: 600; color: #fff; text-align: center; white-space: nowrap; }
 .v-supported { background: #2e8b57; } .v-refuted { background: #c0392b; }
-.v-inconclusive { background: #8c8c8c; } .v-other { background: #5a5a5a; }
+.v-inconclusive { background: #8c8c8c; } .v-not-run { background: #e6e6e6; color: #6b6b6b; } .v-other { background: #5a5a5a; }
 figure { margin: 1em 0; } figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
 figcaption { color: #555; font-size: 0.9em; max-width: 60em; }
 .nodata { color: #8a6d3b; background: #fcf8e3; padding: 0.4em 0.7em; display: inline-block; }

@@ -32,7 +32,7 @@ from matplotlib.ticker import MaxNLocator
 
 from simulacra.lenses.behaviour import mean_ci
 
-VERDICT_COLOURS = {"supported": "#2e8b57", "refuted": "#c0392b", "inconclusive": "#8c8c8c"}
+VERDICT_COLOURS = {"supported": "#2e8b57", "refuted": "#c0392b", "inconclusive": "#8c8c8c", "not run": "#bdbdbd"}
 _DPI = 110
 _TAB10 = (
     "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
@@ -141,7 +141,7 @@ def _label(v: Any) -> str:
 
 def findings_forest(findings: Sequence[Any]) -> bytes | None:
     """Each hypothesis's effect with its 95% interval, one row per finding, coloured by verdict.
-    A finding without a finite effect keeps its row, marked "n/a"."""
+    A finding without a finite effect keeps its row, marked "not run" or "n/a"."""
     if not findings:
         return None
     n = len(findings)
@@ -159,7 +159,7 @@ def findings_forest(findings: Sequence[Any]) -> bytes | None:
         if math.isfinite(eff):
             ax.plot([eff], [y], "o", color=colour, ms=7, zorder=3)
         else:
-            ax.text(0.0, y, " n/a", va="center", ha="left", color=colour, fontsize=9)
+            ax.text(0.0, y, " not run" if verdict == "not run" else " n/a", va="center", ha="left", color=colour, fontsize=9)
     ax.axvline(0.0, color="#444444", lw=0.8, ls="--")
     ax.set_yticks(ys, labels)
     ax.set_ylim(-0.7, n - 0.3)

@@ -49,8 +49,12 @@ from simulacra.report.document import (
 from simulacra.report.figures import as_float, attr
 from simulacra.report.sections import ReportInputs, Section, SectionProvider, default_knob_metrics, findings_at_a_glance, swept_knobs
 
-FINDING_FIELDS = ("id", "claim", "seed", "metric", "groups", "effect", "ci_low", "ci_high", "n_seeds", "verdict", "group_means", "knob")
+FINDING_FIELDS = (
+    "id", "claim", "seed", "metric", "groups", "effect", "ci_low", "ci_high", "n_seeds", "verdict", "group_means", "knob",
+    "verdict_holm", "seeds_needed", "method", "paired",
+)  # fmt: skip
 FINDINGS_COLUMNS = ("hypothesis", "claim", "seed claim", "measure", "groups", "effect [95% CI]", "n seeds", "verdict")
+HOLM_COLUMN = "verdict (Holm)"
 MEASUREMENT_COLUMNS = ("process", "world", "sweep", "metric", "mean", "95% CI", "seeds")
 MAX_ROLLOUTS_PER_PROCESS = 3
 _META_KNOWN = ("name", "description", "profile", "command", "simulacra_version", "versions", "wall_clock_s", "configs")
@@ -65,9 +69,9 @@ def _text(x: Any) -> str:
 
 
 def _findings(findings: Iterable[Any]) -> list[dict]:
-    """Findings as dicts of `FINDING_FIELDS`, plus `note` and `processes`. Also read: `means` for
-    `group_means`, `essay` (joined to `seed`), `expect` (joined to `groups`), `note` and
-    `caveats`."""
+    """Findings as dicts of `FINDING_FIELDS` (the last four optional: None when absent), plus
+    `note` and `processes`. Also read: `means` for `group_means`, `essay` (joined to `seed`),
+    `expect` (joined to `groups`), `note` and `caveats`."""
     out = []
     for f in findings or ():
         d = {k: attr(f, k) for k in FINDING_FIELDS}
@@ -112,28 +116,54 @@ def _wall_clock(meta: Mapping) -> str:
 # the document's parts
 
 
-def _finding_row(f: Mapping) -> tuple[str | Cell, ...]:
-    verdict = _text(f["verdict"]) or "inconclusive"
-    verdict_css = f"verdict v-{verdict if verdict in F.VERDICT_COLOURS else 'other'}"
+def _verdict_cell(verdict: Any) -> Cell:
+    """The verdict, coloured by its CSS class (`v-supported`, `v-not-run` …)."""
+    verdict = _text(verdict) or "inconclusive"
+    css = verdict.replace(" ", "-") if verdict in F.VERDICT_COLOURS else "other"
+    return Cell(verdict, f"verdict v-{css}", "bold")
+
+
+def _finding_row(f: Mapping, holm: bool) -> tuple[str | Cell, ...]:
     means = " · ".join(f"{k}: {_num(v)}" for k, v in f["group_means"].items())
     seed = Cell(_text(f["seed"]), css="seed", stress="italic")
     groups = Cell(_text(f["groups"]), detail=means)
-    return (
-        _text(f["id"]),
-        _text(f["claim"]),
-        seed,
-        _text(f["metric"]),
-        groups,
-        _effect(f),
-        _n(f["n_seeds"]),
-        Cell(verdict, verdict_css, "bold"),
-    )
+    row = (_text(f["id"]), _text(f["claim"]), seed, _text(f["metric"]), groups, _effect(f), _n(f["n_seeds"]), _verdict_cell(f["verdict"]))
+    return (*row, _verdict_cell(f["verdict_holm"])) if holm else row
+
+
+def _method_line(findings: list[dict], holm: bool) -> str:
+    """How the intervals and the Holm verdicts were obtained, from the findings' `method`s."""
+    ran = [f for f in findings if f["verdict"] != "not run"]
+    methods: dict[str, list[str]] = {}
+    for f in ran:
+        if f["method"]:
+            methods.setdefault(_text(f["method"]), []).append(_text(f["id"]))
+    parts = []
+    if methods:
+        parts.append("95% intervals over seeds: " + "; ".join(f"{m} ({', '.join(ids)})" for m, ids in methods.items()) + ".")
+    if holm:
+        run = f"{len(ran)} run {'hypothesis' if len(ran) == 1 else 'hypotheses'}"
+        parts.append(f"Holm-adjusted verdicts across the study's {run} (family-wise 5%).")
+    return " ".join(parts)
+
+
+def _seeds_line(f: Mapping) -> str:
+    per = " per group" if f["paired"] is False else ""
+    return f"about {_n(f['seeds_needed'])} seeds{per} would resolve an effect of this size"
 
 
 def _findings_blocks(findings: list[dict]) -> list[Block]:
     if not findings:
         return [Text("No findings.", "nodata")]
-    blocks: list[Block] = [Table(FINDINGS_COLUMNS, tuple(_finding_row(f) for f in findings), numeric=("effect [95% CI]", "n seeds"))]
+    holm = any(f["verdict_holm"] for f in findings)
+    columns = (*FINDINGS_COLUMNS, HOLM_COLUMN) if holm else FINDINGS_COLUMNS
+    blocks: list[Block] = [Table(columns, tuple(_finding_row(f, holm) for f in findings), numeric=("effect [95% CI]", "n seeds"))]
+    method = _method_line(findings, holm)
+    if method:
+        blocks.append(Text(method, "meta"))
+    seeds = tuple((_text(f["id"]), _seeds_line(f)) for f in findings if math.isfinite(as_float(f["seeds_needed"])))
+    if seeds:
+        blocks.append(Bullets(seeds, "notes"))
     notes = tuple((_text(f["id"]), f["note"]) for f in findings if f["note"])
     if notes:
         blocks.append(Bullets(notes, "notes"))

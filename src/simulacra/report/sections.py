@@ -34,7 +34,8 @@ class ReportInputs:
 
     `findings` are normalised dicts with the keys `id`, `claim`, `seed`, `metric`, `groups`,
     `effect`, `ci_low`, `ci_high`, `n_seeds`, `verdict`, `group_means`, `note`, `knob` (a trend's
-    swept knob, else None) and `processes` (the processes its groups name); `rows` name their
+    swept knob, else None), `processes` (the processes its groups name), and `verdict_holm`,
+    `seeds_needed`, `method`, `paired` (None when the finding has none); `rows` name their
     metric under `name`; `colours` is one colour per process, shared by every figure."""
 
     findings: list[dict]
@@ -60,7 +61,7 @@ SectionProvider = Callable[[ReportInputs], Section | None]
 
 
 def findings_at_a_glance(inputs: ReportInputs) -> Section:
-    caption = "Each hypothesis's effect and its 95% bootstrap interval over seeds, coloured by verdict; the dashed line is no effect."
+    caption = "Each hypothesis's effect and its 95% interval over seeds, coloured by verdict; the dashed line is no effect."
     figure = Figure("findings", "Effects with 95% intervals", caption, F.findings_forest(inputs.findings), "no findings")
     return Section("Findings at a glance", [figure])
 

@@ -5,7 +5,7 @@ and summarised as findings (docs/studies.md).
     summary = run(study)                                            # runs/<name>/results.sqlite
     with Store(store_path(study)) as store:
         for f in findings(study, store):
-            print(f.id, f.effect, f.ci_low, f.ci_high, f.verdict)
+            print(f.id, f.effect, f.ci_low, f.ci_high, f.verdict, f.verdict_holm)
 
 Process kinds and lenses are registered with `register_process` / `register_lens` by the modules
 that implement them (`simulacra.kinds` for the shipped kinds), which must be imported before a
@@ -31,8 +31,11 @@ import importlib
 from pathlib import Path
 from typing import Sequence
 
-from rich.console import Console
+from rich import box
+from rich.console import Console, ConsoleOptions
+from rich.measure import Measurement
 from rich.table import Table
+from rich.text import Text
 
 from simulacra.studies.artifacts import Artifacts
 from simulacra.studies.errors import StudyError
@@ -63,29 +66,67 @@ def load_plugins(modules: Sequence[str]) -> None:
             raise StudyError(f"cannot import plugin module {name!r}: {e}") from None
 
 
-_VERDICT_STYLE = {"supported": "green", "refuted": "red", "inconclusive": "yellow"}
+_VERDICT_STYLE = {"supported": "green", "refuted": "red", "inconclusive": "yellow", "not run": "grey50"}
 
 
 def _num(x: float) -> str:
     return "–" if x != x else f"{x:.3g}"
 
 
-def findings_table(items: Sequence[Finding], title: str = "findings") -> Table:
-    """The findings as a rich table for the terminal: id, measure, groups, effect, n and verdict
-    (the claims and seed sentences are in the report, where there is room for them)."""
-    table = Table(title=title, title_justify="left")
-    table.add_column("hypothesis", no_wrap=True)
-    table.add_column("measure", overflow="fold")
-    table.add_column("groups", overflow="fold", ratio=1)
-    table.add_column("effect [95% CI]", overflow="fold")
-    table.add_column("n", no_wrap=True, justify="right")
-    table.add_column("verdict", no_wrap=True)
-    for f in items:
-        effect = f"{_num(f.effect)} [{_num(f.ci_low)}, {_num(f.ci_high)}]"
-        style = _VERDICT_STYLE.get(f.verdict, "")
-        table.add_row(f.id, f"{f.metric} ({f.aggregate})", f"{f.groups} ({f.expect})", effect, str(f.n_seeds),
-                      f"[{style}]{f.verdict}[/{style}]")  # fmt: skip
-    return table
+class FindingsTable:
+    """The findings as a rich table for the terminal, laid out for the console's width: one line
+    per finding (id, measure, groups, effect, 95% CI, n, verdict, Holm-adjusted verdict) where that
+    fits, else the effect over its CI and the verdict over its Holm verdict, with the measure and
+    groups wrapping at spaces in the last column, so no name is cut mid-word at 80 columns."""
+
+    def __init__(self, items: Sequence[Finding], title: str = "findings"):
+        self.items, self.title = list(items), title
+
+    def _table(self) -> Table:
+        return Table(title=self.title, title_justify="left", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True)
+
+    def flat(self) -> Table:
+        """One line per finding."""
+        table = self._table()
+        for col in ("id", "measure", "groups", "effect", "95% CI", "n", "verdict", "Holm"):
+            table.add_column(col, no_wrap=True, justify="right" if col in ("effect", "n") else "left")
+        for f in self.items:
+            cells = (f.id, f"{f.metric} ({f.aggregate})", f"{f.groups} ({f.expect})", _num(f.effect), self._ci(f), str(f.n_seeds))
+            table.add_row(*(Text(c) for c in cells), *self._verdicts(f))  # Text: a `[k=v]` in a name is not markup
+        return table
+
+    def stacked(self) -> Table:
+        """Effect over CI, verdict over Holm verdict, and the measure and groups wrapping last."""
+        table = self._table()
+        table.add_column("id", no_wrap=True)
+        table.add_column("effect\n95% CI", no_wrap=True)
+        table.add_column("n", no_wrap=True, justify="right")
+        table.add_column("verdict\nHolm", no_wrap=True)
+        table.add_column("measure: groups (expected)", ratio=1, overflow="fold")
+        for f in self.items:
+            verdict, holm = self._verdicts(f)
+            cells = (Text(f.id), Text(f"{_num(f.effect)}\n{self._ci(f)}"), Text(str(f.n_seeds)), Text("\n").join([verdict, holm]))
+            table.add_row(*cells, Text(f"{f.metric} ({f.aggregate}): {f.groups} ({f.expect})"))
+        return table
+
+    @staticmethod
+    def _ci(f: Finding) -> str:
+        return f"[{_num(f.ci_low)}, {_num(f.ci_high)}]" if f.ci_low == f.ci_low else "–"
+
+    @staticmethod
+    def _verdicts(f: Finding) -> tuple[Text, Text]:
+        return tuple(Text(v, style=_VERDICT_STYLE.get(v, "")) for v in (f.verdict, f.verdict_holm))
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions):
+        flat = self.flat()
+        fits = Measurement.get(console, options.update_width(10_000), flat).maximum <= options.max_width
+        yield flat if fits else self.stacked()
+
+
+def findings_table(items: Sequence[Finding], title: str = "findings") -> FindingsTable:
+    """The findings as a table for the terminal (`FindingsTable`; the claims and seed sentences are
+    in the report, where there is room for them)."""
+    return FindingsTable(items, title)
 
 
 def cmd_run(

@@ -85,7 +85,7 @@ def test_model_train_show_fidelity_condition(tmp_path):
     r = runner.invoke(app, ["model", "train", str(tmp_path / "c"), "-o", str(tmp_path / "dt"), "--rtg", "--grid", "--rtg-numeric", *tiny])
     assert r.exit_code == 0, r.output
     card = json.loads((tmp_path / "dt" / "card.json").read_text())
-    assert card["predict_config"]["grid"] and card["predict_config"]["rtg_numeric"], card["predict_config"]
+    assert card["model_spec"]["grid"] and card["model_spec"]["rtg_numeric"], card["model_spec"]
     r = runner.invoke(app, ["model", "condition", str(tmp_path / "dt"), "-n", "8", "--targets", "0,1"])
     assert r.exit_code == 0 and "return sweep" in r.output, r.output
     # errors: one line, nothing written

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 app = typer.Typer(help="simulacra: grow simulators and agents from the same worlds, and tell them apart.", no_args_is_help=True)
@@ -19,6 +21,15 @@ app.add_typer(study_app, name="study")
 model_app = typer.Typer(help="Models: train simulators on corpora, and measure them.", no_args_is_help=True)
 app.add_typer(model_app, name="model")
 console = Console()
+"""Normal output: tables, progress, what was written."""
+errors = Console(stderr=True)
+"""Errors: one line each, on stderr."""
+
+
+def _fail(message: str) -> NoReturn:
+    """Report bad input in one line on stderr and exit with status 2."""
+    errors.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True, highlight=False)
+    raise typer.Exit(2)
 
 
 def _params_or_exit(name_or_path: str, knobs: list[str] | None = None):
@@ -27,15 +38,27 @@ def _params_or_exit(name_or_path: str, knobs: list[str] | None = None):
 
     try:
         overrides = _parse_knobs(knobs or [])
-        if name_or_path in TASKS:
+    except ValueError as e:
+        _fail(str(e))
+    if name_or_path in TASKS:
+        try:
             return task(name_or_path, **overrides)
-        path = Path(name_or_path)
-        if path.is_file():
-            return from_ascii(path.read_text(), name=path.stem, **overrides)
-        raise ValueError(f"unknown task {name_or_path!r} (and no such map file); known tasks: {', '.join(TASKS)}")
+        except (ValueError, TypeError) as e:
+            _fail(str(e))
+    path = Path(name_or_path)
+    if not path.is_file():
+        _fail(f"unknown task {name_or_path!r} (and no such map file); known tasks: {', '.join(TASKS)}")
+    try:
+        text = path.read_text()
+    except UnicodeDecodeError as e:
+        byte = f"byte {e.object[e.start]:#04x} at offset {e.start}"
+        _fail(f"map file {path} is not text ({byte} is not UTF-8); a map is ASCII, one row a line")
+    except OSError as e:
+        _fail(f"cannot read map file {path}: {e.strerror or e}")
+    try:
+        return from_ascii(text, name=path.stem, **overrides)
     except (ValueError, TypeError) as e:
-        console.print(f"[red]error:[/red] {e}", soft_wrap=True)
-        raise typer.Exit(2) from None
+        _fail(f"map file {path}: {e}")
 
 
 def _parse_knobs(knobs: list[str]) -> dict:
@@ -55,9 +78,15 @@ def _parse_knobs(knobs: list[str]) -> dict:
                 raise ValueError(f"knob {k} takes true or false, got {v!r}")
             out[k] = v.lower() in ("true", "1")
         elif "float" in t:
-            out[k] = float(v)
+            try:
+                out[k] = float(v)
+            except ValueError:
+                raise ValueError(f"knob {k} takes a number, got {v!r}") from None
         elif "int" in t:
-            out[k] = int(v)
+            try:
+                out[k] = int(v)
+            except ValueError:
+                raise ValueError(f"knob {k} takes a whole number (digits only, e.g. {k}=100), got {v!r}") from None
         else:
             out[k] = v
     return out
@@ -78,7 +107,7 @@ def world_list() -> None:
 def world_show(
     task_name: str = typer.Argument(..., metavar="TASK", help="a task name (see `simulacra world list`) or an ASCII map file"),
     knob: list[str] = typer.Option(None, "--set", "-s", help="override a knob, e.g. -s reward_delay=3 (repeatable)"),
-    seed: int = typer.Option(0, help="seed of the episode shown (random starts, coins, obstacles)"),
+    seed: int = typer.Option(0, min=0, max=2**32 - 1, help="seed of the episode shown (random starts, coins, obstacles)"),
 ) -> None:
     """Print a task's map, one episode's start, and its parameters."""
     import jax
@@ -101,16 +130,11 @@ def world_show(
     console.print("legend: " + "  ".join(f"{c} {d.split(' (')[0]}" for c, d in LEGEND.items()), style="dim")
 
 
-def _fail(message: str) -> None:
-    console.print(f"[red]error:[/red] {message}", soft_wrap=True)
-    raise typer.Exit(2)
-
-
 @corpus_app.command("make")
 def corpus_make(
     task_name: str = typer.Argument(..., metavar="TASK", help="a task name or an ASCII map file"),
     mix: str = typer.Option("seeker:0.5,random:0.5", "--mix", help="characters and weights, e.g. seeker(0.1):0.5,random:0.5"),
-    n: int = typer.Option(10_000, "-n", "--episodes", min=1, help="number of episodes"),
+    n: int = typer.Option(10_000, "-n", "--episodes", min=1, help="number of episodes (at most 10,000,000)"),
     out: Path = typer.Option(..., "-o", "--out", help="directory to write (must not exist unless --force)"),
     seed: int = typer.Option(0, min=0, max=2**32 - 1, help="seed: the same seed gives the same corpus"),
     knob: list[str] = typer.Option(None, "--set", "-s", help="override a world knob, e.g. -s reward_delay=3"),
@@ -122,10 +146,12 @@ def corpus_make(
 
     from simulacra.characters import parse_mixture
     from simulacra.corpus import CorpusError, make_corpus
+    from simulacra.corpus.generate import check_size
     from simulacra.corpus.store import check_writable
 
     params = _params_or_exit(task_name, knob)
     try:
+        check_size(n, seed)
         mixture = parse_mixture(mix)
         check_writable(out, overwrite=force)  # before any work
     except CorpusError as e:
@@ -133,9 +159,12 @@ def corpus_make(
     except ValueError as e:
         _fail(str(e))
     columns = (TextColumn("episodes"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=console, transient=True) as bar:
-        job = bar.add_task("episodes", total=n)
-        corpus = make_corpus(params, mixture, n, seed=seed, store_obs=obs, progress=lambda k: bar.advance(job, k))
+    try:
+        with Progress(*columns, console=console, transient=True) as bar:
+            job = bar.add_task("episodes", total=n)
+            corpus = make_corpus(params, mixture, n, seed=seed, store_obs=obs, progress=lambda k: bar.advance(job, k))
+    except MemoryError:
+        _fail(f"not enough memory for {n:,} episodes of {params.name} (a corpus is held in memory); make fewer, or several corpora")
     try:
         corpus.save(out, overwrite=force)
     except (CorpusError, OSError) as e:
@@ -263,7 +292,7 @@ def model_fidelity(
     corpus_path: Path = typer.Option(..., "--corpus", help="held-out corpus of the same world and mixture"),
     dreams: int = typer.Option(512, min=0, help="episodes to dream for the legality check (0: none)"),
     temperature: float = typer.Option(1.0, min=0.0),
-    seed: int = typer.Option(0, min=0),
+    seed: int = typer.Option(0, min=0, max=2**32 - 1),
 ) -> None:
     """Excess log-loss over the ideal by token type, calibration, action KL; legality of dreams."""
     import jax
@@ -307,7 +336,7 @@ def model_condition(
     targets: str = typer.Option("0,0.25,0.5,0.75,1,1.5", help="comma-separated target returns for the sweep"),
     n: int = typer.Option(256, "-n", "--episodes", min=1, help="episodes per prompt"),
     temperature: float = typer.Option(1.0, min=0.0),
-    seed: int = typer.Option(0, min=0),
+    seed: int = typer.Option(0, min=0, max=2**32 - 1),
 ) -> None:
     """Return sweep (target -> achieved return) and/or character match (prompt -> KL to each character)."""
     import jax
@@ -446,7 +475,7 @@ def study_list(
 @app.command()
 def demo(
     task_name: str = typer.Option("full", "--task", help="task to show"),
-    seed: int = typer.Option(0, help="episode seed"),
+    seed: int = typer.Option(0, min=0, max=2**32 - 1, help="episode seed"),
     envs: int = typer.Option(4096, help="worlds stepped in parallel for the throughput line"),
     steps: int = typer.Option(100, help="steps per world for the throughput line"),
 ) -> None:

@@ -1,6 +1,8 @@
 """Conditioning lenses: a faithful renderer of characters matches on the diagonal; the return
 sweep reads curves correctly."""
 
+from types import SimpleNamespace
+
 import jax
 import numpy as np
 import pytest
@@ -51,10 +53,8 @@ class Curve:
     def act(self, key, n, target=None, character=None, temperature=1.0, world=None):
         rng = np.random.default_rng(int(target * 100) + 7)
         ret = self.f(target) + rng.normal(0, 0.05, n)
-        return {
-            "return": ret, "true_return": ret, "optimal_return": np.ones(n), "events": np.zeros((n, 5, 7), bool),
-            "length": np.full(n, 5),
-        }
+        # the fields of `Episodes` that return_sweep reads
+        return SimpleNamespace(return_=ret, true_return=ret, optimal_return=np.ones(n), events=np.zeros((n, 5, 7), bool), length=np.full(n, 5))
 
 
 def test_return_sweep_reads_monotone_and_falling_curves():

@@ -102,7 +102,7 @@ def test_steering_with_zero_is_exactly_a_no_op(trained, corpus):
     plain = trained.act(key, 32)
     zero = trained.act(key, 32, hooks=steering.steering_hooks("blocks.0.hook_resid_post", d, 0.0))
     for k in ("actions", "states", "action_probs", "tokens"):
-        np.testing.assert_array_equal(plain[k], zero[k])
+        np.testing.assert_array_equal(getattr(plain, k), getattr(zero, k))
     pushed = trained.act(key, 32, hooks=steering.steering_hooks("blocks.0.hook_resid_post", d, 4.0))
     assert not np.array_equal(plain.action_probs, pushed.action_probs)
 

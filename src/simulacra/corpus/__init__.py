@@ -2,7 +2,7 @@
 
     corpus = make_corpus(task("coin-7x7"), parse_mixture("seeker:0.5,random:0.5"), n_episodes=10_000)
     corpus.save("runs/corpora/coin7")          # manifest.json + .npy arrays, atomic
-    corpus = Corpus.load("runs/corpora/coin7")  # verifies schema and checksums
+    corpus = Corpus.load("runs/corpora/coin7")  # verifies schema, checksums and every value's range
     ideal = compute_ideal(corpus)               # the Bayes-optimal predictor, per step
 
 A corpus is `Episodes` (`corpus.episodes`, see `simulacra.corpus.episodes` for the fields and
@@ -199,10 +199,50 @@ def _check_arrays(path, params: WorldParams, mixture: Mixture, arrays: dict[str,
             raise CorpusError(
                 f"{path}: array {name!r} is {arr.dtype} {list(arr.shape)}, expected {np.dtype(DTYPES[name])} {list(shapes[name])}"
             )
-    if n and (arrays["character"].min() < 0 or arrays["character"].max() >= len(mixture.characters)):
-        raise CorpusError(f"{path}: character indices outside the mixture's {len(mixture.characters)} characters")
-    if n and (arrays["length"].min() < 1 or arrays["length"].max() > t):
-        raise CorpusError(f"{path}: episode lengths outside 1..{t}")
+    if n:
+        _check_values(path, params, mixture, arrays)
+
+
+def _check_values(path, params: WorldParams, mixture: Mixture, arrays: dict[str, np.ndarray]) -> None:
+    """Every value is one this world and mixture can produce, so that a corpus whose arrays were
+    changed and whose checksums were re-signed is refused rather than measured as nonsense."""
+    from simulacra.world.core import NUM_CODES
+    from simulacra.world.params import MAX_SIZE, Tile
+    from simulacra.world.tokens import Vocab
+
+    h, w, t, d = params.height, params.width, params.horizon, params.reward_delay
+    scene, states = arrays["scene"].astype(np.int64), arrays["states"].astype(np.int64)
+    cell = states[..., 0] - Vocab.CELL[0]
+    ranges = [  # (array, what a value is, the values, lowest, highest)
+        ("scene", "map height", scene[:, 0] - Vocab.NUM[0], h, h),
+        ("scene", "map width", scene[:, 1] - Vocab.NUM[0], w, w),
+        ("scene", "tile id", scene[:, 2:] - Vocab.TILE[0], 0, Tile.COUNT - 1),
+        ("states", "agent row", cell // MAX_SIZE, 0, h - 1),
+        ("states", "agent column", cell % MAX_SIZE, 0, w - 1),
+        ("states", "coin mask", states[..., 1] - Vocab.COINS[0], 0, 2**params.n_coins - 1),
+        ("states", "flag set", states[..., 2] - Vocab.FLAGS[0], 0, 3),
+        ("states", "time step", states[..., 3] - Vocab.NUM[0], 0, t),
+        ("states", "owed reward code", states[..., 4 : 4 + d] - Vocab.RCODE[0], 0, NUM_CODES - 1),
+        ("states", "tamper count", states[..., 4 + d :] - Vocab.NUM[0], 0, t),
+        ("actions", "action", arrays["actions"], 0, params.num_actions - 1),
+        ("length", "episode length", arrays["length"], 1, t),
+        ("character", "character index", arrays["character"], 0, len(mixture.characters) - 1),
+    ]
+    if "obs" in arrays:
+        obs = arrays["obs"]
+        ranges += [
+            ("obs", "tile id", obs[..., 0], 0, Tile.COUNT - 1),
+            ("obs", "agent mark", obs[..., 1], 0, 1),
+            ("obs", "flag set", obs[..., 2], 0, 3),
+        ]
+    for name, what, values, low, high in ranges:
+        outside = (values < low) | (values > high)
+        if outside.any():
+            value = values[outside][0]
+            raise CorpusError(f"{path}: array {name!r} holds {what} {value}, outside {low}..{high} here; the corpus is corrupt")
+    for name in ("reward", "true_reward", "rtg", "return", "true_return", "optimal_return"):
+        if not np.isfinite(arrays[name]).all():
+            raise CorpusError(f"{path}: array {name!r} holds a value that is not a finite number; the corpus is corrupt")
 
 
 def make_corpus(

@@ -28,6 +28,20 @@ from simulacra.world.tokens import decode, scene_tokens, state_length, state_tok
 
 _EVENT_BITS = np.arange(len(EVENT_NAMES), dtype=np.uint8)
 
+MAX_EPISODES = 10_000_000
+"""The most episodes one corpus may have. A corpus is generated and held in memory: about 1.5 kB
+per episode of a 7x7 world with horizon 50, tens of kB in the largest worlds."""
+MAX_SEED = 2**32 - 1
+"""Corpus seeds are 0 … MAX_SEED (what `jax.random.PRNGKey` takes)."""
+
+
+def check_size(n_episodes: int, seed: int) -> None:
+    """Raise ValueError unless `n_episodes` episodes may be generated with `seed` (before any work)."""
+    if not 1 <= n_episodes <= MAX_EPISODES:
+        raise ValueError(f"a corpus has 1..{MAX_EPISODES:,} episodes, got {n_episodes:,}")
+    if not 0 <= seed <= MAX_SEED:
+        raise ValueError(f"a corpus seed is in 0..2**32-1, got {seed}")
+
 
 @functools.lru_cache(maxsize=32)
 def _episode_fns(params: WorldParams, mixture: Mixture, phase: int):
@@ -90,12 +104,9 @@ def generate_arrays(
     """All arrays of a corpus as numpy (see docs/corpus.md for each one's meaning and shape).
     `batch` episodes are stepped together, `phase` steps per call, `wave` episodes held at once;
     none of them changes the result."""
-    if n_episodes < 1:
-        raise ValueError(f"n_episodes must be at least 1, got {n_episodes}")
+    check_size(n_episodes, seed)
     if len(mixture.characters) > 127:
         raise ValueError("a mixture may have at most 127 characters")
-    if not 0 <= seed < 2**32:
-        raise ValueError(f"seed must be in 0..2**32-1, got {seed}")
     batch = min(batch, 1 << max(6, (n_episodes - 1).bit_length()))  # small corpora, small batches
     horizon, n_state = params.horizon, state_length(params)
     init, run = _episode_fns(params, mixture, phase)

@@ -45,24 +45,24 @@ def export_minari(corpus, dataset_id: str, root: str | Path | None = None, descr
     from simulacra.world.gym import SimulacraEnv
 
     env = SimulacraEnv(corpus.params)
-    a = corpus.arrays
+    a = corpus.episodes
     obs = corpus.observations()
     buffers = []
     for i in range(corpus.n_episodes):
-        n = int(a["length"][i])
+        n = int(a.length[i])
         ends = np.zeros(n, bool)
         ends[-1] = True
-        infos = {"true_reward": np.concatenate([[0.0], a["true_reward"][i, :n]]).astype(np.float32)}
+        infos = {"true_reward": np.concatenate([[0.0], a.true_reward[i, :n]]).astype(np.float32)}
         for j, name in enumerate(EVENT_NAMES):
-            infos[f"event_{name}"] = np.concatenate([[False], a["events"][i, :n, j]])
+            infos[f"event_{name}"] = np.concatenate([[False], a.events[i, :n, j]])
         buffers.append(
             EpisodeBuffer(
                 id=i,
                 observations=obs[i, : n + 1],
-                actions=a["actions"][i, :n].astype(np.int64),
-                rewards=a["reward"][i, :n].astype(np.float64).tolist(),
-                terminations=(ends & bool(a["terminated"][i])).tolist(),
-                truncations=(ends & bool(a["truncated"][i])).tolist(),
+                actions=a.actions[i, :n].astype(np.int64),
+                rewards=a.reward[i, :n].astype(np.float64).tolist(),
+                terminations=(ends & bool(a.terminated[i])).tolist(),
+                truncations=(ends & bool(a.truncated[i])).tolist(),
                 infos=infos,
             )
         )

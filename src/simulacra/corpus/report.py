@@ -11,10 +11,10 @@ from simulacra.world.core import EVENT_NAMES
 def character_rows(corpus) -> list[dict]:
     """Per character (and overall): episodes, mean return, true return, fraction of optimal,
     length, and the fraction of episodes in which each event happened at least once."""
-    a = corpus.arrays
+    a = corpus.episodes
     frac = corpus.fraction_of_optimal
-    ever = a["events"].any(axis=1)  # (N, 7)
-    groups = [(name, a["character"] == i) for i, name in enumerate(corpus.mixture.names)]
+    ever = a.events.any(axis=1)  # (N, 7)
+    groups = [(name, a.character == i) for i, name in enumerate(corpus.mixture.names)]
     groups.append(("all", np.ones(corpus.n_episodes, bool)))
     rows = []
     for name, sel in groups:
@@ -24,11 +24,11 @@ def character_rows(corpus) -> list[dict]:
         row = {
             "character": name,
             "episodes": int(sel.sum()),
-            "return": float(a["return"][sel].mean()),
-            "true_return": float(a["true_return"][sel].mean()),
+            "return": float(a.return_[sel].mean()),
+            "true_return": float(a.true_return[sel].mean()),
             "fraction_of_optimal": float(np.nanmean(frac[sel])) if np.isfinite(frac[sel]).any() else float("nan"),
-            "length": float(a["length"][sel].mean()),
-            "terminated": float(a["terminated"][sel].mean()),
+            "length": float(a.length[sel].mean()),
+            "terminated": float(a.terminated[sel].mean()),
         }
         row.update({f"event_{e}": float(ever[sel, i].mean()) for i, e in enumerate(EVENT_NAMES)})
         rows.append(row)

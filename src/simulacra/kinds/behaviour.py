@@ -62,12 +62,12 @@ class BehaviourSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    episodes: int = Field(256, ge=1)
-    """Evaluation episodes per unit."""
+    episodes: int = Field(256, ge=1, le=1_000_000)
+    """Evaluation episodes per unit (at most 10⁶)."""
     ood_threshold: float = Field(0.01, gt=0, lt=1)
     """An action is out of distribution when the corpus's ideal law gives it less than this."""
-    gif_episodes: int = Field(3, ge=0)
-    """Episodes shown side by side in seed 0's `rollout.gif` (0: no GIF)."""
+    gif_episodes: int = Field(3, ge=0, le=64)
+    """Episodes shown side by side in seed 0's `rollout.gif` (0: no GIF; at most 64)."""
 
 
 register_lens("behaviour", BehaviourSettings, "behaviour of a trained process in its evaluation world (lenses.behaviour)")

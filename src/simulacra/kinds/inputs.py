@@ -53,17 +53,24 @@ class Fields(BaseModel):
 
 class ModelFields(Fields):
     """A trajectory transformer trained on the corpus (`training.predict.PredictConfig`; the
-    AdamW weight decay is PredictConfig's)."""
+    AdamW weight decay is PredictConfig's). Sizes have generous upper bounds, so that a typo is
+    refused when the study is loaded rather than failing (or allocating without end) in a run."""
 
-    d_model: int = Field(64, ge=8)
-    n_layers: int = Field(2, ge=1)
-    n_heads: int = Field(4, ge=1)
-    d_mlp: int = Field(256, ge=8)
-    steps: int = Field(500, ge=1)
-    """Gradient steps."""
-    batch_size: int = Field(16, ge=1)
+    d_model: int = Field(64, ge=8, le=4096)
+    """Width of the residual stream (at most 4096)."""
+    n_layers: int = Field(2, ge=1, le=64)
+    """Transformer blocks (at most 64)."""
+    n_heads: int = Field(4, ge=1, le=64)
+    """Attention heads per block (at most 64)."""
+    d_mlp: int = Field(256, ge=8, le=16384)
+    """Hidden width of each block's MLP (at most 16384)."""
+    steps: int = Field(500, ge=1, le=10_000_000)
+    """Gradient steps (at most 10⁷)."""
+    batch_size: int = Field(16, ge=1, le=65_536)
+    """Episodes per gradient step (at most 65536)."""
     lr: float = Field(1e-3, gt=0)
-    warmup: int = Field(50, ge=0)
+    warmup: int = Field(50, ge=0, le=10_000_000)
+    """Warm-up steps of the learning rate (at most 10⁷)."""
     grid: bool = False
     """Add the grid embedding: shared row and column vectors for cells and scene tiles."""
 
@@ -95,9 +102,10 @@ class FinetuneFields(Sampling):
     """The return the model is asked for."""
     beta: float = Field(0.1, ge=0)
     """KL coefficient."""
-    updates: int = Field(20, ge=1)
-    episodes: int = Field(64, ge=2)
-    """Episodes per update."""
+    updates: int = Field(20, ge=1, le=100_000)
+    """PPO updates (at most 100000)."""
+    episodes: int = Field(64, ge=2, le=65_536)
+    """Episodes per update (at most 65536)."""
     ft_lr: float = Field(1e-4, gt=0)
     """Learning rate of fine-tuning (`FinetuneConfig.lr`; `lr` is the pretraining's)."""
     pretrained: bool = True

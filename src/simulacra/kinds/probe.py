@@ -28,8 +28,8 @@ class ProbeParams(FinetunedModelFields):
     """The probe's target."""
     layer: int = Field(-1, ge=-1)
     """The block after which the residual stream is probed (−1 = last)."""
-    probe_episodes: int = Field(300, ge=10)
-    """Corpus episodes the probe is fitted and cross-validated on."""
+    probe_episodes: int = Field(300, ge=10, le=1_000_000)
+    """Corpus episodes the probe is fitted and cross-validated on (at most 10⁶)."""
 
 
 @register_process(

@@ -28,12 +28,14 @@ class ReinforceParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    total_steps: int = Field(200_000, ge=1)
-    """Environment steps of training."""
+    total_steps: int = Field(200_000, ge=1, le=1_000_000_000)
+    """Environment steps of training (at most 10⁹)."""
     gamma: float = Field(0.99, gt=0, le=1)
     """Discount: a knob of the feedback gap."""
-    n_envs: int = Field(64, ge=1)
-    n_steps: int = Field(32, ge=1)
+    n_envs: int = Field(64, ge=1, le=65_536)
+    """Environments stepped in parallel (at most 65536)."""
+    n_steps: int = Field(32, ge=1, le=4096)
+    """Steps per environment between updates (at most 4096)."""
     lr: float = Field(2.5e-3, gt=0)
     ent_coef: float = Field(0.01, ge=0)
     network: Literal["mlp", "cnn"] = "mlp"

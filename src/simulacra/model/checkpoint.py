@@ -3,8 +3,9 @@ card that is enough to rebuild the model (architecture, process, world, corpus, 
 
 A checkpoint is a directory: `params.msgpack` and `card.json` (schema, version, the params
 file's SHA-256). Writes are atomic (temporary sibling directory, then rename). Loading verifies
-the schema, the checksum and that the stored parameters have exactly the shapes of the card's
-architecture; any problem raises one `CheckpointError` naming it.
+the schema, the checksum, that the params file decodes, and that the stored parameters have
+exactly the shapes of the card's architecture (a checksum re-signed over other bytes is not
+trusted blindly); any problem raises one `CheckpointError` naming it.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import serialization
 
 from simulacra.atomic import write_dir
@@ -86,9 +88,13 @@ def read_params(path: Path, card: dict, target, described_by: str):
         raise CheckpointError(f"{path}: params.msgpack is missing") from None
     if hashlib.sha256(blob).hexdigest() != card.get("params_sha256"):
         raise CheckpointError(f"{path}: checksum mismatch for params.msgpack; the file was changed or corrupted")
-    stored = serialization.msgpack_restore(blob)
-    want = {jax.tree_util.keystr(k): tuple(v.shape) for k, v in jax.tree_util.tree_leaves_with_path(serialization.to_state_dict(target))}
-    have = {jax.tree_util.keystr(k): tuple(v.shape) for k, v in jax.tree_util.tree_leaves_with_path(stored)}
+    try:
+        stored = serialization.msgpack_restore(blob)
+    except Exception as e:  # msgpack and flax's array hook signal bytes that are not theirs with many exception types
+        message = f"params.msgpack cannot be decoded as flax msgpack ({e.__class__.__name__}); the file is corrupt"
+        raise CheckpointError(f"{path}: {message}") from None
+    want = {jax.tree_util.keystr(k): np.shape(v) for k, v in jax.tree_util.tree_leaves_with_path(serialization.to_state_dict(target))}
+    have = {jax.tree_util.keystr(k): np.shape(v) for k, v in jax.tree_util.tree_leaves_with_path(stored)}
     if want != have:
         missing = sorted(set(want) - set(have))
         wrong = sorted(k for k in set(want) & set(have) if want[k] != have[k])

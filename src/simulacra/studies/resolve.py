@@ -1,6 +1,7 @@
 """Loading a study: read the YAML file, validate it, resolve it for one profile.
 
-`load_study(path, profile)` reads the file, validates *everything* — structure, cross-references,
+`load_study(path, profile)` reads the file (a key written twice in one mapping is an error, not
+the last value silently winning), validates *everything* — structure, cross-references,
 every sweep point's world, corpus and parameters, each hypothesis's metric and groups, and every
 profile, not only the one asked for — and returns the `Study` resolved for that profile: its
 seeds, its scale values substituted for `scale.<name>` references, only the processes and
@@ -8,13 +9,14 @@ hypotheses it runs. Any problem raises one `StudyError` whose message is one lin
 file, the field path, the bad value and what is allowed, before anything touches a results store.
 
 Resolving runs in named steps, each raising a `Problem` at the first thing wrong: the processes
-and hypotheses the profile selects, the scale, the corpora, the lenses, each process, then the
-hypotheses.
+and hypotheses the profile selects, the number of units (before any sweep point is visited), the
+scale, the corpora, the lenses, each process, then the hypotheses.
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -25,6 +27,8 @@ from simulacra.studies.errors import Problem, StudyError, describe, known, one_l
 from simulacra.studies.registry import LENSES, PROCESSES, ProcessKind
 from simulacra.studies.schema import (
     CORPUS_FIELDS,
+    MAX_EPISODES,
+    MAX_UNITS,
     SCALE_REF,
     WORLD_KNOBS,
     CorpusSpec,
@@ -35,6 +39,26 @@ from simulacra.studies.schema import (
     WorldSpec,
     check_sweep_entry,
 )
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, except that a key written twice in one mapping is an error (PyYAML
+    keeps the last value silently: `seeds: 3` … `seeds: 30` would run 30 seeds)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        first: dict[Any, yaml.Node] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *anchor` merges keys that this mapping may override
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                seen = first.setdefault(key, key_node)
+            except TypeError:  # an unhashable key: the base class says so
+                continue
+            if seen is not key_node:
+                problem = f"key {key!r} is written twice (first on line {seen.start_mark.line + 1}); each key may appear once"
+                raise yaml.constructor.ConstructorError(problem=problem, problem_mark=key_node.start_mark)
+        return super().construct_mapping(node, deep)
 
 
 def load_study(path: str | Path, profile: str | None = None, only: Sequence[str] | None = None) -> Study:
@@ -49,7 +73,7 @@ def load_study(path: str | Path, profile: str | None = None, only: Sequence[str]
     except (OSError, UnicodeDecodeError) as e:
         raise StudyError(f"{path}: cannot read it ({e.__class__.__name__}: {e})") from None
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=_UniqueKeyLoader)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
@@ -84,6 +108,7 @@ def _resolve(study: Study, profile: str | None) -> Study:
     at = f"profiles.{profile}." if profile is not None else ""
     prof = study.profiles[profile] if profile is not None else Profile()
     run = _processes_run(study, prof, at)
+    _check_unit_count(study, prof, run, at)
     _check_hypothesis_ids(study, prof, at)
     scale = _scale(study, prof, at)
     corpora = _corpora(study, scale, at)
@@ -117,6 +142,21 @@ def _processes_run(study: Study, prof: Profile, at: str) -> list[str]:
             except ValueError as e:
                 raise Problem(f"{at}sweep.{name}", str(e)) from None
     return run
+
+
+def _check_unit_count(study: Study, prof: Profile, run: list[str], at: str) -> None:
+    """At most `MAX_UNITS` units (seeds × sweep points of each process run), counted before any
+    sweep point is visited."""
+    seeds = prof.seeds or study.seeds
+    points = {name: math.prod(len(v) for v in {**study.processes[name].sweep, **prof.sweep.get(name, {})}.values()) for name in run}
+    total = seeds * sum(points.values())
+    if total > MAX_UNITS:
+        largest = max(points, key=points.get)
+        raise Problem(
+            f"{at}sweep.{largest}" if largest in prof.sweep else f"processes.{largest}.sweep",
+            f"{seeds} seed(s) × {points[largest]:_} sweep point(s) = {seeds * points[largest]:_} units ({total:_} in the study); "
+            f"a study may have at most {MAX_UNITS:_} units",
+        )
 
 
 def _check_hypothesis_ids(study: Study, prof: Profile, at: str) -> None:
@@ -158,9 +198,10 @@ def _corpora(study: Study, scale: dict[str, int | float], at: str) -> dict[str, 
         if c.world not in study.worlds:
             raise Problem(f"corpora.{name}.world", f"{c.world!r} is not a world; known: {known(study.worlds)}")
         episodes = _substitute(c.episodes, f"corpora.{name}.episodes", scale)
-        if not (isinstance(episodes, int) and not isinstance(episodes, bool) and episodes >= 1):
+        if not (isinstance(episodes, int) and not isinstance(episodes, bool) and 1 <= episodes <= MAX_EPISODES):
             raise Problem(
-                f"corpora.{name}.episodes", f"{c.episodes} = {episodes!r} ({at}scale) is not allowed: episodes must be a positive integer"
+                f"corpora.{name}.episodes",
+                f"{c.episodes} = {episodes!r} ({at}scale) is not allowed: episodes must be an integer in 1..{MAX_EPISODES:_}",
             )
         corpora[name] = c.model_copy(update={"episodes": episodes})
     return corpora

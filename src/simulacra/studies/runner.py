@@ -53,6 +53,7 @@ from typing import Any, Callable, Iterator, Mapping, Protocol, Sequence
 
 from pydantic import BaseModel
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from simulacra.atomic import write_dir
@@ -328,6 +329,13 @@ class _Lock:
         self._f.close()
 
 
+def _check_creatable(sdir: Path) -> None:
+    """A one-line StudyError unless runs/<study>/ exists as a directory or can be made."""
+    existing = next(p for p in (sdir, *sdir.parents) if p.exists())  # the last parent, "." or "/", exists
+    if not existing.is_dir():
+        raise StudyError(f"cannot keep the study's results in {sdir}: {existing} is not a directory")
+
+
 def study_dir(study: Study, root: str | Path = "runs") -> Path:
     """runs/<study>/: the store, the cache, the files."""
     return Path(root) / study.name
@@ -353,12 +361,14 @@ def run(
     `StudyError` naming it (units finished before stay stored)."""
     start = time.perf_counter()
     console = console or Console(stderr=True)
+    errors = Console(stderr=True)
     if isinstance(executor, str):
         if executor not in EXECUTORS:
             raise StudyError(f"executor {executor!r} is not known; known: {', '.join(EXECUTORS)}")
         executor = EXECUTORS[executor]()
     units = expand(study)
     sdir = study_dir(study, root)
+    _check_creatable(sdir)
     own_store = store is None
     with _Lock(sdir / ".lock"):
         store = store if store is not None else Store(store_path(study, root))
@@ -389,9 +399,9 @@ def run(
                         names = ", ".join(u.label for u in call_units)
                         last = outcome.error.strip().splitlines()[-1]
                         if not keep_going:
-                            console.print(outcome.error)
+                            errors.print(outcome.error, markup=False, highlight=False)
                             raise StudyError(f"{names}: the process failed: {last}")
-                        console.print(f"[red]failed[/red] {names}: {last}")
+                        errors.print(f"[red]failed[/red] {escape(names)}: {escape(last)}", soft_wrap=True)
                         bar.advance(task, len(call_units))
                         continue
                     results = outcome.results

@@ -3,8 +3,10 @@
 `Study` is the whole file; its parts are `Profile`, `WorldSpec`, `CorpusSpec`, `ProcessSpec` and
 `Hypothesis` (with `Seed`, and `Compare` or `Trend` of `Group`s). Each model checks what it can
 see on its own — known keys, types, world knobs and tasks, mixtures, sweep entries, a hypothesis's
-shape — and the cross-references between them (a process's world, a hypothesis's metric, scale
-references …) are checked when the study is resolved for a profile (`simulacra.studies.resolve`).
+shape, sizes within their bounds (`MAX_SEEDS`, corpus episodes and seeds) — and the
+cross-references between them (a process's world, a hypothesis's metric, scale references, the
+number of units against `MAX_UNITS` …) are checked when the study is resolved for a profile
+(`simulacra.studies.resolve`).
 A `Study` returned by `load_study` is the resolved one: its profile applied, scale values
 substituted, only the processes and hypotheses the profile runs.
 """
@@ -18,6 +20,7 @@ from typing import Any, Literal, Sequence
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from simulacra.characters import parse_mixture
+from simulacra.corpus.generate import MAX_EPISODES, MAX_SEED
 from simulacra.studies.errors import StudyError, known
 from simulacra.studies.registry import PROCESSES
 from simulacra.world.params import WorldParams, from_ascii
@@ -30,7 +33,11 @@ CORPUS_FIELDS = ("mixture", "episodes", "seed")
 WORLD_KNOBS = tuple(f.name for f in dataclasses.fields(WorldParams) if f.name != "name")
 EXPECT_COMPARE = ("greater", "less", "different")
 EXPECT_TREND = ("increasing", "decreasing", "different")
-
+MAX_SEEDS = 10_000
+"""The most seeds a study (or profile) may run per unit."""
+MAX_UNITS = 100_000
+"""The most units a study may expand to (seeds × sweep points, summed over its processes); checked
+before anything is expanded, so a typo cannot make `study status` expand without end."""
 
 
 class _Spec(BaseModel):
@@ -42,8 +49,8 @@ class Profile(_Spec):
 
     description: str = ""
     """What the profile is for, and how long it takes."""
-    seeds: int | None = Field(None, ge=1)
-    """Seeds per unit (overrides the study's)."""
+    seeds: int | None = Field(None, ge=1, le=MAX_SEEDS)
+    """Seeds per unit (overrides the study's; at most `MAX_SEEDS`)."""
     scale: dict[str, int | float] = {}
     """Scale values (override the study's and the process kinds' defaults)."""
     processes: list[str] | None = None
@@ -92,12 +99,13 @@ class WorldSpec(_Spec):
             raise ValueError(str(e)) from None
 
 
-def _check_scalar_or_ref(v: Any, what: str) -> Any:
+def _check_episodes(v: Any) -> Any:
+    """A corpus's episodes: 1 … `MAX_EPISODES`, or (before resolving) a `scale.<name>` reference."""
     if isinstance(v, str) and SCALE_REF.match(v):
         return v
-    if isinstance(v, int) and not isinstance(v, bool) and v >= 1:
+    if isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= MAX_EPISODES:
         return v
-    raise ValueError(f"{v!r} is not allowed: {what} must be a positive integer or a scale.<name> reference")
+    raise ValueError(f"{v!r} is not allowed: episodes must be an integer in 1..{MAX_EPISODES:_} or a scale.<name> reference")
 
 
 class CorpusSpec(_Spec):
@@ -108,9 +116,9 @@ class CorpusSpec(_Spec):
     mixture: str
     """Who acts, e.g. `seeker:1,random:1` (docs/corpus.md)."""
     episodes: int | str
-    """Episodes, or a `scale.<name>` reference."""
-    seed: int = 0
-    """Generation seed (the corpus is a function of it)."""
+    """Episodes (1 … `MAX_EPISODES`, 10⁷), or a `scale.<name>` reference."""
+    seed: int = Field(0, ge=0, le=MAX_SEED)
+    """Generation seed, 0 … 2³²−1 (the corpus is a function of it)."""
 
     @field_validator("mixture")
     @classmethod
@@ -121,7 +129,7 @@ class CorpusSpec(_Spec):
     @field_validator("episodes", mode="before")
     @classmethod
     def _episodes(cls, v: Any) -> Any:
-        return _check_scalar_or_ref(v, "episodes")
+        return _check_episodes(v)
 
 
 class ProcessSpec(_Spec):
@@ -241,6 +249,10 @@ class Hypothesis(_Spec):
     """Expected direction: greater/less (compare), increasing/decreasing (trend), different (either)."""
     aggregate: Literal["mean", "iqm"] = "mean"
     """Per-group summary over seeds: mean, or the interquartile mean (robust to outlying seeds)."""
+    min_effect: float = Field(0.0, ge=0, allow_inf_nan=False)
+    """The smallest effect that counts as support: "supported" needs the whole interval beyond it on
+    the expected side (for `different`, outside [−min_effect, min_effect]); "refuted" still means
+    wholly on the wrong side of 0."""
     caveats: str = ""
     """Known caveats, shown in the report."""
 
@@ -276,8 +288,8 @@ class Study(_Spec):
     """The study's name: results go to runs/<name>/."""
     description: str = ""
     """What the study asks, in a paragraph."""
-    seeds: int = Field(ge=1)
-    """Seeds per unit (seeds 0 … seeds−1)."""
+    seeds: int = Field(ge=1, le=MAX_SEEDS)
+    """Seeds per unit (seeds 0 … seeds−1; at most `MAX_SEEDS`)."""
     scale: dict[str, int | float] = {}
     """Named numbers (corpus sizes, training steps …) for `scale.<name>` references and process kinds."""
     profiles: dict[str, Profile] = {}

@@ -17,18 +17,25 @@ Tables (all keyed by `unit_id`, the SHA-256 of the unit's canonical config):
 the same unit: a unit is either wholly in the store or absent, and can never appear twice. The
 database runs in WAL mode with a busy timeout, so readers (`study status`, the report) can look
 while a run writes. A unit's presence in `units` is the runner's only test of "already done".
+
+A file that is not a whole SQLite database (overwritten, truncated) is refused with one
+`StudyError` line saying how to recover, before anything is written to it; so is any other
+SQLite error (a locked or read-only file).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import sqlite3
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import numpy as np
+
+from simulacra.studies.errors import StudyError
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS units (
@@ -67,6 +74,8 @@ CREATE INDEX IF NOT EXISTS units_study ON units (study);
 """
 
 UNIT_FIELDS = ("unit_id", "study", "profile", "process", "kind", "world", "seed", "sweep")
+SQLITE_MAGIC = b"SQLite format 3\x00"
+"""The first 16 bytes of every SQLite database file."""
 
 
 def to_json(data: Any) -> str:
@@ -96,12 +105,49 @@ class Store:
     def __init__(self, path: str | Path, timeout_s: float = 60.0):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        # autocommit mode: transactions are explicit (BEGIN IMMEDIATE in `put`)
-        self._db = sqlite3.connect(self.path, timeout=timeout_s, isolation_level=None)
-        self._db.execute(f"PRAGMA busy_timeout = {int(timeout_s * 1000)}")
-        self._db.execute("PRAGMA journal_mode = WAL")
-        self._db.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: a commit survives a killed process
-        self._db.executescript(SCHEMA)
+        self._check_file()
+        with self._reported():
+            # autocommit mode: transactions are explicit (BEGIN IMMEDIATE in `put`)
+            self._db = sqlite3.connect(self.path, timeout=timeout_s, isolation_level=None)
+            try:
+                self._db.execute(f"PRAGMA busy_timeout = {int(timeout_s * 1000)}")
+                self._db.execute("PRAGMA journal_mode = WAL")
+                self._db.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: a commit survives a killed process
+                self._db.executescript(SCHEMA)
+            except BaseException:
+                self._db.close()
+                raise
+
+    def _corrupt(self, what: str) -> StudyError:
+        return StudyError(f"{self.path} {what}; it was left as it is: move it away to start the study afresh (its units will run again)")
+
+    def _check_file(self) -> None:
+        """Refuse a file that is not a whole SQLite database, reading only its header (SQLite itself
+        would report it only at the first query that reaches a missing page)."""
+        if not self.path.exists():
+            return
+        with open(self.path, "rb") as f:
+            header = f.read(100)
+        if len(header) < 100 or not header.startswith(SQLITE_MAGIC):
+            raise self._corrupt("is not a SQLite database (corrupt or truncated)")
+        # the header's page count is valid when its change counter (offset 24) equals offset 92; while a
+        # run writes (a -wal file exists) a checkpoint may write the header before the pages it counts
+        page_size = int.from_bytes(header[16:18], "big")
+        pages = int.from_bytes(header[28:32], "big")
+        wal = self.path.with_name(self.path.name + "-wal")
+        if header[24:28] == header[92:96] and not wal.exists():
+            if self.path.stat().st_size < pages * (65536 if page_size == 1 else page_size):
+                raise self._corrupt("is truncated (shorter than the pages its header counts)")
+
+    @contextlib.contextmanager
+    def _reported(self) -> Iterator[None]:
+        """SQLite errors as one StudyError line: a damaged file with how to recover, others as they are."""
+        try:
+            yield
+        except sqlite3.Error as e:
+            if getattr(e, "sqlite_errorcode", None) in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
+                raise self._corrupt(f"is corrupt ({e})") from None
+            raise StudyError(f"{self.path}: {e}") from None
 
     def close(self) -> None:
         self._db.close()
@@ -141,29 +187,35 @@ class Store:
             str(unit.config["schema"]),
         )
         db = self._db
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            for table in ("units", "metrics", "series", "files"):
-                db.execute(f"DELETE FROM {table} WHERE unit_id = ?", (unit.unit_id,))
-            db.execute("INSERT INTO units VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
-            db.executemany("INSERT INTO metrics VALUES (?, ?, ?)", values)
-            db.executemany("INSERT INTO series VALUES (?, ?, ?)", curves)
-            db.executemany("INSERT INTO files VALUES (?, ?, ?)", paths)
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
+        with self._reported():
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                for table in ("units", "metrics", "series", "files"):
+                    db.execute(f"DELETE FROM {table} WHERE unit_id = ?", (unit.unit_id,))
+                db.execute("INSERT INTO units VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
+                db.executemany("INSERT INTO metrics VALUES (?, ?, ?)", values)
+                db.executemany("INSERT INTO series VALUES (?, ?, ?)", curves)
+                db.executemany("INSERT INTO files VALUES (?, ?, ?)", paths)
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
 
     # -- reading ---------------------------------------------------------------------------------
 
+    def _rows(self, query: str, args: tuple = ()) -> list[tuple]:
+        """Every row of a query (SQLite errors reported as one StudyError line)."""
+        with self._reported():
+            return self._db.execute(query, args).fetchall()
+
     def has(self, unit_id: str) -> bool:
-        return self._db.execute("SELECT 1 FROM units WHERE unit_id = ?", (unit_id,)).fetchone() is not None
+        return bool(self._rows("SELECT 1 FROM units WHERE unit_id = ?", (unit_id,)))
 
     def done(self, unit_ids: Iterable[str] | None = None, study: str | None = None) -> set[str]:
         """The ids among `unit_ids` (default: all of `study`, or all) that are in the store."""
         if unit_ids is None:
             q, args = ("SELECT unit_id FROM units", ()) if study is None else ("SELECT unit_id FROM units WHERE study = ?", (study,))
-            return {r[0] for r in self._db.execute(q, args)}
+            return {r[0] for r in self._rows(q, args)}
         return set(unit_ids) & self.done(study=study)
 
     def status(self, study: str, units: list | None = None) -> dict[str, int]:
@@ -197,7 +249,7 @@ class Store:
             "FROM units WHERE study = ? ORDER BY process, seed, unit_id"
         )
         rows = []
-        for r in self._db.execute(q, (study,)):
+        for r in self._rows(q, (study,)):
             if keep is not None and r[0] not in keep:
                 continue
             row = dict(zip(UNIT_FIELDS, r[:8]))
@@ -214,7 +266,7 @@ class Store:
             f"FROM units u JOIN {table} t ON u.unit_id = t.unit_id WHERE u.study = ? ORDER BY u.process, u.seed, u.unit_id, t.name"
         )
         rows = []
-        for r in self._db.execute(q, (study,)):
+        for r in self._rows(q, (study,)):
             if keep is not None and r[0] not in keep:
                 continue
             row = dict(zip(UNIT_FIELDS, r[:8]))

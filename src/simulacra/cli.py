@@ -406,12 +406,21 @@ def study_run(
     keep_going: bool = typer.Option(False, "--keep-going", help="record a failing unit and go on"),
     report: bool = typer.Option(True, "--report/--no-report", help="write report.html and report.md when done"),
     only: str = typer.Option(None, "--only", help=ONLY_HELP),
+    compile_cache: str = typer.Option(
+        None, "--compile-cache", metavar="DIR|off",
+        help="JAX's persistent compilation cache (default: $SIMULACRA_COMPILE_CACHE, else ~/.cache/simulacra/jax); off turns it off",
+    ),
 ) -> None:
     """Run the units not yet stored (a killed run continues), print the findings, write the report."""
     import time
 
+    from simulacra.compilation import enable_cache
     from simulacra.studies import cmd_run, load_study
 
+    try:
+        enable_cache(compile_cache)
+    except ValueError as e:
+        _fail(str(e))
     t0 = time.perf_counter()
     ids = _ids(only)
     _study_call(lambda: cmd_run(path, profile, root=root, plugins=_plugins(plugin), keep_going=keep_going, console=console, only=ids))

@@ -147,7 +147,10 @@ def cmd_run(
     summary = run(study, executor=executor, root=root, keep_going=keep_going, console=console)
     with Store(store_path(study, root)) as store:
         found = findings(study, store)
-    console.print(f"{summary.ran} unit(s) run, {summary.skipped} already stored, {summary.failed} failed, {summary.seconds:.1f}s")
+    console.print(
+        f"{summary.ran} unit(s) run, {summary.skipped} already stored, {summary.failed} failed, "
+        f"{summary.seconds:.1f}s ({summary.compile_seconds:.1f}s compiling)"
+    )
     if found:
         console.print(findings_table(found, f"findings: {study.name} ({study.profile or 'default'})"))
     return found

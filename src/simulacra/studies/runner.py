@@ -57,6 +57,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from simulacra.atomic import write_dir
+from simulacra.compilation import CompileTimer
 from simulacra.studies.artifacts import artifacts_at, canonical_json, content_hash
 from simulacra.studies.errors import StudyError
 from simulacra.studies.registry import LENSES, PROCESSES, Context, CorpusRef, Result
@@ -187,6 +188,9 @@ class Outcome:
     seconds: float
     error: str | None = None
     """The formatted traceback if the call raised."""
+    compile_seconds: float = 0.0
+    """Of `seconds`, the time spent tracing and compiling (or loading compiled programs from the
+    persistent cache: `simulacra.compilation`)."""
 
 
 def context(call: Call) -> Context:
@@ -212,11 +216,13 @@ def context(call: Call) -> Context:
 def execute(call: Call) -> Outcome:
     """Run one call (in this process) and time it; an exception becomes `Outcome.error`."""
     start = time.perf_counter()
-    try:
-        results = PROCESSES[call.kind].run(context(call), list(call.seeds))
-        return Outcome(call, results, time.perf_counter() - start)
-    except Exception:
-        return Outcome(call, None, time.perf_counter() - start, traceback.format_exc())
+    with CompileTimer() as timer:
+        try:
+            results = PROCESSES[call.kind].run(context(call), list(call.seeds))
+            error = None
+        except Exception:
+            results, error = None, traceback.format_exc()
+    return Outcome(call, results, time.perf_counter() - start, error, timer.seconds)
 
 
 class Executor(Protocol):
@@ -302,6 +308,8 @@ class RunSummary:
     """Units whose call raised (with `keep_going`)."""
     seconds: float
     """Wall-clock time of the run."""
+    compile_seconds: float = 0.0
+    """Of it, the time the calls spent compiling (or loading compiled programs from the cache)."""
 
 
 class _Lock:
@@ -379,6 +387,7 @@ def run(
             pending = [u for u in units if u.unit_id not in done]
             calls, by_id = _calls(pending, sdir / "cache")
             ran = failed = 0
+            compiling_total = 0.0
             if progress:
                 head = f"study [bold]{study.name}[/bold] ({study.profile or 'default'})"
                 console.print(f"{head}: {len(units)} units, {len(done)} stored, {len(pending)} to run")
@@ -412,16 +421,19 @@ def run(
                             "it must return a list with one per seed"
                         )
                     each = outcome.seconds / len(call_units)
+                    compiling = outcome.compile_seconds / len(call_units)
+                    compiling_total += outcome.compile_seconds
                     for unit, result in zip(call_units, results):
                         result = _check_result(unit.kind, unit, result)
                         files = _write_files(sdir, unit, result.files)
-                        store.put(unit, result.metrics, result.series, files, each)
+                        store.put(unit, result.metrics, result.series, files, each, compiling)
                         ran += 1
                         bar.advance(task)
                         if progress:
                             shown = "  ".join(f"{k}={v:.3g}" for k, v in list(result.metrics.items())[:4])
-                            bar.console.print(f"[green]✓[/green] {unit.label}  [dim]{each:.1f}s[/dim]  {shown}")
+                            timing = f"{each:.1f}s, compiling {compiling:.1f}s"
+                            bar.console.print(f"[green]✓[/green] {unit.label}  [dim]{timing}[/dim]  {shown}")
         finally:
             if own_store:
                 store.close()
-    return RunSummary(len(units), len(done), ran, failed, time.perf_counter() - start)
+    return RunSummary(len(units), len(done), ran, failed, time.perf_counter() - start, compiling_total)

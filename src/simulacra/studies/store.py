@@ -2,10 +2,12 @@
 
 Tables (all keyed by `unit_id`, the SHA-256 of the unit's canonical config):
 
-* `units(unit_id PK, study, profile, process, kind, world, seed, sweep, config, seconds, finished, version)`
-  — one row per finished unit; `sweep` and `config` are JSON (the config is the canonical JSON
-  the id hashes, so every stored number can be reproduced from its row); `version` is the schema
-  of that config (`runner.UNIT_SCHEMA`);
+* `units(unit_id PK, study, profile, process, kind, world, seed, sweep, config, seconds, finished, version,
+  compile_seconds)` — one row per finished unit; `sweep` and `config` are JSON (the config is the
+  canonical JSON the id hashes, so every stored number can be reproduced from its row); `version`
+  is the schema of that config (`runner.UNIT_SCHEMA`); `seconds` is the unit's share of its call's
+  wall-clock time and `compile_seconds` the part of it spent compiling (a store written before
+  that column existed gains it, NULL for its old rows);
 * `metrics(unit_id, name, value, PK(unit_id, name))` — the unit's scalar metrics (NaN is stored as
   NULL, SQLite's only representation of it, and read back as NaN);
 * `series(unit_id, name, data, PK(unit_id, name))` — curves and tables as JSON (non-finite numbers
@@ -50,7 +52,8 @@ CREATE TABLE IF NOT EXISTS units (
     config TEXT NOT NULL,
     seconds REAL,
     finished TEXT NOT NULL,
-    version TEXT NOT NULL
+    version TEXT NOT NULL,
+    compile_seconds REAL
 );
 CREATE TABLE IF NOT EXISTS metrics (
     unit_id TEXT NOT NULL,
@@ -114,6 +117,9 @@ class Store:
                 self._db.execute("PRAGMA journal_mode = WAL")
                 self._db.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: a commit survives a killed process
                 self._db.executescript(SCHEMA)
+                columns = {r[1] for r in self._db.execute("PRAGMA table_info(units)")}
+                if "compile_seconds" not in columns:  # a store written before compile times were kept
+                    self._db.execute("ALTER TABLE units ADD COLUMN compile_seconds REAL")
             except BaseException:
                 self._db.close()
                 raise
@@ -167,6 +173,7 @@ class Store:
         series: dict[str, Any] | None = None,
         files: dict[str, str] | None = None,
         seconds: float | None = None,
+        compile_seconds: float | None = None,
     ) -> None:
         """Write one finished unit (a `runner.Unit`) and its results in one transaction."""
         values = [(unit.unit_id, str(k), _real(v)) for k, v in metrics.items()]
@@ -185,6 +192,7 @@ class Store:
             None if seconds is None else float(seconds),
             datetime.now(timezone.utc).isoformat(timespec="seconds"),
             str(unit.config["schema"]),
+            None if compile_seconds is None else float(compile_seconds),
         )
         db = self._db
         with self._reported():
@@ -192,7 +200,11 @@ class Store:
             try:
                 for table in ("units", "metrics", "series", "files"):
                     db.execute(f"DELETE FROM {table} WHERE unit_id = ?", (unit.unit_id,))
-                db.execute("INSERT INTO units VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
+                db.execute(
+                    "INSERT INTO units (unit_id, study, profile, process, kind, world, seed, sweep, config, seconds, finished, version, "
+                    "compile_seconds) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    row,
+                )
                 db.executemany("INSERT INTO metrics VALUES (?, ?, ?)", values)
                 db.executemany("INSERT INTO series VALUES (?, ?, ?)", curves)
                 db.executemany("INSERT INTO files VALUES (?, ?, ?)", paths)
@@ -242,10 +254,11 @@ class Store:
         return self._joined(study, unit_ids, "files", "path", str)
 
     def units_frame(self, study: str, unit_ids: Iterable[str] | None = None) -> list[dict]:
-        """One row per stored unit: its fields, `config` (parsed), `seconds`, `finished`, `version`."""
+        """One row per stored unit: its fields, `config` (parsed), `seconds`, `finished`, `version`,
+        `compile_seconds`."""
         keep = None if unit_ids is None else set(unit_ids)
         q = (
-            "SELECT unit_id, study, profile, process, kind, world, seed, sweep, config, seconds, finished, version "
+            "SELECT unit_id, study, profile, process, kind, world, seed, sweep, config, seconds, finished, version, compile_seconds "
             "FROM units WHERE study = ? ORDER BY process, seed, unit_id"
         )
         rows = []
@@ -254,7 +267,7 @@ class Store:
                 continue
             row = dict(zip(UNIT_FIELDS, r[:8]))
             row["sweep"] = json.loads(row["sweep"])
-            row.update(config=json.loads(r[8]), seconds=r[9], finished=r[10], version=r[11])
+            row.update(config=json.loads(r[8]), seconds=r[9], finished=r[10], version=r[11], compile_seconds=r[12])
             rows.append(row)
         return rows
 

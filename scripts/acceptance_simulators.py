@@ -116,7 +116,7 @@ def main() -> None:
             "model": name,
             "train_seconds": dt.card["metrics"]["train_seconds"],
             "train_episodes": int(seen.sum()),
-            "corpus_best_return": float(full["return"].max()),
+            "corpus_best_return": float(full.episodes.return_.max()),
             "corpus_fraction_of_optimal": float(np.nanmean(full.fraction_of_optimal)),
             "held_out_cells": HELD_OUT.tolist(),
             "held_out_episodes": int(held.sum()),

@@ -27,7 +27,7 @@ from simulacra.corpus import make_corpus
 from simulacra.corpus.store import sha256_file
 from simulacra.model import ModelSpec, Simulator
 from simulacra.world import task
-from tests.studies.test_spec import BASE
+from tests.studies.test_study_files import BASE
 
 runner = CliRunner()
 FAKE = ["--plugin", "tests.studies.fake_processes"]

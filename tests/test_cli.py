@@ -106,7 +106,7 @@ def test_model_train_show_fidelity_condition(tmp_path):
 def test_study_run_status_report_list(tmp_path):
     import yaml
 
-    from tests.studies.test_spec import BASE
+    from tests.studies.test_study_files import BASE
 
     study = tmp_path / "studies" / "toy.yaml"
     study.parent.mkdir()

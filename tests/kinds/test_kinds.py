@@ -171,6 +171,8 @@ def test_every_kind_runs_and_measures_in_range(tiny_run):
         misgen = process == "misgen"
         assert math.isfinite(metrics["p_old_spot"]) == misgen, process
         assert math.isfinite(metrics["ood_rate"]) == (process != "misgen"), process
+        for name in ("ideal_action_logp", "corpus_ideal_action_logp"):  # nats per step under the corpus's law: needs a corpus
+            assert math.isfinite(metrics[name]) == (process != "misgen") and not metrics[name] > 0, (process, name, metrics[name])
         assert math.isfinite(metrics["corpus_return"]) == (process != "misgen"), process
     for (p, sweep, _), m in by.items():
         if p == "lay":
@@ -237,6 +239,7 @@ def test_flagship_loads_for_every_profile_and_quick_tests_h1_to_h6():
     quick = load_study(path, "quick")
     ids = {h.id for h in quick.hypotheses}
     assert {"H1", "H2", "H3", "H4", "H5", "H6"} <= ids
+    assert "H4b" in ids and next(h for h in quick.hypotheses if h.id == "H4b").metric == "ideal_action_logp"
     full = load_study(path, "full")
     assert {h.id for h in full.hypotheses} >= ids | {"H7", "H8", "H9"} and full.seeds > quick.seeds
     assert {"H7", "H8", "H9"} <= {h.id for h in load_study(path, "inside").hypotheses}

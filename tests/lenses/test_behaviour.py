@@ -113,3 +113,29 @@ def test_detours_visits_and_ood_actions_on_a_corpus():
     # a seeker's moves are in distribution for a seeker corpus; the presser's early moves are not
     assert ood_action_rate(a, seekers)["rate"] == 0.0
     assert ood_action_rate(p, seekers)["rate"] > 0.1
+
+
+def test_ideal_action_logp_is_the_ideal_log_loss_on_a_corpus_and_orders_policies():
+    from simulacra.corpus.ideal import compute_ideal
+    from simulacra.lenses.behaviour import ood_action_rate, rollouts
+
+    # On a corpus's own episodes the mean log-probability is minus the ideal's action log-loss per
+    # live step, exactly where the episode surely goes on after each step (the tamper world has no
+    # interruption); the off-switch world's chance of ending is in the log-loss and not in logp.
+    tamper = make_corpus(task("tamper"), parse_mixture("seeker:1,tamperer:1,random:1"), 64, seed=0)
+    fit, live = ood_action_rate(tamper.episodes, tamper), tamper.mask
+    assert fit["logp"] == pytest.approx(-compute_ideal(tamper).action_logloss[live].mean(), abs=1e-5)
+    assert fit["logp"] < 0 and fit["per_episode_logp"].shape == (64,)
+    world = task("offswitch", horizon=24)  # as in studies/flagship.yaml
+    corpus = make_corpus(world, parse_mixture("seeker:1,presser:1,cautious:1,random:1"), 300, seed=0)
+    own = ood_action_rate(corpus.episodes, corpus)
+    assert own["logp"] > -compute_ideal(corpus).action_logloss[corpus.mask].mean()
+    # No character prefers standing still: its steps are on average less likely than the corpus's own
+    # steps, yet none is out of distribution (the noise and the random character keep it above
+    # 0.01), so only the log-probability tells them apart. Always stepping right, the seeker's short
+    # way to the coin, scores above the corpus: the likelihood rewards the mode (docs/hypotheses.md, H4b).
+    still = ood_action_rate(rollouts(lambda _, obs, key: jnp.int32(STAY), world, jax.random.PRNGKey(0), 64), corpus)
+    east = ood_action_rate(rollouts(right, world, jax.random.PRNGKey(0), 64), corpus)
+    assert still["rate"] == own["rate"] == 0.0
+    assert still["logp"] < own["logp"] < east["logp"]
+    assert [own["logp"], east["logp"], still["logp"]] == pytest.approx([-1.08, -0.42, -1.67], abs=0.01)  # quoted in H4b

@@ -19,7 +19,7 @@ import yaml
 import tests.studies.fake_processes as fake
 from simulacra.studies import LENSES, PROCESSES, Result, Store, StudyError, expand, findings, run, store_path, study_from_dict
 from simulacra.studies.runner import UNIT_SCHEMA, Call, context
-from tests.studies.test_spec import BASE
+from tests.studies.test_study_files import BASE
 
 ROOT = Path(__file__).resolve().parents[2]
 

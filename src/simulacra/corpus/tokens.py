@@ -123,6 +123,7 @@ def character_token(index):
 
 
 def token_character(token):
+    """The character index a CHAR token stands for."""
     return token - TrajVocab.CHAR[0]
 
 
@@ -150,6 +151,11 @@ def is_end_token(token):
 def end_token(terminated):
     """END_TERMINATED where `terminated`, else END_TRUNCATED."""
     return _xp(terminated).where(terminated, TrajVocab.END_TERMINATED, TrajVocab.END_TRUNCATED)
+
+
+def token_terminated(token):
+    """Whether an END token says the episode terminated (inverse of `end_token`)."""
+    return token == TrajVocab.END_TERMINATED
 
 
 def return_bounds(params: WorldParams) -> tuple[float, float]:
@@ -192,15 +198,17 @@ class TrajectoryFormat:
     def length(self) -> int:
         return self.prefix_len + self.params.horizon * self.block + int(self.rtg) + self.state_len + 1
 
+    # Positions take a step index or an array of them, numpy or jax (also traced inside jit).
+
     def rtg_pos(self, t) -> np.ndarray:
         """Position of `G_t` (only in the `rtg` format)."""
         if not self.rtg:
             raise ValueError("this trajectory format has no return-to-go slots (rtg=False)")
-        return self.prefix_len + np.asarray(t) * self.block
+        return self.prefix_len + _xp(t).asarray(t) * self.block
 
     def step_start(self, t) -> np.ndarray:
         """Position of the first state token of s_t."""
-        return self.prefix_len + np.asarray(t) * self.block + int(self.rtg)
+        return self.prefix_len + _xp(t).asarray(t) * self.block + int(self.rtg)
 
     def action_pos(self, t) -> np.ndarray:
         return self.step_start(t) + self.state_len
@@ -209,6 +217,7 @@ class TrajectoryFormat:
         return self.step_start(t) + self.state_len + 1
 
     def end_pos(self, length) -> np.ndarray:
+        """Position of END in an episode of `length` steps (after its final state s_L)."""
         return self.step_start(length) + self.state_len
 
     def types(self) -> np.ndarray:
@@ -358,7 +367,7 @@ def decode(tokens: np.ndarray, fmt: TrajectoryFormat) -> dict[str, np.ndarray]:
         "actions": np.where(live, token_action(body[:, :horizon, r0 + s]), 0),
         "reward": np.where(live, token_reward(body[:, :horizon, r0 + s + 1]), 0.0),
         "length": length,
-        "terminated": tokens[np.arange(n), end] == TrajVocab.END_TERMINATED,
+        "terminated": token_terminated(tokens[np.arange(n), end]),
     }
     out["truncated"] = ~out["terminated"]
     if fmt.character:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from simulacra.kinds.behaviour import BEHAVIOUR_METRICS, act, measured
+from simulacra.kinds.behaviour import BEHAVIOUR_METRICS, BEHAVIOUR_VERSION, act, measured
 from simulacra.kinds.inputs import MODEL_METRICS, DecisionTransformerFields, Sampling, get_corpus, get_models, train_metrics
 from simulacra.kinds.sections import event_rates, misgeneralisation, return_conditioning
 from simulacra.lenses import behaviour
@@ -24,7 +24,7 @@ class ConditionParams(Sampling, DecisionTransformerFields):
 
 @register_process(
     "condition", params=ConditionParams, metrics=BEHAVIOUR_METRICS + MODEL_METRICS, needs_corpus=True, batch_seeds=True,
-    lenses=("behaviour",), sections=(return_conditioning, event_rates, misgeneralisation),
+    lenses=("behaviour",), version=BEHAVIOUR_VERSION, sections=(return_conditioning, event_rates, misgeneralisation),
     description="a Decision Transformer: trained with return-to-go slots, prompted with params.target "
     "(sweep it for the conditioning curve)",
 )  # fmt: skip

@@ -8,7 +8,7 @@ steps on which the fine-tuned and the reference policy's most likely actions agr
 
 from __future__ import annotations
 
-from simulacra.kinds.behaviour import BEHAVIOUR_METRICS, act, measured
+from simulacra.kinds.behaviour import BEHAVIOUR_METRICS, BEHAVIOUR_VERSION, act, measured
 from simulacra.kinds.inputs import MODEL_METRICS, FinetunedModelFields, get_corpus, get_finetuned, train_metrics
 from simulacra.kinds.sections import event_rates, finetuning
 from simulacra.studies import Context, Result, register_process
@@ -21,7 +21,7 @@ class FinetuneParams(FinetunedModelFields):
 
 @register_process(
     "finetune", params=FinetuneParams, metrics=BEHAVIOUR_METRICS + MODEL_METRICS + ("kl", "agreement"), needs_corpus=True,
-    batch_seeds=True, lenses=("behaviour",), sections=(finetuning, event_rates),
+    batch_seeds=True, lenses=("behaviour",), version=BEHAVIOUR_VERSION, sections=(finetuning, event_rates),
     description="RL fine-tuning with a KL penalty (training.finetune) of the Decision Transformer `condition` would train",
 )  # fmt: skip
 def run(ctx: Context, seeds: list[int]) -> list[Result]:

@@ -69,6 +69,7 @@ class ModelFields(Fields):
     batch_size: int = Field(16, ge=1, le=65_536)
     """Episodes per gradient step (at most 65536)."""
     lr: float = Field(1e-3, gt=0)
+    """Peak learning rate of training (AdamW, warm-up then cosine decay)."""
     warmup: int = Field(50, ge=0, le=10_000_000)
     """Warm-up steps of the learning rate (at most 10⁷)."""
     grid: bool = False
@@ -86,6 +87,7 @@ class DecisionTransformerFields(ModelFields):
     """A Decision Transformer: a `ModelFields` model with a return-to-go slot before every state."""
 
     loss_on: Literal["trajectory", "actions"] = "actions"
+    """Which tokens carry loss: every token after the prompt, or the actions only."""
     rtg_numeric: bool = False
     """Embed each return-to-go token as its number (a learned line) instead of a row of its own."""
 

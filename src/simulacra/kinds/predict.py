@@ -16,7 +16,7 @@ from typing import Literal
 import numpy as np
 
 from simulacra.corpus import Corpus, Episodes
-from simulacra.kinds.behaviour import BEHAVIOUR_METRICS, act, measured
+from simulacra.kinds.behaviour import BEHAVIOUR_METRICS, BEHAVIOUR_VERSION, act, measured
 from simulacra.kinds.inputs import MODEL_METRICS, PREDICT_FIELDS, ModelFields, Sampling, get_corpus, get_models, train_metrics
 from simulacra.kinds.sections import event_rates, misgeneralisation
 from simulacra.lenses.conditioning import character_kl
@@ -29,6 +29,7 @@ class PredictParams(Sampling, ModelFields):
     """A simulator (`loss_on: trajectory`) or behaviour cloning (`loss_on: actions`)."""
 
     loss_on: Literal["trajectory", "actions"] = "trajectory"
+    """Which tokens carry loss: every token after the prompt (a simulator), or the actions only."""
     character: bool = False
     """Train with character tags; acting then prompts every character in turn (equal shares)."""
 
@@ -55,7 +56,7 @@ def _measure(sim: Simulator, ctx: Context, corpus: Corpus, seed: int) -> Result:
 
 @register_process(
     "predict", params=PredictParams, metrics=BEHAVIOUR_METRICS + MODEL_METRICS + ("character_match",), needs_corpus=True,
-    batch_seeds=True, lenses=("behaviour",), sections=(event_rates, misgeneralisation),
+    batch_seeds=True, lenses=("behaviour",), version=BEHAVIOUR_VERSION, sections=(event_rates, misgeneralisation),
     description="a simulator (loss on the whole trajectory) or behaviour cloning (loss on actions), acting unprompted",
 )  # fmt: skip
 def run(ctx: Context, seeds: list[int]) -> list[Result]:

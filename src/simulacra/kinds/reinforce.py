@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 from pydantic import BaseModel, ConfigDict, Field
 
-from simulacra.kinds.behaviour import BEHAVIOUR_METRICS, eval_key, measured
+from simulacra.kinds.behaviour import BEHAVIOUR_METRICS, BEHAVIOUR_VERSION, eval_key, measured
 from simulacra.kinds.inputs import get_corpus
 from simulacra.kinds.sections import event_rates, misgeneralisation
 from simulacra.lenses import behaviour
@@ -37,8 +37,11 @@ class ReinforceParams(BaseModel):
     n_steps: int = Field(32, ge=1, le=4096)
     """Steps per environment between updates (at most 4096)."""
     lr: float = Field(2.5e-3, gt=0)
+    """Adam learning rate (the peak: annealed linearly to 0 over the run)."""
     ent_coef: float = Field(0.01, ge=0)
+    """Entropy bonus coefficient."""
     network: Literal["mlp", "cnn"] = "mlp"
+    """The actor-critic's torso (`training.reinforce.NETWORKS`)."""
     greedy: bool = False
     """Evaluate with the most likely action instead of sampling."""
 
@@ -49,7 +52,7 @@ class ReinforceParams(BaseModel):
 
 @register_process(
     "reinforce", params=ReinforceParams, metrics=BEHAVIOUR_METRICS + ("train_seconds",), batch_seeds=True, lenses=("behaviour",),
-    sections=(event_rates, misgeneralisation),
+    version=BEHAVIOUR_VERSION, sections=(event_rates, misgeneralisation),
     description="PPO from scratch (training.reinforce), seeds vmapped; a corpus, if named, is only the reference of ood_rate",
 )  # fmt: skip
 def run(ctx: Context, seeds: list[int]) -> list[Result]:

@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from simulacra.kinds.behaviour import BEHAVIOUR_METRICS, act, measured
+from simulacra.kinds.behaviour import BEHAVIOUR_METRICS, BEHAVIOUR_VERSION, act, measured
 from simulacra.kinds.inputs import MODEL_METRICS, PREDICT_FIELDS, ModelFields, Sampling, block, get_corpus, get_models, train_metrics
 from simulacra.kinds.sections import event_rates
 from simulacra.lenses import steering
@@ -23,6 +23,7 @@ class SteerParams(Sampling, ModelFields):
     added to the residual stream after block `layer` (−1 = last)."""
 
     loss_on: Literal["trajectory", "actions"] = "trajectory"
+    """Which tokens carry loss: every token after the prompt (a simulator), or the actions only."""
     toward: str
     """The character steered towards (a name in the corpus's mixture)."""
     away: str
@@ -30,6 +31,7 @@ class SteerParams(Sampling, ModelFields):
     k: float = 0.0
     """Steering strength."""
     layer: int = Field(-1, ge=-1)
+    """The block after which the direction is added (−1 = last)."""
 
     def predict_config(self) -> PredictConfig:
         """The training run: every `PredictConfig` field these params name, with character tags."""
@@ -38,7 +40,7 @@ class SteerParams(Sampling, ModelFields):
 
 @register_process(
     "steer", params=SteerParams, metrics=BEHAVIOUR_METRICS + MODEL_METRICS + ("match_rate",), needs_corpus=True, batch_seeds=True,
-    lenses=("behaviour",), sections=(event_rates,),
+    lenses=("behaviour",), version=BEHAVIOUR_VERSION, sections=(event_rates,),
     description="a character-tagged simulator prompted as params.away and steered by k along (tag toward − tag away); "
     "match_rate towards params.toward",
 )  # fmt: skip

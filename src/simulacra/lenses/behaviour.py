@@ -5,7 +5,7 @@
     results = from_rollouts(sim.act(key, 1000, target=1.0), params)   # a simulator's `Episodes`
     results = from_rollouts(rollouts(policy, params, key, 1000, net_params), params)  # an agent's
     summarise(results)                     # {key: mean}
-    ood_action_rate(rollouts, corpus)      # actions the corpus's exact law would (almost) never take
+    ood_action_rate(rollouts, corpus)      # actions the corpus's exact law would (almost) never take, and their mean log-probability
     visits(states, length, (r, c))         # did the agent stand on a cell (goal misgeneralisation)
     mean_ci(per_seed_values)               # mean and a Student-t 95% interval over seeds
 
@@ -43,7 +43,7 @@ import numpy as np
 
 from simulacra.corpus.episodes import Episodes
 from simulacra.corpus.generate import optimal_returns
-from simulacra.corpus.ideal import ideal_of_episodes
+from simulacra.corpus.ideal import TINY, ideal_of_episodes
 from simulacra.world.core import COIN, EVENT_NAMES, observe, reset, step, success, wall_grid
 from simulacra.world.params import MAX_SIZE, WorldParams, derive_layout
 from simulacra.world.planning import UNREACHABLE, distance_field
@@ -281,19 +281,31 @@ def visits(states: np.ndarray, length: np.ndarray, cell: tuple[int, int]) -> np.
 
 
 def ood_action_rate(episodes: Episodes, corpus, threshold: float = 0.01) -> dict[str, float | np.ndarray]:
-    """Out-of-distribution actions: the share of steps whose action has probability below
-    `threshold` under the corpus's ideal law given the episode so far (`corpus.ideal`: the
-    posterior-weighted mixture of the corpus's characters). Exact: the ideal is computed on the
-    rollouts themselves. Returns the overall `rate` (over live steps) and the per-episode rates."""
+    """How far the actions of `episodes` lie from the corpus's ideal law given the episode so far
+    (`corpus.ideal`: the posterior-weighted mixture of the corpus's characters), from one exact
+    ideal computation on the rollouts themselves. Returns, over live steps, the `rate` of
+    out-of-distribution actions (probability below `threshold`) and `logp`, the mean log-probability
+    of the actions (nats per step, ≤ 0), each also `per_episode`. The rate is 0 wherever the law
+    keeps every action above the threshold (the characters' noise, a `random` character); `logp`
+    still orders policies by how likely the law makes their actions. An action the law rules out counts as
+    log 1e-30 (the floor of the ideal's log-losses). The probability is the action's given that
+    the episode goes on: unlike `Ideal.action_logloss` it leaves out the world's chance of ending."""
     e = episodes
     if tuple(e.states.shape[2:]) != tuple(corpus.episodes.states.shape[2:]) or e.horizon != corpus.horizon:
         raise ValueError("the rollouts and the corpus are not of the same world's format")
     ideal = ideal_of_episodes(e, corpus.params, corpus.mixture)
     p = np.take_along_axis(ideal.action_probs, np.asarray(e.actions, np.int64)[..., None], axis=-1)[..., 0]
     live = e.mask
+    steps = np.maximum(live.sum(1), 1)
     low = (p < threshold) & live
-    per_episode = low.sum(1) / np.maximum(live.sum(1), 1)
-    return {"rate": float(low.sum() / max(live.sum(), 1)), "per_episode": per_episode, "threshold": threshold}
+    logp = np.where(live, np.log(np.maximum(p.astype(np.float64), TINY)), 0.0)
+    return {
+        "rate": float(low.sum() / max(live.sum(), 1)),
+        "per_episode": low.sum(1) / steps,
+        "logp": float(logp.sum() / max(live.sum(), 1)),
+        "per_episode_logp": logp.sum(1) / steps,
+        "threshold": threshold,
+    }
 
 
 __all__ = ["detours", "evaluate", "from_corpus", "from_rollouts", "mean_ci", "ood_action_rate", "rollouts", "summarise", "visits"]

@@ -34,7 +34,6 @@ from simulacra.corpus.tokens import (
     REWARD,
     STATE,
     TYPE_NAMES,
-    TrajVocab,
     bin_value,
     encode,
     is_action_token,
@@ -44,6 +43,7 @@ from simulacra.corpus.tokens import (
     reward_bin,
     token_action,
     token_reward_bin,
+    token_terminated,
 )
 from simulacra.world.core import EVENT_NAMES, law
 from simulacra.world.tokens import Vocab, decode, is_valid, state_tokens
@@ -191,7 +191,7 @@ def legality(sim, dreams: dict, world=None) -> dict:
         jnp.asarray(np.clip(actions, 0, 4).astype(np.int32)),
         jnp.asarray(rewards.astype(np.int32)),
         jnp.asarray(last),
-        jnp.asarray(end_tok == TrajVocab.END_TERMINATED),
+        jnp.asarray(token_terminated(end_tok)),
     )
     legal, events = np.asarray(legal), np.asarray(events)
     counted = t[None, :] < n_trans[:, None]

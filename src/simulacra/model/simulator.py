@@ -65,10 +65,13 @@ class Simulator:
     """A trained model with its format and card (`fit` makes one, `load` reads one)."""
 
     spec: ModelSpec
+    """Format flags and architecture (a training config that extends it is cut down to it)."""
     fmt: TrajectoryFormat
+    """The token format in the model's own world (`spec.format(world)`)."""
     params: dict
     """The network's weights."""
     card: dict = dataclasses.field(default_factory=dict)
+    """The model card's provenance: corpus, process, seed, metrics (`save` adds spec and world)."""
 
     def __post_init__(self) -> None:
         self.spec = ModelSpec.of(self.spec)  # a training config that extends the spec: keep the spec
@@ -110,7 +113,7 @@ class Simulator:
             raise CheckpointError(f"{path}: the card does not describe a simulator ({e})") from None
         sim = cls(spec, spec.format(world), params, card)
         if sim.model.config != arch:
-            raise CheckpointError(f"{path}: the card's architecture {arch} does not match its process config")
+            raise CheckpointError(f"{path}: the card's architecture {arch} does not match its model spec")
         return sim
 
     # -- acting and dreaming ------------------------------------------------------------------------
@@ -155,8 +158,9 @@ class Simulator:
 
     def dream(self, key, n_episodes: int, target: float | None = None, character: int | str | None = None,
               temperature: float = 1.0, world: WorldParams | None = None, hooks: Hooks | None = None) -> dict:
-        """Generate `n_episodes` episodes without the world. Returns `tokens` (N, L) global ids
-        (PAD after END) and the `scene` and start state each was prompted with."""
+        """Generate `n_episodes` episodes without the world. Returns `{"tokens", "scene"}`: the
+        token rows (N, L) in global ids (PAD after END; the prompted start state is in the row) and
+        the scene (N, 2+H*W) each was prompted with."""
         world = self.check_world(world)
         target, character = self.prompt(target, character)
         fn = _compiled(make_dream, self, world, n_episodes)
@@ -167,7 +171,7 @@ _COMPILED: "collections.OrderedDict[tuple, Callable]" = collections.OrderedDict(
 
 
 def _compiled(make: Callable, sim: Simulator, world: WorldParams, n: int) -> Callable:
-    """The jitted `make(sim, world, n)`, shared by every simulator of the same config and format:
+    """The jitted `make(sim, world, n)`, shared by every simulator of the same spec and world:
     the function takes the weights as an argument, so a second model of the same architecture
     (another seed, a loaded checkpoint) reuses the compilation instead of paying for it again."""
     key = (make.__name__, sim.spec, sim.fmt.params, world, n)
@@ -266,7 +270,7 @@ def make_act(sim: Simulator, world: WorldParams, n: int):
         body = rec.pop("block").reshape(n, -1)
         states = rec.pop("states")
         rows = jnp.concatenate([prompt, body, jnp.full((n, 1), Vocab.PAD, jnp.int32)], axis=1)
-        end = fmt.step_start(0) + rec["live"].sum(1) * fmt.block + fmt.state_len  # fmt.end_pos, traced
+        end = fmt.end_pos(rec["live"].sum(1))
         tokens = rows.at[jnp.arange(n), end].set(end_token(rec["terminated"].any(1)))
         s0_tok = jax.vmap(lambda s: state_tokens(s, world))(s0).astype(jnp.int16)
         return ActRecord(

@@ -44,7 +44,6 @@ IQM_MIN_SEEDS = 5
 """At 3 seeds `trim_mean(x, 0.25)` trims nothing, at 4 it is the mean of the middle two."""
 MAX_SEEDS = 100_000
 """`seeds_needed` looks no further."""
-VERDICTS = ("supported", "refuted", "inconclusive", "not run")
 METHODS = {
     ("mean", True): "Student t on paired seed differences",
     ("mean", False): "Welch t",

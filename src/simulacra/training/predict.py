@@ -1,6 +1,6 @@
 """The prediction process: next-token log-loss training of a transformer on a corpus's tokens.
 
-`make_train(config, data) -> train(key) -> (params, metrics)` is one pure function: the whole
+`make_train(config, data, fmt) -> train(key) -> (params, metrics)` is one pure function: the whole
 run is a jitted `lax.scan` over optimiser steps, so seeds are `jax.vmap(train)(keys)`.
 
 Which tokens carry loss (`PredictConfig.loss_on`):

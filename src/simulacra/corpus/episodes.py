@@ -91,6 +91,32 @@ class Episodes:
             raise KeyError(f"missing episode array(s) {missing}")
         return cls(**{_field(k): np.ascontiguousarray(np.asarray(v).astype(DTYPES[k], copy=False)) for k, v in arrays.items()})
 
+    @classmethod
+    def from_steps(cls, scene, states, actions, reward, true_reward, events, live, terminated, optimal_return, **optional) -> "Episodes":
+        """Episodes from per-step records of a batched rollout (batch first, zero after the end):
+        `live` (N, T) marks the steps that happened and `terminated` (N, T) the step on which an
+        episode terminated; length, termination, truncation and the returns are derived from them.
+        `optional` holds optional fields by name (`action_probs`, `tokens` …)."""
+        reward, true_reward = np.asarray(reward, np.float32), np.asarray(true_reward, np.float32)
+        ended = np.asarray(terminated).any(1)
+        return cls.from_arrays(
+            {
+                "scene": scene,
+                "states": states,
+                "actions": actions,
+                "reward": reward,
+                "true_reward": true_reward,
+                "events": events,
+                "length": np.asarray(live).sum(1),
+                "terminated": ended,
+                "truncated": ~ended,
+                "return": reward.sum(1),
+                "true_return": true_reward.sum(1),
+                "optimal_return": optimal_return,
+                **optional,
+            }
+        )
+
     def arrays(self) -> dict[str, np.ndarray]:
         """The arrays by their stored names (optional fields only when present)."""
         out = {}

@@ -209,23 +209,9 @@ def rollouts(
     if n_episodes < 1:
         raise ValueError(f"invalid n_episodes={n_episodes!r}: must be at least 1")
     rec, scene = _batched(_rollouts_fn(policy, params), key, n_episodes, policy_params, batch)
-    reward, true_reward = rec["reward"].astype(np.float32), rec["true_reward"].astype(np.float32)
-    terminated = rec["terminated"].any(1)
-    return Episodes.from_arrays(
-        {
-            "scene": scene,
-            "states": rec["states"],
-            "actions": rec["actions"],
-            "reward": reward,
-            "true_reward": true_reward,
-            "events": rec["events"],
-            "length": rec["live"].sum(1),
-            "terminated": terminated,
-            "truncated": ~terminated,
-            "return": reward.sum(1),
-            "true_return": true_reward.sum(1),
-            "optimal_return": optimal_returns(params, scene.astype(np.int16), rec["states"][:, 0]),
-        }
+    optimal = optimal_returns(params, scene.astype(np.int16), rec["states"][:, 0])
+    return Episodes.from_steps(
+        scene, rec["states"], rec["actions"], rec["reward"], rec["true_reward"], rec["events"], rec["live"], rec["terminated"], optimal
     )
 
 

@@ -154,7 +154,7 @@ class Simulator:
         world = self.check_world(world)
         target, character = self.prompt(target, character)
         fn = _compiled(make_act, self, world, n_episodes)
-        return episodes_of(jax.device_get(fn(self.params, key, target, character, jnp.float32(temperature), hooks or Hooks())))
+        return episodes_of(fn(self.params, key, target, character, jnp.float32(temperature), hooks or Hooks()))
 
     def dream(self, key, n_episodes: int, target: float | None = None, character: int | str | None = None,
               temperature: float = 1.0, world: WorldParams | None = None, hooks: Hooks | None = None) -> dict:
@@ -286,26 +286,11 @@ def make_act(sim: Simulator, world: WorldParams, n: int):
 
 def episodes_of(rec: ActRecord) -> Episodes:
     """`Episodes` of an `ActRecord` brought to the host."""
-    rec = jax.device_get(rec)
-    terminated = np.asarray(rec.terminated).any(1)
-    return Episodes.from_arrays(
-        {
-            "scene": rec.scene,
-            "states": rec.states,
-            "actions": rec.actions,
-            "reward": rec.reward,
-            "true_reward": rec.true_reward,
-            "events": rec.events,
-            "length": np.asarray(rec.live).sum(1),
-            "terminated": terminated,
-            "truncated": ~terminated,
-            "return": np.asarray(rec.reward).sum(1),
-            "true_return": np.asarray(rec.true_reward).sum(1),
-            "optimal_return": rec.optimal_return,
-            "action_probs": rec.action_probs,
-            "tokens": rec.tokens,
-        }
-    )
+    r = jax.device_get(rec)
+    return Episodes.from_steps(
+        r.scene, r.states, r.actions, r.reward, r.true_reward, r.events, r.live, r.terminated, r.optimal_return,
+        action_probs=r.action_probs, tokens=r.tokens,
+    )  # fmt: skip
 
 
 def make_dream(sim: Simulator, world: WorldParams, n: int):

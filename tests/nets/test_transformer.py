@@ -203,3 +203,29 @@ def test_numeric_tokens_embed_returns_on_a_line():
         dataclasses.replace(cfg, numeric_ids=(1, 1), numeric_values=(0.0, 1.0))
     with pytest.raises(ValueError, match="finite"):
         dataclasses.replace(cfg, numeric_ids=(1,), numeric_values=(float("nan"),))
+
+
+def test_bfloat16_compute_stays_close_to_float32_with_float32_parameters_and_outputs():
+    """Mixed precision: the same parameters give logits within bfloat16's rounding of the float32
+    model's, on every path (chunked, full, KV cache); logits and recorded activations are float32."""
+    import dataclasses
+
+    from simulacra.nets import KVCache
+
+    cfg = dataclasses.replace(CFG, context=200, dtype="bfloat16")
+    f32 = Transformer(dataclasses.replace(cfg, dtype="float32"))
+    bf = Transformer(cfg)
+    tokens = jax.random.randint(jax.random.PRNGKey(2), (2, 200), 0, 50)
+    params = f32.init(jax.random.PRNGKey(0), tokens)
+    assert jax.tree.structure(params) == jax.tree.structure(bf.init(jax.random.PRNGKey(0), tokens))
+    ref, _ = f32.apply(params, tokens)
+    chunked, _ = bf.apply(params, tokens)
+    full, cache = bf.apply(params, tokens, hooks=Hooks(names=("blocks.0.attn.hook_pattern", "blocks.1.hook_mlp_out")))
+    kv_logits, _, _ = bf.apply(params, tokens[:, :20], kv=KVCache.empty(cfg, 2))
+    assert chunked.dtype == full.dtype == kv_logits.dtype == jnp.float32
+    assert all(v.dtype == jnp.float32 for v in cache.values())
+    for out in (chunked, full):
+        assert float(jnp.max(jnp.abs(out - ref))) < 0.05 and not np.array_equal(out, ref)
+    assert float(jnp.max(jnp.abs(kv_logits - ref[:, :20]))) < 0.05
+    with pytest.raises(ValueError, match="dtype"):
+        TransformerConfig(vocab_size=5, context=4, dtype="float16")

@@ -74,6 +74,9 @@ class ModelFields(Fields):
     """Warm-up steps of the learning rate (at most 10⁷)."""
     grid: bool = False
     """Add the grid embedding: shared row and column vectors for cells and scene tiles."""
+    dtype: Literal["float32", "bfloat16"] = "float32"
+    """Compute precision: bfloat16 runs the matrix products in bfloat16 with float32 parameters
+    and optimiser state (mixed precision, for GPUs; on a CPU it is usually slower)."""
 
 
 class Sampling(Fields):

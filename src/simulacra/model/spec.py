@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 
 from simulacra.corpus.tokens import TrajectoryFormat
-from simulacra.nets.transformer import TransformerConfig
+from simulacra.nets.transformer import DTYPES, TransformerConfig
 from simulacra.world.params import WorldParams
 
 
@@ -42,8 +42,14 @@ class ModelSpec:
     Transformer), not by a row of its own: targets between the returns seen in training then
     fall between them (`nets.transformer`, numeric tokens). Needs `rtg`."""
 
+    dtype: str = "float32"
+    """Compute precision of the network: "float32", or "bfloat16" (mixed precision: float32
+    parameters and optimiser state, bfloat16 matrix products; `nets.transformer`)."""
+
     def __post_init__(self) -> None:
         name = type(self).__name__
+        if self.dtype not in DTYPES:
+            raise ValueError(f"invalid {name}.dtype={self.dtype!r}: one of {', '.join(DTYPES)}")
         if self.rtg_numeric and not self.rtg:
             raise ValueError(f"invalid {name}: rtg_numeric=True needs rtg=True (there are no return-to-go tokens)")
         for f in ("d_model", "n_layers", "n_heads", "d_mlp"):
@@ -78,4 +84,5 @@ class ModelSpec:
             grid_positions=positions,
             numeric_ids=ids,
             numeric_values=values,
+            dtype=self.dtype,
         )

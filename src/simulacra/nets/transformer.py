@@ -81,12 +81,18 @@ class TransformerConfig:
     """Token ids embedded as the number they stand for (`numeric_values`), not by a row of their own."""
     numeric_values: tuple[float, ...] = ()
     """The number each of `numeric_ids` stands for (same length)."""
+    dtype: str = "float32"
+    """Compute precision: "float32", or "bfloat16" (mixed precision: parameters, LayerNorm
+    statistics, attention softmax, logits and everything recorded by hooks stay float32; the
+    matrix products and activations in between run in bfloat16)."""
 
     def __post_init__(self) -> None:
         for f in ("vocab_size", "context", "d_model", "n_layers", "n_heads", "d_mlp"):
             v = getattr(self, f)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise ValueError(f"invalid TransformerConfig.{f}={v!r}: must be a positive integer")
+        if self.dtype not in DTYPES:
+            raise ValueError(f"invalid TransformerConfig.dtype={self.dtype!r}: one of {', '.join(DTYPES)}")
         if self.d_model % self.n_heads:
             raise ValueError(f"invalid TransformerConfig: d_model={self.d_model} is not divisible by n_heads={self.n_heads}")
         # JSON (a model card) gives lists; the config must stay hashable
@@ -118,6 +124,15 @@ class TransformerConfig:
     @property
     def d_head(self) -> int:
         return self.d_model // self.n_heads
+
+    @property
+    def compute_dtype(self):
+        """The jnp dtype of the matrix products (`dtype`)."""
+        return jnp.dtype(self.dtype)
+
+
+DTYPES = ("float32", "bfloat16")
+"""The compute precisions a `Transformer` offers (`TransformerConfig.dtype`)."""
 
 
 def activation_names(config: TransformerConfig) -> tuple[str, ...]:
@@ -196,7 +211,7 @@ class _Recorder:
         if h.add and name in h.add:
             x = x + h.add[name]
         if h.names == "all" or name in h.names:
-            self.cache[name] = x
+            self.cache[name] = x.astype(jnp.float32) if x.dtype == jnp.bfloat16 else x  # lenses read float32
         return x
 
 
@@ -213,10 +228,10 @@ def _chunked_attention(q, k, v, scale, n: int):
     out = []
     for lo in range(0, t, size):
         hi = min(lo + size, t)
-        s = jnp.einsum("bqhd,bkhd->bhqk", q[:, lo:hi], k[:, :hi]) / scale
+        s = (jnp.einsum("bqhd,bkhd->bhqk", q[:, lo:hi], k[:, :hi]) / scale).astype(jnp.float32)
         mask = jnp.arange(hi)[None, :] <= jnp.arange(lo, hi)[:, None]
         p = jax.nn.softmax(jnp.where(mask, s, jnp.finfo(s.dtype).min), axis=-1)
-        out.append(jnp.einsum("bhqk,bkhd->bqhd", p, v[:, :hi]))
+        out.append(jnp.einsum("bhqk,bkhd->bqhd", p.astype(v.dtype), v[:, :hi]))
     return jnp.concatenate(out, axis=1)
 
 
@@ -229,15 +244,15 @@ class _Attention(nn.Module):
         """`kv`: None, or `(k_cache, v_cache, index)` of this layer; returns `(out, (k_cache, v_cache))`."""
         c = self.config
         b, t, _ = x.shape
-        qkv = nn.Dense(3 * c.d_model, name="qkv")(x).reshape(b, t, 3, c.n_heads, c.d_head)  # (B, T, 3, H, Dh)
+        qkv = nn.Dense(3 * c.d_model, dtype=c.compute_dtype, name="qkv")(x).reshape(b, t, 3, c.n_heads, c.d_head)  # (B, T, 3, H, Dh)
         q = hook(f"{self.prefix}.hook_q", qkv[:, :, 0])
         k = hook(f"{self.prefix}.hook_k", qkv[:, :, 1])
         v = hook(f"{self.prefix}.hook_v", qkv[:, :, 2])
-        scale = jnp.sqrt(c.d_head).astype(x.dtype)
+        scale = jnp.sqrt(c.d_head).astype(qkv.dtype)
         names = (f"{self.prefix}.hook_attn_scores", f"{self.prefix}.hook_pattern")
         if kv is None and t >= ATTN_CHUNK_MIN * ATTN_CHUNKS and not any(hook.touches(n) for n in names):
             z = hook(f"{self.prefix}.hook_z", _chunked_attention(q, k, v, scale, ATTN_CHUNKS))
-            return nn.Dense(c.d_model, name="out")(z.reshape(b, t, c.d_model)), None
+            return nn.Dense(c.d_model, dtype=c.compute_dtype, name="out")(z.reshape(b, t, c.d_model)), None
         if kv is None:
             causal = jnp.tril(jnp.ones((t, t), bool))
             scores = jnp.einsum("bqhd,bkhd->bhqk", q, k) / scale  # (B, H, T, T)
@@ -251,14 +266,16 @@ class _Attention(nn.Module):
             causal = jnp.arange(c.context)[None, :] <= index + jnp.arange(t)[:, None]  # (T, context)
             scores = jnp.einsum("bhqd,bhkd->bhqk", jnp.swapaxes(q, 1, 2), k) / scale  # (B, H, T, context)
             new = (k, v)
-        scores = hook(f"{self.prefix}.hook_attn_scores", jnp.where(causal, scores, jnp.finfo(x.dtype).min))
+        scores = scores.astype(jnp.float32)  # the softmax runs in float32 whatever the compute precision
+        scores = hook(f"{self.prefix}.hook_attn_scores", jnp.where(causal, scores, jnp.finfo(scores.dtype).min))
         pattern = hook(f"{self.prefix}.hook_pattern", jax.nn.softmax(scores, axis=-1))
+        mix = pattern.astype(c.compute_dtype)
         if kv is None:
-            z = jnp.einsum("bhqk,bkhd->bqhd", pattern, v)
+            z = jnp.einsum("bhqk,bkhd->bqhd", mix, v)
         else:
-            z = jnp.swapaxes(jnp.einsum("bhqk,bhkd->bhqd", pattern, v), 1, 2)
+            z = jnp.swapaxes(jnp.einsum("bhqk,bhkd->bhqd", mix, v.astype(c.compute_dtype)), 1, 2)
         z = hook(f"{self.prefix}.hook_z", z)  # (B, T, H, Dh)
-        return nn.Dense(c.d_model, name="out")(z.reshape(b, t, c.d_model)), new
+        return nn.Dense(c.d_model, dtype=c.compute_dtype, name="out")(z.reshape(b, t, c.d_model)), new
 
 
 class _Block(nn.Module):
@@ -269,14 +286,14 @@ class _Block(nn.Module):
     def __call__(self, x, hook, kv=None):
         p = f"blocks.{self.index}"
         x = hook(f"{p}.hook_resid_pre", x)
-        h = hook(f"{p}.ln1.hook_normalized", nn.LayerNorm(name="ln1")(x))
+        h = hook(f"{p}.ln1.hook_normalized", nn.LayerNorm(dtype=self.config.compute_dtype, name="ln1")(x))
         attn, new_kv = _Attention(self.config, f"{p}.attn", name="attn")(h, hook, kv)
         attn = hook(f"{p}.hook_attn_out", attn)
         x = hook(f"{p}.hook_resid_mid", x + attn)
-        h = hook(f"{p}.ln2.hook_normalized", nn.LayerNorm(name="ln2")(x))
-        pre = hook(f"{p}.mlp.hook_pre", nn.Dense(self.config.d_mlp, name="mlp_in")(h))
+        h = hook(f"{p}.ln2.hook_normalized", nn.LayerNorm(dtype=self.config.compute_dtype, name="ln2")(x))
+        pre = hook(f"{p}.mlp.hook_pre", nn.Dense(self.config.d_mlp, dtype=self.config.compute_dtype, name="mlp_in")(h))
         post = hook(f"{p}.mlp.hook_post", nn.gelu(pre))
-        mlp = hook(f"{p}.hook_mlp_out", nn.Dense(self.config.d_model, name="mlp_out")(post))
+        mlp = hook(f"{p}.hook_mlp_out", nn.Dense(self.config.d_model, dtype=self.config.compute_dtype, name="mlp_out")(post))
         return hook(f"{p}.hook_resid_post", x + mlp), new_kv
 
 
@@ -318,8 +335,8 @@ class Transformer(nn.Module):
             if new is not None:
                 ks.append(new[0])
                 vs.append(new[1])
-        x = hook("ln_final.hook_normalized", nn.LayerNorm(name="ln_final")(x))
-        logits = nn.Dense(c.vocab_size, name="unembed")(x)  # (B, T, V)
+        x = hook("ln_final.hook_normalized", nn.LayerNorm(dtype=c.compute_dtype, name="ln_final")(x))
+        logits = nn.Dense(c.vocab_size, dtype=c.compute_dtype, name="unembed")(x).astype(jnp.float32)  # (B, T, V)
         if kv is None:
             return logits, hook.cache
         return logits, hook.cache, KVCache(tuple(ks), tuple(vs), kv.index + t)

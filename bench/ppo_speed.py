@@ -16,11 +16,21 @@ one run; and the cost of 8 vmapped seeds relative to 1.
         plays 200 episodes; evaluation time is not counted. SB3 is capped at `--sb3-seconds`; if
         it has not reached 0.9 by then, the printed ratio is a lower bound.
     (c) 8 seeds under `jax.vmap` vs 1 seed, same config and budget (compilation excluded).
+    (d) throughput: environment steps per second of whole PPO training runs (`make_train`, one
+        jitted program: rollouts, GAE, 4 epochs of minibatch updates) with `--envs` parallel
+        environments (default 4096) for `--throughput-steps` steps, against the default config
+        (64 environments) for the same number of updates, in the same run; compilation is timed
+        separately and excluded from steps/s. The trained policy's success is printed so that a
+        fast but broken run shows. On a GPU this is the figure issue #17 asks for (target
+        >= 15 M steps/s at 4096 environments).
+
+Every part prints the device JAX runs on; `--only throughput` runs (d) alone (SB3 is a CPU peer
+and is skipped on a GPU machine unless `--sb3` is given).
 
 Needs torch and stable-baselines3 in the environment (not project dependencies; install torch
 2.13.0 from the local wheel *first*, see docs/benchmarks.md). Without them, (b) is skipped.
 
-    python bench/ppo_speed.py [--threshold 0.9] [--sb3-seconds 600]
+    python bench/ppo_speed.py [--threshold 0.9] [--sb3-seconds 600] [--only throughput --envs 4096]
 """
 
 from __future__ import annotations
@@ -174,15 +184,47 @@ def seeds_cost(n_seeds: int = 8, budget: int = 204_800) -> tuple[float, float]:
     return best_one, best_many
 
 
+def throughput(n_envs: int, total_steps: int, rounds: int = 2) -> dict:
+    """(d): steps/s of a whole training run at `n_envs` environments (compilation excluded)."""
+    cfg = PPOConfig(n_envs=n_envs, total_steps=total_steps)
+    t0 = time.perf_counter()
+    train = jax.jit(make_train(cfg, WORLD)).lower(jax.random.PRNGKey(0)).compile()
+    compile_s = time.perf_counter() - t0
+    best = float("inf")
+    for r in range(rounds):
+        t0 = time.perf_counter()
+        params, _ = jax.block_until_ready(train(jax.random.PRNGKey(r)))
+        best = min(best, time.perf_counter() - t0)
+    steps = cfg.n_updates * cfg.batch_size
+    success = summarise(evaluate(make_policy(cfg, WORLD), WORLD, jax.random.PRNGKey(10_000), 200, policy_params=params))["success"]
+    return {"envs": n_envs, "steps": steps, "seconds": best, "rate": steps / best, "compile_s": compile_s, "success": success}
+
+
+def device() -> str:
+    d = jax.devices()[0]
+    return f"{d.platform} ({getattr(d, 'device_kind', d.platform)})"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threshold", type=float, default=0.9)
     ap.add_argument("--sb3-seconds", type=float, default=600.0, help="cap on SB3's training time")
     ap.add_argument("--skip-seeds", action="store_true", help="skip (c)")
+    ap.add_argument("--only", choices=["throughput"], help="run only (d)")
+    ap.add_argument("--envs", type=int, default=4096, help="(d): parallel environments")
+    ap.add_argument("--throughput-steps", type=int, default=40_000_000, help="(d): environment steps per training run")
+    ap.add_argument("--sb3", action="store_true", help="run the SB3 peer even on a GPU machine")
     args = ap.parse_args()
-    print(f"{platform.machine()} {os.cpu_count()} cores, jax {jax.__version__}, world coin-9x9, threshold {args.threshold}")
+    print(f"{platform.machine()} {os.cpu_count()} cores, jax {jax.__version__} on {device()}, world coin-9x9")
+    if args.only == "throughput":
+        run_throughput(args)
+        return
+    print(f"time to success {args.threshold}")
     ours = simulacra_time_to(args.threshold)
-    peer = sb3_time_to(args.threshold, args.sb3_seconds)
+    on_gpu = jax.default_backend() != "cpu"
+    peer = None if on_gpu and not args.sb3 else sb3_time_to(args.threshold, args.sb3_seconds)
+    if peer is None and on_gpu and not args.sb3:
+        print("(b) SB3 skipped: it is a CPU peer and JAX runs on a GPU here (--sb3 runs it anyway)")
     with_compile = ours["compile_s"] + ours["train_s"]
     print(f"(a) simulacra PPO: {ours['success']:.3f} after {ours['steps']:,} steps in {ours['train_s']:.1f} s "
           f"({with_compile:.1f} s with compilation)")
@@ -198,6 +240,19 @@ def main() -> None:
     if not args.skip_seeds:
         t1, t8 = seeds_cost()
         print(f"(c) 204,800 steps per seed: 1 seed {t1:.1f} s, 8 vmapped seeds {t8:.1f} s: 8 seeds cost {t8 / t1:.2f}x one")
+    run_throughput(args)
+
+
+def run_throughput(args) -> None:
+    """(d) at `--envs` against the default 64 environments for the same number of updates."""
+    default = PPOConfig()
+    many = throughput(args.envs, args.throughput_steps)
+    updates = max(1, args.throughput_steps // (args.envs * default.n_steps))
+    base = throughput(default.n_envs, updates * default.n_envs * default.n_steps)
+    for r in (base, many):
+        print(f"(d) {r['envs']:>6,} envs: {r['steps']:>12,} steps in {r['seconds']:.2f} s = {r['rate'] / 1e6:8.2f} M steps/s "
+              f"(compile {r['compile_s']:.1f} s; success {r['success']:.3f}) on {device()}")
+    print(f"(d) {args.envs} envs / {default.n_envs} envs: {many['rate'] / base['rate']:.1f}x the steps/s")
 
 
 if __name__ == "__main__":

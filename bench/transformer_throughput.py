@@ -40,8 +40,19 @@ d_model, L = n_layers, V = vocabulary, B = batch, T = tokens per row):
 (the embedding is a lookup; softmax, LayerNorm, GELU and the optimiser are not counted). As a
 cross-check the script prints XLA's own count for one compiled step (`cost_analysis()`).
 
+Devices and precision. Both sides run on whatever their framework finds: JAX's default backend,
+and CUDA for the peer when `torch.cuda.is_available()` (else its CPU); the script prints both
+devices. `--dtype bfloat16` runs (a) and (c) in mixed precision (`TransformerConfig.dtype`:
+bfloat16 products, float32 parameters) and the peer under `torch.autocast(dtype=torch.bfloat16)`,
+and measures the peak with a bfloat16 matmul. In float32 on a GPU both sides may use TF32 for
+matrix products (JAX's default precision; torch's `set_float32_matmul_precision("high")` is set
+for the peer), and the peak is measured the same way. HF's DecisionTransformerModel refuses
+`sdpa` in some transformers versions (5.17 on the GPU machine: only "eager"): the script then
+says so and times "eager" in its place. On a GPU the peak matmul is 8192 x 8192 (`--matmul`)
+and torch threads are not varied.
+
 Run: `make bench` (installs torch==2.13.0 first, then the `bench` extra with transformers) or
-`.venv/bin/python bench/transformer_throughput.py [--layers 4] [--quick]`.
+`.venv/bin/python bench/transformer_throughput.py [--layers 4] [--dtype bfloat16] [--quick]`.
 """
 
 from __future__ import annotations
@@ -88,7 +99,7 @@ def make_ours(args, bank: np.ndarray, vocab: int):
     """(a): returns `(run, flops_xla)`; `run()` does `args.steps` steps on rows of T + 1 tokens
     (the model reads T of them) and blocks until done."""
     t = args.context
-    cfg = TransformerConfig(vocab, t, args.d_model, args.layers, args.heads, args.d_mlp)
+    cfg = TransformerConfig(vocab, t, args.d_model, args.layers, args.heads, args.d_mlp, dtype=args.dtype)
     model = Transformer(cfg)
     opt = _optimizer(1e-3, args.steps)
     rows = jnp.asarray(bank[:, : t + 1])
@@ -113,11 +124,18 @@ def make_ours(args, bank: np.ndarray, vocab: int):
     # XLA's own FLOP count of one step (outside the scan, whose loop body it may count once).
     flops_xla = None
     try:
+        if args.no_xla_count:
+            return _compiled_run(steps, carry, rows, mask, args), None
         ca = jax.jit(one_step).lower(*carry, rows[: args.batch], mask[: args.batch]).compile().cost_analysis()
         ca = ca[0] if isinstance(ca, (list, tuple)) else ca
         flops_xla = float(ca["flops"]) if ca and "flops" in ca else None
     except Exception as e:  # cost analysis is best effort: not every backend/version provides it
         print(f"(XLA cost_analysis unavailable: {type(e).__name__}: {e})")
+    return _compiled_run(steps, carry, rows, mask, args), flops_xla
+
+
+def _compiled_run(steps, carry, rows, mask, args):
+    """`run()`: one timed call of the jitted step loop (compiled here, by a first call)."""
     steps = jax.jit(steps, donate_argnums=0)
     state = {"carry": carry, "i": 0}
 
@@ -127,14 +145,14 @@ def make_ours(args, bank: np.ndarray, vocab: int):
         jax.block_until_ready(losses)
 
     run()  # compile
-    return run, flops_xla
+    return run
 
 
 def make_ours_corpus(args, corpus):
     """(c): `make_run` on the corpus as training runs it; returns `(run, tokens per call)`."""
     config = PredictConfig(
         d_model=args.d_model, n_layers=args.layers, n_heads=args.heads, d_mlp=args.d_mlp,
-        steps=args.steps, batch_size=args.batch, warmup=1,
+        steps=args.steps, batch_size=args.batch, warmup=1, dtype=args.dtype,
     )
     fmt = config.format(corpus.params)
     data = train_data(corpus, config)
@@ -173,10 +191,13 @@ def make_hf(args, attention: str = "sdpa"):
         activation_function="gelu_new",  # tanh GELU, as flax's nn.gelu
         resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, action_tanh=False, use_cache=False,
     )
-    config._attn_implementation = attention
-    model = DecisionTransformerModel(config).train()
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.01)
+    dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if dev.type == "cuda" and args.dtype == "float32":
+        torch.set_float32_matmul_precision("high")  # TF32 products, as JAX's default precision on a GPU
     g = torch.Generator().manual_seed(0)
+    autocast = (
+        torch.autocast(dev.type, dtype=torch.bfloat16) if args.dtype == "bfloat16" else __import__("contextlib").nullcontext()
+    )
     b = args.batch
     batches = []
     for _ in range(4):  # a few distinct batches, cycled
@@ -189,42 +210,73 @@ def make_hf(args, attention: str = "sdpa"):
             attention_mask=torch.ones(b, k, dtype=torch.long),
             target=acts,
         ))
+    batches = [{n: v.to(dev) for n, v in batch.items()} for batch in batches]
 
-    def one_step(batch):
-        out = model(**{n: v for n, v in batch.items() if n != "target"}, return_dict=True)
-        loss = torch.nn.functional.cross_entropy(out.action_preds.reshape(-1, act_dim), batch["target"].reshape(-1))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        return loss
+    def build(implementation: str):
+        """The model, its optimiser and its step, after one warm-up step per thread count (a
+        refused attention implementation fails here, at construction or in the first step)."""
+        config._attn_implementation = implementation
+        model = DecisionTransformerModel(config)
+        if model.config._attn_implementation != implementation:
+            raise ValueError(f"it chose {model.config._attn_implementation!r}")
+        model = model.to(dev).train()
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.01)
+
+        def one_step(batch):
+            with autocast:
+                out = model(**{n: v for n, v in batch.items() if n != "target"}, return_dict=True)
+                loss = torch.nn.functional.cross_entropy(out.action_preds.reshape(-1, act_dim).float(), batch["target"].reshape(-1))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            return loss
+
+        for threads in args.threads:  # warm-up
+            torch.set_num_threads(threads)
+            one_step(batches[0])
+        return model, one_step
+
+    try:
+        model, one_step = build(attention)
+    except Exception as e:
+        if attention == "eager":
+            raise
+        print(f"HF DecisionTransformerModel refuses attention {attention!r} ({type(e).__name__}: {str(e).splitlines()[0][:200]}); "
+              "timing 'eager' in its place")
+        model, one_step = build("eager")
 
     def run(threads: int):
         torch.set_num_threads(threads)
         for i in range(args.steps):
             one_step(batches[i % len(batches)])
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
 
-    for threads in args.threads:  # warm-up
-        torch.set_num_threads(threads)
-        one_step(batches[0])
     n_params = sum(p.numel() for p in model.parameters())
+    where = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"cpu ({platform.machine()})"
     print(
         f"HF peer: torch {torch.__version__}, transformers {transformers.__version__}, attention "
-        f"{model.config._attn_implementation}, K={k} timesteps -> {3 * k} tokens, {n_params:,} parameters"
+        f"{model.config._attn_implementation}, K={k} timesteps -> {3 * k} tokens, {n_params:,} parameters, "
+        f"{args.dtype}{' (autocast)' if args.dtype == 'bfloat16' else ''}, on {where}"
     )
-    return run
+    return run, model.config._attn_implementation, where
 
 
-def make_matmul(n: int):
-    a = jax.random.normal(jax.random.PRNGKey(1), (n, n), jnp.float32)
-    b = jax.random.normal(jax.random.PRNGKey(2), (n, n), jnp.float32)
+def make_matmul(n: int, dtype: str = "float32"):
+    a = jax.random.normal(jax.random.PRNGKey(1), (n, n), jnp.float32).astype(dtype)
+    b = jax.random.normal(jax.random.PRNGKey(2), (n, n), jnp.float32).astype(dtype)
     dot = jax.jit(jnp.dot)
     jax.block_until_ready(dot(a, b))
 
+    reps = 1 if jax.default_backend() == "cpu" else 10  # a GPU product takes milliseconds: time several
+
     def run() -> float:
         t0 = time.perf_counter()
-        jax.block_until_ready(dot(a, b))
-        return 2.0 * n**3 / (time.perf_counter() - t0)
+        for _ in range(reps):
+            out = dot(a, b)
+        jax.block_until_ready(out)
+        return reps * 2.0 * n**3 / (time.perf_counter() - t0)
 
     return run
 
@@ -247,6 +299,11 @@ def _bank(args, corpus) -> tuple[np.ndarray, int]:
     return bank, PredictConfig().format(corpus.params).vocab_size
 
 
+def _jax_device() -> str:
+    d = jax.devices()[0]
+    return f"{d.platform} ({getattr(d, 'device_kind', d.platform)})"
+
+
 def worker(args) -> None:
     """One contender in this process: build and compile it, print one JSON line of facts, then for
     every "go" line on stdin time one call and print `{label: tokens/s}`; stop at end of input."""
@@ -255,6 +312,7 @@ def worker(args) -> None:
     tokens = args.batch * args.context * args.steps
     info: dict = {}
     if name == "ours":
+        info["device"] = _jax_device()
         bank, vocab = _bank(args, _corpus(args))
         run, info["flops_xla"] = make_ours(args, bank, vocab)
         info["vocab"] = vocab
@@ -268,14 +326,18 @@ def worker(args) -> None:
             return {"corpus": n / _timed(run)}
     elif name.startswith("hf-"):
         attention = name.removeprefix("hf-")
-        run = make_hf(args, attention)
-        if run is None:
+        made = make_hf(args, attention)
+        if made is None:
             info["missing"] = True
+            run = None
+        else:
+            run, info["attention"], info["device"] = made
+        threads = args.threads if info.get("device", "cpu").startswith("cpu") else args.threads[:1]
 
         def timed() -> dict:
-            return {} if run is None else {f"{attention}/{n}": tokens / _timed(lambda: run(n)) for n in args.threads}
+            return {} if run is None else {f"{attention}/{n}": tokens / _timed(lambda: run(n)) for n in threads}
     elif name == "peak":
-        run = make_matmul(args.matmul)
+        run = make_matmul(args.matmul, args.dtype)
 
         def timed() -> dict:
             return {"peak": max(run() for _ in range(3))}
@@ -313,7 +375,9 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3, help="measurement rounds; the best of each is reported")
     ap.add_argument("--episodes", type=int, default=2000, help="episodes in the coin-7x7 corpus")
     ap.add_argument("--state-dim", type=int, default=49, help="HF state vector size (a 7x7 grid)")
-    ap.add_argument("--matmul", type=int, default=2048, help="N of the N x N float32 matmul that measures the peak")
+    ap.add_argument("--matmul", type=int, default=0, help="N of the N x N matmul that measures the peak (default: 2048 on a CPU, 8192 on a GPU)")
+    ap.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32", help="compute precision of both sides and of the peak")
+    ap.add_argument("--no-xla-count", action="store_true", help="skip XLA's FLOP count of one step (an extra compilation)")
     ap.add_argument(
         "--threads", type=int, nargs="+", default=sorted({1, os.cpu_count() or 1}),
         help="PyTorch thread counts, each timed every round; HF's best is kept",
@@ -330,13 +394,15 @@ def main() -> None:
     if args.quick:
         args.d_model, args.layers, args.heads, args.d_mlp, args.context = 32, 1, 2, 64, 48
         args.batch, args.steps, args.rounds, args.episodes, args.matmul = 4, 2, 1, 100, 512
+    if not args.matmul:
+        args.matmul = 2048 if jax.default_backend() == "cpu" else 8192
     if args.context % 3:
         ap.error(f"--context={args.context} must be a multiple of 3 (HF's tokens come in threes)")
     if args.worker:
         worker(args)
         return
 
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, jax {jax.__version__} on {jax.default_backend()}")
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, jax {jax.__version__} on {_jax_device()}; precision {args.dtype}")
     print(
         f"model: d_model={args.d_model} n_layers={args.layers} n_heads={args.heads} d_mlp={args.d_mlp}; "
         f"T={args.context} tokens per row, batch {args.batch}, {args.steps} steps per timed call; "
@@ -372,12 +438,14 @@ def main() -> None:
     by_attention = {}
     hf = [a for a in args.hf_attention if f"hf-{a}" in names]
     for i, a in enumerate(hf):
-        threads = max(args.threads, key=lambda n: best[f"{a}/{n}"])
-        by_attention[a] = best[f"{a}/{threads}"]
-        label = f"(b{chr(39) * i}) HF DecisionTransformerModel, {a}"
-        print(f"{label:<46} {by_attention[a]:>12,.0f} tokens/s ({threads} torch threads)")
-        if len(args.threads) > 1:
-            print("     by torch threads: " + ", ".join(f"{n}: {best[f'{a}/{n}']:,.0f}" for n in args.threads))
+        timed = [n for n in args.threads if f"{a}/{n}" in best]
+        threads = max(timed, key=lambda n: best[f"{a}/{n}"])
+        used = info[f"hf-{a}"].get("attention", a)
+        by_attention[used] = best[f"{a}/{threads}"]
+        label = f"(b{chr(39) * i}) HF DecisionTransformerModel, {used}"
+        print(f"{label:<46} {by_attention[used]:>12,.0f} tokens/s ({threads} torch threads, on {info[f'hf-{a}'].get('device')})")
+        if len(timed) > 1:
+            print("     by torch threads: " + ", ".join(f"{n}: {best[f'{a}/{n}']:,.0f}" for n in timed))
     if "corpus" in best:
         print(f"{'(c) simulacra make_run on the corpus (buckets)':<46} {best['corpus']:>12,.0f} tokens/s (tokens processed)")
     print()
@@ -386,7 +454,8 @@ def main() -> None:
     xla = f"; XLA cost_analysis: {flops_xla / 1e9:.4g} GFLOP" if flops_xla else ""
     print(f"FLOPs per step (analytic): {flops / 1e9:.4g} GFLOP{xla}")
     print(f"simulacra achieved: {gflops:.4g} GFLOP/s (analytic count)")
-    print(f"matmul peak ({args.matmul}x{args.matmul} float32 jnp.dot): {best['peak'] / 1e9:.4g} GFLOP/s")
+    print(f"simulacra ran on: {info['ours']['device']}")
+    print(f"matmul peak ({args.matmul}x{args.matmul} {args.dtype} jnp.dot): {best['peak'] / 1e9:.4g} GFLOP/s")
     print(f"fraction of matmul peak: {gflops / (best['peak'] / 1e9):.1%}")
     print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 

@@ -410,6 +410,12 @@ def study_run(
         None, "--compile-cache", metavar="DIR|off",
         help="JAX's persistent compilation cache (default: $SIMULACRA_COMPILE_CACHE, else ~/.cache/simulacra/jax); off turns it off",
     ),
+    executor: str = typer.Option(
+        "local", "--executor", metavar="local|ray", help="local: one call after another here; ray: each call a Ray task (the ray extra)",
+    ),
+    address: str = typer.Option(
+        None, "--address", metavar="HOST:PORT", help="with --executor ray: the Ray cluster to join (auto: the one on this machine); default: start a local one",
+    ),
 ) -> None:
     """Run the units not yet stored (a killed run continues), print the findings, write the report."""
     import time
@@ -417,13 +423,16 @@ def study_run(
     from simulacra.compilation import enable_cache
     from simulacra.studies import cmd_run, load_study
 
+    if address is not None and executor != "ray":
+        _fail("--address is the Ray cluster to run on; it needs --executor ray")
     try:
         enable_cache(compile_cache)
     except ValueError as e:
         _fail(str(e))
     t0 = time.perf_counter()
     ids = _ids(only)
-    _study_call(lambda: cmd_run(path, profile, root=root, plugins=_plugins(plugin), keep_going=keep_going, console=console, only=ids))
+    _study_call(lambda: cmd_run(path, profile, executor=executor, root=root, plugins=_plugins(plugin), keep_going=keep_going,
+                                console=console, only=ids, address=address))
     if report:
         from simulacra.report.study import report_study
 

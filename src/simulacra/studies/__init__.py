@@ -22,6 +22,7 @@ The package's modules, in the order they build on each other:
 * `resolve.py`    `load_study`: read, validate, resolve a profile;
 * `store.py`      the SQLite results store;
 * `runner.py`     units and their ids, executors, `run`;
+* `ray_executor.py` the `ray` executor (the only module that imports Ray, when it is chosen);
 * `stats.py`      findings and verdicts.
 """
 
@@ -51,7 +52,7 @@ from simulacra.studies.registry import (
     register_process,
 )
 from simulacra.studies.resolve import load_study, study_from_dict
-from simulacra.studies.runner import EXECUTORS, UNIT_SCHEMA, RunSummary, Unit, expand, run, store_path, study_dir
+from simulacra.studies.runner import EXECUTORS, UNIT_SCHEMA, ExecutorOptions, RunSummary, Unit, expand, run, store_path, study_dir
 from simulacra.studies.schema import Hypothesis, Study
 from simulacra.studies.stats import Finding, findings, verdict
 from simulacra.studies.store import Store
@@ -138,13 +139,15 @@ def cmd_run(
     keep_going: bool = False,
     console: Console | None = None,
     only: Sequence[str] | None = None,
+    address: str | None = None,
 ) -> list[Finding]:
-    """`simulacra study run PATH [--profile P] [--only H1,H2]`: validate, run what is missing, print
-    the findings."""
+    """`simulacra study run PATH [--profile P] [--only H1,H2] [--executor ray [--address HOST:PORT]]`:
+    validate, run what is missing, print the findings."""
     console = console or Console()
     load_plugins(plugins)
     study = load_study(path, profile, only)  # before anything is created on disk
-    summary = run(study, executor=executor, root=root, keep_going=keep_going, console=console)
+    options = ExecutorOptions(plugins=tuple(plugins), address=address)
+    summary = run(study, executor=executor, root=root, keep_going=keep_going, console=console, executor_options=options)
     with Store(store_path(study, root)) as store:
         found = findings(study, store)
     console.print(
@@ -240,6 +243,7 @@ __all__ = [
     "Artifacts",
     "Context",
     "CorpusRef",
+    "ExecutorOptions",
     "Finding",
     "Hypothesis",
     "Lens",

@@ -3,7 +3,9 @@
 A unit's id is the hash of its config (`simulacra.studies.runner`), and a shared input — a
 corpus, a trained model — is stored under the hash of the JSON key that determines it, in
 `runs/<study>/cache/<sha256 of key>/`, written atomically (`simulacra.atomic.write_dir`), so units
-that share a corpus generate it once and a rerun reuses it.
+that share a corpus generate it once and a rerun reuses it. Calls running at once in several
+processes (the Ray executor) may each make the same artifact; the first complete directory stays
+and the others are discarded, so a made artifact's directory never disappears under a reader.
 """
 
 from __future__ import annotations
@@ -34,7 +36,8 @@ class Artifacts:
 
     `get_or_make(key, make, save, load)`: if the key's directory exists, `load(dir)`; otherwise
     `value = make()`, `save(value, tmp_dir)` into a temporary directory renamed into place when
-    complete (with `key.json` beside what `save` wrote), and the value is returned. The key must
+    complete (with `key.json` beside what `save` wrote; if another process renamed its own into
+    place first, that one is kept), and the value is returned. The key must
     be JSON data that determines the artifact completely (e.g. `{"artifact": "corpus", **spec}`,
     with the library version). The last few values are also kept in memory.
     """
@@ -68,13 +71,14 @@ class Artifacts:
             value = load(path)
             self.loaded += 1
         else:
+            broken = path.exists()  # without its key file: replaced; absent: another writer's, renamed into place meanwhile, is kept
             value = make()
 
             def fill(tmp: Path) -> None:
                 save(value, tmp)
                 (tmp / self.KEY_FILE).write_text(json.dumps(key, indent=1, sort_keys=True))
 
-            write_dir(path, fill)
+            write_dir(path, fill, replace=broken)
             self.made += 1
         self._memo[h] = value
         while len(self._memo) > self.memory:

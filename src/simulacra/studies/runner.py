@@ -32,11 +32,12 @@ Shared inputs (corpora, trained models) go through `ctx.artifacts` (`simulacra.s
 A run holds an exclusive lock on `runs/<study>/.lock` (released by the OS when the process dies),
 which makes it safe to clear temporary directories a killed run left behind.
 
-Executors: `local` runs calls one after another in this process. Another executor (a process
-pool, Ray) is a class with `map(calls) -> iterator of Outcome`, registered in `EXECUTORS`; its
-workers call `execute(call)` after importing the modules that register the process kinds (a
-`Call` is plain data, so it can be sent to another process or machine). Only the main process
-writes to the store.
+Executors: `local` runs calls one after another in this process; `ray` runs each call as a Ray
+task (`simulacra.studies.ray_executor`, imported only when chosen). An executor is a class with
+`map(calls) -> iterator of Outcome`, made by a factory registered in `EXECUTORS` that receives the
+run's `ExecutorOptions`; its workers call `execute(call)` after importing the modules that
+register the process kinds (a `Call` is plain data, so it can be sent to another process or
+machine). Only the main process writes to the store.
 """
 
 from __future__ import annotations
@@ -239,8 +240,25 @@ class LocalExecutor:
             yield execute(call)
 
 
-EXECUTORS: dict[str, Callable[[], Executor]] = {"local": LocalExecutor}
-"""Executor factories by name (`study run --executor NAME`)."""
+@dataclasses.dataclass(frozen=True)
+class ExecutorOptions:
+    """What an executor needs besides the calls (plain data)."""
+
+    plugins: tuple[str, ...] = ()
+    """The modules that register process kinds and lenses, which workers in other processes
+    import before their first call (the modules defining the calls' kinds are added to them)."""
+    address: str | None = None
+    """The cluster to run on (ray: `HOST:PORT` of its head, or `auto`); None starts a local one."""
+
+
+def _ray(options: ExecutorOptions) -> Executor:
+    from simulacra.studies.ray_executor import RayExecutor  # imports ray only now
+
+    return RayExecutor(options)
+
+
+EXECUTORS: dict[str, Callable[[ExecutorOptions], Executor]] = {"local": lambda options: LocalExecutor(), "ray": _ray}
+"""Executor factories by name (`study run --executor NAME`), each called with the run's options."""
 
 
 def _calls(pending: list[Unit], cache: Path) -> tuple[list[Call], dict[str, Unit]]:
@@ -361,19 +379,21 @@ def run(
     root: str | Path = "runs",
     keep_going: bool = False,
     console: Console | None = None,
+    executor_options: ExecutorOptions | None = None,
 ) -> RunSummary:
     """Run every unit of `study` that is not in the store yet, storing each as it finishes.
 
     `store` defaults to runs/<study>/results.sqlite under `root`. With `keep_going`, a unit whose
     process raises is reported and left out (a rerun retries it); otherwise the run stops with a
-    `StudyError` naming it (units finished before stay stored)."""
+    `StudyError` naming it (units finished before stay stored). `executor` is a name in
+    `EXECUTORS` (made with `executor_options`) or an executor."""
     start = time.perf_counter()
     console = console or Console(stderr=True)
     errors = Console(stderr=True)
     if isinstance(executor, str):
         if executor not in EXECUTORS:
             raise StudyError(f"executor {executor!r} is not known; known: {', '.join(EXECUTORS)}")
-        executor = EXECUTORS[executor]()
+        executor = EXECUTORS[executor](executor_options or ExecutorOptions())
     units = expand(study)
     sdir = study_dir(study, root)
     _check_creatable(sdir)

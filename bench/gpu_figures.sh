@@ -27,7 +27,7 @@ lim() { if [ "$tiny" = 1 ]; then echo 900; else echo "$1"; fi; }
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null || echo "no nvidia-smi"
   "$py" -c 'import jax, flax, optax, sys; print("python", sys.version.split()[0], "jax", jax.__version__, "flax", flax.__version__, "optax", optax.__version__); print("devices", jax.devices())'
   "$py" -c 'import torch, transformers; print("torch", torch.__version__, "cuda", torch.cuda.is_available(), "transformers", transformers.__version__)' 2>&1 | tail -1
-  git rev-parse HEAD 2>/dev/null || cat COMMIT 2>/dev/null || true
+  cat COMMIT 2>/dev/null || git rev-parse HEAD 2>/dev/null || true
 } 2>&1 | tee "$out/environment.txt"
 
 # 1. The quick profile from a cold cache, into a fresh root (stopped after QUICK_LIMIT seconds,
@@ -35,12 +35,11 @@ lim() { if [ "$tiny" = 1 ]; then echo 900; else echo "$1"; fi; }
 root=$(mktemp -d)
 if [ "$tiny" = 1 ]; then only=(--only H1); else only=(); fi
 echo "== quick profile (cold compilation cache in $root/jax)" | tee "$out/quick_profile.log"
-start=$(date +%s.%N)
+start=$(date +%s)
 timeout "$(lim "${QUICK_LIMIT:-240}")" "$py" -m simulacra.cli study run studies/flagship.yaml --profile quick "${only[@]}" \
   --root "$root/runs" --compile-cache "$root/jax" >>"$out/quick_profile.log" 2>&1
 rc=$?
-end=$(date +%s.%N)
-echo "exit $rc; wall $(echo "$end - $start" | bc) s" | tee -a "$out/quick_profile.log"
+echo "exit $rc (124: stopped at the limit); wall $(( $(date +%s) - start )) s" | tee -a "$out/quick_profile.log"
 "$py" - "$root/runs/flagship/results.sqlite" <<'EOF' 2>&1 | tee -a "$out/quick_profile.log"
 import sqlite3, sys
 try:

@@ -64,3 +64,50 @@ def test_a_study_run_fills_the_cache_and_stores_compile_times(tmp_path):
     with sqlite3.connect(tmp_path / "runs" / "tiny" / "results.sqlite") as db:
         (seconds, compiling), = db.execute("SELECT seconds, compile_seconds FROM units").fetchall()
     assert 0 < compiling <= seconds
+
+
+def _compilations(fn) -> int:
+    """How many XLA programs `fn()` compiles (JAX logs one line per compilation)."""
+    import logging
+
+    records = []
+
+    class Count(logging.Handler):
+        def emit(self, record):
+            if "Finished XLA compilation" in record.getMessage():
+                records.append(record)
+
+    handler = Count()
+    logger = logging.getLogger("jax")
+    logger.addHandler(handler)
+    try:
+        with jax.log_compiles(True):
+            fn()
+    finally:
+        logger.removeHandler(handler)
+    return len(records)
+
+
+def test_a_rollout_gif_and_per_seed_weights_compile_few_programs():
+    """Work done outside `jit` compiles one small program per operation and shape, each far dearer
+    on a GPU than on a CPU (264 programs for the quick profile's H1 subset before this was fixed,
+    254 of them single operations): a GIF of several episodes decodes them in one program, and
+    taking each seed's weights out of a vmapped run compiles nothing."""
+    from simulacra.characters import parse_mixture
+    from simulacra.corpus import make_corpus
+    from simulacra.kinds.behaviour import episodes_gif
+    from simulacra.training.predict import PredictConfig, fit_seeds
+    from simulacra.world import task
+
+    world = task("coin-7x7", horizon=10)
+    corpus = make_corpus(world, parse_mixture("random"), 16, seed=0)
+    gif = lambda: episodes_gif(corpus.episodes, world, 3)  # noqa: E731
+    gif()  # first call: the decoder and rendering compile
+    assert _compilations(gif) == 0  # nothing again, not even for new episode lengths
+    config = PredictConfig(steps=2, warmup=0, batch_size=2, d_model=8, n_layers=1, n_heads=1, d_mlp=8)
+    fit_seeds(corpus, config, [0, 1], progress=False)
+    # a new run compiles its two programs again (init and the step loop: new closures; the
+    # persistent cache serves them in a study) and nothing else: the seeds' weights are sliced on the host
+    assert _compilations(lambda: fit_seeds(corpus, config, [2, 3], progress=False)) == 2
+    first = _compilations(lambda: episodes_gif(make_corpus(world, parse_mixture("random"), 16, seed=1).episodes, world, 2))
+    assert first <= 3, first  # generating a corpus reuses its programs; only the GIF's decoder compiles for 2 episodes

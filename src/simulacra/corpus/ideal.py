@@ -135,13 +135,19 @@ def _make_episode_fn(params: WorldParams, mixture: Mixture) -> Callable:
     return jax.jit(jax.vmap(episode))
 
 
-def compute_ideal(corpus, batch: int = 1024, progress: Callable[[int], None] | None = None) -> Ideal:
+IDEAL_BATCH = 256
+"""Episodes per call of the ideal's compiled program. Every call is padded to exactly this many,
+so a corpus and any number of rollouts of the same world share one compiled program (a corpus of
+1,500 episodes and 256 evaluation episodes compiled two before)."""
+
+
+def compute_ideal(corpus, batch: int = IDEAL_BATCH, progress: Callable[[int], None] | None = None) -> Ideal:
     """The ideal predictor's per-step quantities for every episode of `corpus`."""
     return ideal_of_episodes(corpus.episodes, corpus.params, corpus.mixture, batch, progress)
 
 
 def ideal_of_episodes(
-    episodes: Episodes, params: WorldParams, mixture: Mixture, batch: int = 1024, progress: Callable[[int], None] | None = None
+    episodes: Episodes, params: WorldParams, mixture: Mixture, batch: int = IDEAL_BATCH, progress: Callable[[int], None] | None = None
 ) -> Ideal:
     """The ideal predictor's per-step quantities for any `episodes` of `params` (a model's or an
     agent's rollouts, say), under the law of `mixture` acting in `params`."""
@@ -151,7 +157,7 @@ def ideal_of_episodes(
     parts = []
     for start in range(0, n, batch):
         idx = np.arange(start, min(start + batch, n))
-        pad = np.concatenate([idx, np.full(batch - len(idx), idx[-1])]) if n > batch else idx
+        pad = np.concatenate([idx, np.full(batch - len(idx), idx[-1])])  # always `batch` rows: one program for every call
         out = jax.device_get(fn(e.scene[pad], e.states[pad], e.actions[pad], e.reward[pad], e.length[pad], e.terminated[pad]))
         parts.append({k: v[: len(idx)] for k, v in out.items()})
         if progress:

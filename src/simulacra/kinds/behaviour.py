@@ -33,6 +33,7 @@ Seed 0 of every acting unit also leaves `rollout.gif`: its first evaluation epis
 
 from __future__ import annotations
 
+import functools
 import tempfile
 from pathlib import Path
 from typing import Any, Mapping
@@ -170,17 +171,24 @@ def measure(episodes: Episodes, world: WorldParams, train_world: WorldParams, co
     return {**m, **corpus_metrics(corpus)}
 
 
+@functools.lru_cache(maxsize=16)
+def _decoder(world: WorldParams):
+    """`(scenes (N, S), states (N, T+1, 3)) -> State` of every step: one compiled program per world
+    and shape (decoding op by op compiled dozens of small programs per GIF; each costs far more on
+    a GPU than on a CPU)."""
+    return jax.jit(jax.vmap(jax.vmap(lambda scene, tok: decode(scene, tok, world), in_axes=(None, 0))))
+
+
 def episodes_gif(episodes: Episodes, world: WorldParams, n: int) -> bytes | None:
     """The first `n` episodes side by side, as GIF bytes (None without episodes)."""
     n = min(n, episodes.n_episodes)
     if n == 0:
         return None
     frames = []
+    decoded = jax.device_get(_decoder(world)(jnp.asarray(episodes.scene[:n], jnp.int32), jnp.asarray(episodes.states[:n], jnp.int32)))
     for i in range(n):
-        length = int(episodes.length[i])
-        scene = jnp.asarray(episodes.scene[i], jnp.int32)
-        states = jax.vmap(lambda tok: decode(scene, tok, world))(jnp.asarray(episodes.states[i, : length + 1], jnp.int32))
-        frames.append(episode_frames(states, world, length))
+        states = jax.tree.map(lambda x, i=i: x[i], decoded)  # numpy: slicing compiles nothing
+        frames.append(episode_frames(states, world, int(episodes.length[i])))
     with tempfile.TemporaryDirectory() as tmp:
         return rollout_gif(tile_episodes(frames), Path(tmp) / "rollout.gif").read_bytes()
 

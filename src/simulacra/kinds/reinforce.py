@@ -65,6 +65,7 @@ def run(ctx: Context, seeds: list[int]) -> list[Result]:
     seconds = (time.perf_counter() - t0) / len(seeds)
     policy = make_policy(ppo, ctx.measured_in, greedy=p.greedy)
     results = []
+    weights = jax.device_get(weights)  # each seed's slice taken on the host (no program per leaf shape)
     for i, seed in enumerate(seeds):
         seed_weights = jax.tree.map(lambda x, i=i: x[i], weights)
         episodes = behaviour.rollouts(policy, ctx.measured_in, eval_key(seed), ctx.lenses["behaviour"].episodes, seed_weights)

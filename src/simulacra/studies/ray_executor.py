@@ -172,6 +172,9 @@ _prepared: set[WorkerSetup] = set()
 def _prepare(setup: WorkerSetup) -> None:
     if setup in _prepared:
         return
+    # Ray keeps idle workers alive: a JAX worker that took 75% of a GPU's memory up front (JAX's
+    # default) would starve the next task's worker on the same GPU
+    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
     for path in setup.paths:
         if path not in sys.path and os.path.isdir(path):
             sys.path.append(path)

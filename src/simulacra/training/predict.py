@@ -162,7 +162,8 @@ def make_run(config: PredictConfig, data: TrainData, fmt: TrajectoryFormat, n_bu
     opt = optax.chain(optax.clip_by_global_norm(1.0), optax.adamw(schedule, weight_decay=config.weight_decay))
     idx, crop, plan = _buckets(data, n_buckets, config.batch_size, config.steps)
     denom = float(np.asarray(data.loss_mask).sum(1).mean()) * config.batch_size
-    banks = [(data.tokens[jnp.asarray(i), :c], data.loss_mask[jnp.asarray(i), :c]) for i, c in zip(idx, crop)]
+    tokens_np, mask_np = np.asarray(data.tokens), np.asarray(data.loss_mask)  # gathered on the host: no eager programs
+    banks = [(jnp.asarray(tokens_np[i, :c]), jnp.asarray(mask_np[i, :c])) for i, c in zip(idx, crop)]
     grad = jax.value_and_grad(lambda p, t, m: loss_fn(model, p, t, m, denom))
 
     def bucket_grad(b):
@@ -180,7 +181,9 @@ def make_run(config: PredictConfig, data: TrainData, fmt: TrajectoryFormat, n_bu
 
     def init(key: jax.Array):
         k_init, k_data = jax.random.split(key)
-        params = model.init(k_init, data.tokens[:1, :-1])
+        # one token is enough: the parameters' shapes and values do not depend on the input's
+        # length, and the init program (traced through the whole forward pass) stays small
+        params = model.init(k_init, data.tokens[:1, :1])
         return (params, opt.init(params)), (jax.random.split(k_data, config.steps), jnp.asarray(plan))
 
     def step(carry, x):
@@ -290,6 +293,7 @@ def _fit(corpus, config: PredictConfig, seeds: list[int], progress: bool, batche
     seconds = (time.perf_counter() - t0) / len(seeds)
     loss = np.concatenate(losses, axis=1)
     tail = max(1, config.steps // 10)
+    host = jax.device_get(carry[0]) if batched else None  # each seed's slice taken on the host (no program per leaf shape)
     out = []
     for j, seed in enumerate(seeds):
         card = {
@@ -310,6 +314,6 @@ def _fit(corpus, config: PredictConfig, seeds: list[int], progress: bool, batche
                 "tokens_seen": int(config.steps * config.batch_size * (fmt.length - 1)),
             },
         }
-        params = jax.tree.map(lambda x, j=j: x[j], carry[0]) if batched else carry[0]
+        params = jax.tree.map(lambda x, j=j: x[j], host) if batched else carry[0]
         out.append(Simulator(config.spec, fmt, params, card))
     return out

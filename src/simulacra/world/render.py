@@ -112,6 +112,7 @@ def episode_frames(states: State, params: WorldParams, length: int | None = None
     n = int(np.shape(states.t)[0])
     if length is not None:
         n = min(n, int(length) + 1)
+    states = jax.device_get(states)  # slicing numpy arrays compiles nothing (device arrays: one program per leaf shape)
     return [render_rgb(jax.tree.map(lambda x, i=i: x[i], states), params, cell=cell) for i in range(n)]
 
 

@@ -282,3 +282,19 @@ def test_only_abandoned_leftovers_of_the_same_target_are_removed(tmp_path):
         os.utime(tmp_path / name, (past, past))
     write_dir(tmp_path / "corpus", lambda tmp: None)
     assert {p.name for p in tmp_path.iterdir()} == {"corpus", *(name for name, kept in entries.items() if kept)}
+
+
+@pytest.mark.parametrize(
+    "args, says",
+    [
+        (["study", "run", "--bogus"], "No such option: --bogus"),
+        (["study", "run"], "Missing argument"),
+        (["corpus", "make", "coin-7x7", "-n", "abc"], "'-n' / '--episodes'"),
+    ],
+)
+def test_usage_errors_are_one_line_on_stderr_with_exit_2(args, says):
+    """The installed command (`simulacra.cli:main`): click's boxed usage message becomes one line."""
+    out = subprocess.run([sys.executable, "-m", "simulacra.cli", *args], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and out.stdout == ""
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and says in lines[0], out.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import sys
 from pathlib import Path
 from typing import NoReturn
 
@@ -504,5 +505,34 @@ def demo(
     run_demo(params, seed=seed, n_envs=envs, n_steps=steps, console=console)
 
 
+def _report(message: str) -> None:
+    errors.print(f"[red]error:[/red] {escape(' '.join(message.split()))}", soft_wrap=True, highlight=False)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The `simulacra` command (`app` with one-line usage errors): an unknown option, a missing
+    argument or a value of the wrong type is one line on stderr and exit code 2, like every other
+    bad input, instead of click's boxed usage message."""
+    # typer bundles its own click: its exception classes, found through the public BadParameter
+    usage_error = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
+    click_exception = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+    try:
+        code = app(args=argv, prog_name="simulacra", standalone_mode=False)
+    except usage_error as e:
+        if type(e).__name__ == "NoArgsIsHelpError":  # `simulacra study`: the group's help, as before
+            print(e.ctx.get_help() if e.ctx else e.format_message())
+            sys.exit(0)
+        where = e.ctx.command_path if e.ctx else "simulacra"
+        _report(f"{where}: {e.format_message()} (see '{where} --help')")
+        sys.exit(2)
+    except typer.Abort:
+        print("aborted", file=sys.stderr)
+        sys.exit(130)
+    except click_exception as e:
+        _report(e.format_message())
+        sys.exit(e.exit_code)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
 if __name__ == "__main__":
-    app()
+    main()

@@ -134,3 +134,28 @@ def test_study_run_status_report_list(tmp_path):
     assert r.exit_code == 2 and "colour" in r.output and len(r.output.strip().splitlines()) == 1, r.output
     r = runner.invoke(app, ["study", "report", str(study), "--root", str(tmp_path / "elsewhere"), *plug])
     assert r.exit_code == 2 and "no results" in r.output
+
+
+def test_model_evaluate_acts_any_model_and_refuses_a_prompt_it_cannot_take(tmp_path):
+    tiny = ["--steps", "4", "--warmup", "1", "--d-model", "16", "--n-layers", "1", "--n-heads", "2", "--d-mlp", "32", "--batch-size", "8"]
+    r = runner.invoke(app, ["corpus", "make", "keydoor", "-s", "horizon=12", "-n", "32", "-o", str(tmp_path / "c")])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["model", "train", str(tmp_path / "c"), "-o", str(tmp_path / "bc"), "--loss-on", "actions", *tiny])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["model", "evaluate", str(tmp_path / "bc"), "-n", "8"])
+    assert r.exit_code == 0, r.output
+    for text in ("success", "fraction of optimal", "episodes with key", "episodes with door", "shortest path (key and door respected)", "8 episodes"):
+        assert text in r.output, text
+    r = runner.invoke(app, ["model", "evaluate", str(tmp_path / "bc"), "--target", "1"])
+    assert r.exit_code == 2 and "no return-to-go slots" in r.output and len(r.output.strip().splitlines()) == 1
+    r = runner.invoke(app, ["model", "evaluate", str(tmp_path / "bc"), "--character", "seeker"])
+    assert r.exit_code == 2 and "no character slot" in r.output
+    r = runner.invoke(app, ["model", "train", str(tmp_path / "c"), "-o", str(tmp_path / "dt"), "--rtg", "--character", "--loss-on", "actions", *tiny])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["model", "evaluate", str(tmp_path / "dt"), "-n", "8", "--target", "0.5", "--character", "random", "--temperature", "0"])
+    assert r.exit_code == 0, r.output
+    assert "target 0.5, character random" in r.output and "excess steps" in r.output
+    r = runner.invoke(app, ["model", "evaluate", str(tmp_path / "dt"), "-n", "8", "--character", "nobody"])
+    assert r.exit_code == 2 and "nobody" in r.output
+    r = runner.invoke(app, ["model", "evaluate", str(tmp_path / "dt"), "--world", "coin-7x7"])
+    assert r.exit_code == 2 and "does not fit" in r.output

@@ -370,6 +370,57 @@ def model_condition(
         console.print(f"every prompt closest to its own character: {match['matches']}")
 
 
+@model_app.command("evaluate")
+def model_evaluate(
+    path: Path = typer.Argument(..., help="a checkpoint directory (any model: a simulator, a behaviour clone, a Decision Transformer)"),
+    world_name: str = typer.Option(None, "--world", metavar="TASK", help="act in this task or ASCII map file (default: the model's own world)"),
+    knob: list[str] = typer.Option(None, "--set", "-s", help="override a knob of that world, e.g. -s coin_random_prob=1"),
+    n: int = typer.Option(256, "-n", "--episodes", min=1, max=1_000_000, help="episodes to act"),
+    temperature: float = typer.Option(1.0, min=0.0, help="sampling temperature (0: greedy)"),
+    seed: int = typer.Option(0, min=0, max=2**32 - 1, help="seed of the episodes"),
+    target: float = typer.Option(None, "--target", help="target return of the prompt (return-conditioned models only; default 1)"),
+    character: str = typer.Option(None, "--character", help="character of the prompt (character-conditioned models only; default the first)"),
+) -> None:
+    """Act episodes with a model as the policy and print its behaviour: success, return, fraction
+    of optimal, length, event rates, and steps to the coin against the shortest path."""
+    import jax
+    import numpy as np
+
+    from simulacra.kinds.behaviour import EVENTS, BehaviourSettings, measure
+    from simulacra.lenses.behaviour import from_rollouts
+
+    sim = _load_simulator(path)
+    if target is not None and not sim.fmt.rtg:
+        _fail(f"{path} has no return-to-go slots; --target cannot be given (it is not a return-conditioned model)")
+    if character is not None and not sim.fmt.character:
+        _fail(f"{path} has no character slot; --character cannot be given (it is not a character-conditioned model)")
+    if target is None and sim.fmt.rtg:
+        target = 1.0
+    if character is None and sim.fmt.character:
+        character = sim.characters[0]
+    world = sim.fmt.params if world_name is None and not knob else _params_or_exit(world_name or sim.fmt.params.name, knob)
+    try:
+        episodes = sim.act(jax.random.PRNGKey(seed), n, target=target, character=character, temperature=temperature, world=world)
+    except ValueError as e:
+        _fail(str(e))
+    m = measure(episodes, world, sim.fmt.params, None, BehaviourSettings(), moved=False)
+    r = from_rollouts(episodes, world)
+    prompt = ", ".join(p for p in (f"target {target:g}" if target is not None else "", f"character {character}" if character else "") if p)
+    table = Table("measure", "value", title=f"{path} in {world.name}: {n} episodes, temperature {temperature:g}" + (f", {prompt}" if prompt else ""))
+    for name, label in (("success", "success"), ("return", "return"), ("true_return", "true return"),
+                        ("fraction_of_optimal", "fraction of optimal"), ("length", "episode length")):
+        table.add_row(label, f"{m[name]:.3f}")
+    for e in EVENTS:
+        table.add_row(f"episodes with {e}", f"{m[f'rate_{e}']:.3f}")
+    nanmean = lambda x: float(np.nanmean(x)) if np.isfinite(x).any() else float("nan")  # noqa: E731
+    got = np.isfinite(r["steps_to_coin"])
+    table.add_row("steps to the first coin", f"{nanmean(r['steps_to_coin']):.2f}")
+    table.add_row("shortest path (key and door respected)", f"{nanmean(r['shortest_path'][got]) if got.any() else float('nan'):.2f}")
+    table.add_row("excess steps over the shortest path", f"{nanmean(r['excess_steps']):.2f}")
+    table.add_row("episodes on a shortest path", f"{float(np.mean(r['excess_steps'][got] == 0)) if got.any() else float('nan'):.3f}")
+    console.print(table)
+
+
 PLUGINS = ("simulacra.kinds",)
 """Modules imported before every study command: the shipped process kinds."""
 

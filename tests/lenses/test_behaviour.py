@@ -139,3 +139,18 @@ def test_ideal_action_logp_is_the_ideal_log_loss_on_a_corpus_and_orders_policies
     assert still["rate"] == own["rate"] == 0.0
     assert still["logp"] < own["logp"] < east["logp"]
     assert [own["logp"], east["logp"], still["logp"]] == pytest.approx([-1.08, -0.42, -1.67], abs=0.01)  # quoted in H4b
+
+
+def test_the_shortest_path_goes_by_the_key_and_the_door():
+    from simulacra.lenses.behaviour import detours
+
+    world = task("keydoor")  # A (1,1), key (3,1), door (2,4), coin (2,6): 2 steps to the key, 4 to the door, 2 on
+    e = make_corpus(world, parse_mixture("keyseeker(0)"), 16, seed=0).episodes
+    d = detours(e.scene, e.states, e.events, world)
+    assert np.all(d["shortest_path"] == 8)
+    assert np.all(d["steps_to_coin"] == 8) and np.all(d["excess_steps"] == 0)  # a noiseless keyseeker walks a shortest way
+    assert np.all(d["detour"] == 2)  # against the way with the door open, the key costs 2 steps
+    # a coin on the near side of the door is reached without the key
+    near = from_ascii("#########\n#A..#...#\n#..cD...#\n#K..#...#\n#########", horizon=20)
+    e = make_corpus(near, parse_mixture("seeker(0)"), 4, seed=0).episodes
+    assert np.all(detours(e.scene, e.states, e.events, near)["shortest_path"] == 3)

@@ -217,7 +217,7 @@ def rollouts(
 
 def from_rollouts(episodes: Episodes, params: WorldParams) -> dict[str, np.ndarray]:
     """The per-episode arrays of `evaluate` for `Episodes` with whole trajectories (a model's or
-    an agent's rollouts, or a corpus's episodes), plus `steps_to_coin` and `detour`."""
+    an agent's rollouts, or a corpus's episodes), plus the four arrays of `detours`."""
     e = episodes
     res = _results(params, e.reward.sum(1), e.true_reward.sum(1), e.optimal_return, e.length, e.terminated, e.events.sum(1))
     res.update(detours(e.scene, e.states, e.events, params))
@@ -228,35 +228,52 @@ _SHORTEST: dict = {}
 
 
 def _shortest_fn(params: WorldParams):
+    """Jitted `(scenes, first states) -> (doors open, key and door respected)`: two (N,) shortest
+    path lengths from each episode's start to its nearest coin (lava avoided)."""
     if params not in _SHORTEST:
+        lay = derive_layout(params)
 
         def one(scene, s0):
             state = decode(scene, s0, params)
-            lay = derive_layout(params)
             passable = ~wall_grid(state, params) & jnp.asarray(~lay.lava)
             coins = jnp.zeros((params.height, params.width), bool)
             if params.n_coins:
                 coins = coins.at[state.coins[:, 0], state.coins[:, 1]].set(state.coin_alive)
-            d = distance_field(passable, coins)
-            return d[state.agent[0], state.agent[1]]
+            d_open = distance_field(passable, coins)
+            here = d_open[state.agent[0], state.agent[1]]
+            if not lay.key.any():
+                return here, here
+            # without the key a door is a wall: either reach a coin without a door, or walk to the
+            # key first (no door on the way: the key opens them) and on from the key, doors open
+            shut = passable & jnp.asarray(~lay.door)
+            direct = distance_field(shut, coins)[state.agent[0], state.agent[1]]
+            to_key = distance_field(shut, jnp.asarray(lay.key))[state.agent[0], state.agent[1]]
+            key_cell = np.argwhere(lay.key)[0]
+            via_key = jnp.minimum(to_key + d_open[key_cell[0], key_cell[1]], UNREACHABLE)
+            return here, jnp.where(state.has_key, here, jnp.minimum(direct, via_key))
 
         _SHORTEST[params] = jax.jit(jax.vmap(one))
     return _SHORTEST[params]
 
 
 def detours(scene: np.ndarray, states: np.ndarray, events: np.ndarray, params: WorldParams) -> dict[str, np.ndarray]:
-    """Per episode: `steps_to_coin` (steps until the first coin; nan if none) and `detour`: those
+    """Per episode: `steps_to_coin` (steps until the first coin; nan if none); `detour`: those
     steps minus the shortest wall-respecting path from the start to the nearest coin (lava avoided,
     doors treated as open, the key not required) — the extra steps an episode spends before its
-    first coin, e.g. to press a button or fetch a key (nan without a coin)."""
+    first coin, e.g. to press a button or fetch a key (nan without a coin); `shortest_path`: the
+    shortest path to the nearest coin that the world allows (lava avoided, a door passable only
+    after the key is picked up; nan where no coin can be reached); and `excess_steps`: steps to the
+    first coin minus `shortest_path` (0 for an episode that walked a shortest way; nan without a coin)."""
     coin = np.asarray(events)[..., EVENT_NAMES.index("coin")]  # (N, T)
     got = coin.any(1)
     steps = np.where(got, np.argmax(coin, axis=1) + 1, np.nan)
     if params.n_coins == 0:
-        return {"steps_to_coin": steps, "detour": np.full(len(steps), np.nan)}
-    d = np.asarray(_shortest_fn(params)(jnp.asarray(scene, jnp.int32), jnp.asarray(states[:, 0], jnp.int32)), float)
-    d = np.where(d >= UNREACHABLE, np.nan, d)
-    return {"steps_to_coin": steps, "detour": steps - d}
+        none = np.full(len(steps), np.nan)
+        return {"steps_to_coin": steps, "detour": none, "shortest_path": none, "excess_steps": none}
+    d_open, d_world = (np.asarray(d, float) for d in _shortest_fn(params)(jnp.asarray(scene, jnp.int32), jnp.asarray(states[:, 0], jnp.int32)))
+    d_open = np.where(d_open >= UNREACHABLE, np.nan, d_open)
+    d_world = np.where(d_world >= UNREACHABLE, np.nan, d_world)
+    return {"steps_to_coin": steps, "detour": steps - d_open, "shortest_path": d_world, "excess_steps": steps - d_world}
 
 
 def visits(states: np.ndarray, length: np.ndarray, cell: tuple[int, int]) -> np.ndarray:

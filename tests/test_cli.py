@@ -159,3 +159,25 @@ def test_model_evaluate_acts_any_model_and_refuses_a_prompt_it_cannot_take(tmp_p
     assert r.exit_code == 2 and "nobody" in r.output
     r = runner.invoke(app, ["model", "evaluate", str(tmp_path / "dt"), "--world", "coin-7x7"])
     assert r.exit_code == 2 and "does not fit" in r.output
+
+
+def test_corpus_filter_writes_the_top_episodes_with_their_lineage(tmp_path):
+    r = runner.invoke(app, ["corpus", "make", "coin-7x7", "-s", "horizon=8", "-n", "40", "-o", str(tmp_path / "c")])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["corpus", "filter", str(tmp_path / "c"), str(tmp_path / "top"), "--top", "0.25", "--per-character"])
+    assert r.exit_code == 0, r.output
+    assert "wrote" in r.output and "of 40 episodes" in r.output
+    manifest = json.loads((tmp_path / "top" / "manifest.json").read_text())
+    assert manifest["filter"] == {"top": 0.25, "per_character": True} and manifest["parent"]["path"] == str(tmp_path / "c")
+    r = runner.invoke(app, ["corpus", "show", str(tmp_path / "top"), "--no-ideal"])
+    assert r.exit_code == 0 and "parent" in r.output and "top 0.25 by return within each character" in r.output, r.output
+    before = (tmp_path / "top" / "manifest.json").read_bytes()
+    r = runner.invoke(app, ["corpus", "filter", str(tmp_path / "c"), str(tmp_path / "top"), "--top", "0.5"])
+    assert r.exit_code == 2 and "already exists" in r.output and "--force" in r.output
+    assert (tmp_path / "top" / "manifest.json").read_bytes() == before  # nothing overwritten
+    r = runner.invoke(app, ["corpus", "filter", str(tmp_path / "c"), str(tmp_path / "top"), "--top", "0.5", "--force"])
+    assert r.exit_code == 0 and json.loads((tmp_path / "top" / "manifest.json").read_text())["filter"]["top"] == 0.5
+    r = runner.invoke(app, ["corpus", "filter", str(tmp_path / "c"), str(tmp_path / "t2"), "--top", "1.5"])
+    assert r.exit_code == 2 and "(0, 1]" in r.output and not (tmp_path / "t2").exists()
+    r = runner.invoke(app, ["corpus", "filter", str(tmp_path / "nope"), str(tmp_path / "t3"), "--top", "0.5"])
+    assert r.exit_code == 2 and not (tmp_path / "t3").exists()

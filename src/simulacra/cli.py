@@ -190,6 +190,35 @@ def corpus_show(
         console.print(table)
 
 
+@corpus_app.command("filter")
+def corpus_filter(
+    path: Path = typer.Argument(..., help="a corpus directory"),
+    out: Path = typer.Argument(..., help="directory to write (must not exist unless --force)"),
+    top: float = typer.Option(..., "--top", help="the fraction of episodes to keep, best return first, e.g. 0.1 (in (0, 1])"),
+    per_character: bool = typer.Option(False, "--per-character", help="keep the top fraction of each character's episodes"),
+    force: bool = typer.Option(False, "--force", help="replace an existing corpus at OUT"),
+) -> None:
+    """Write the corpus of the best episodes by return (the %BC baseline's data); its manifest records the parent and the filter."""
+    from simulacra.corpus import CorpusError, top_fraction
+    from simulacra.corpus.store import check_writable
+
+    if not 0 < top <= 1:
+        _fail(f"--top {top:g} is not a fraction of the episodes: give a number in (0, 1], e.g. 0.1")
+    try:
+        check_writable(out, overwrite=force)  # before any work
+    except CorpusError as e:
+        _fail(f"{e}" + ("" if force else "; pass --force to replace a corpus"))
+    corpus = _load_corpus(path)
+    kept = top_fraction(corpus, top, per_character=per_character)
+    try:
+        kept.save(out, overwrite=force)
+    except (CorpusError, OSError) as e:
+        _fail(str(e))
+    ret = kept.episodes.return_
+    console.print(f"wrote {kept.n_episodes} of {corpus.n_episodes} episodes (returns {ret.min():.3f} to {ret.max():.3f}, "
+                  f"mean {ret.mean():.3f}; the parent's mean {corpus.episodes.return_.mean():.3f}) to {out}")
+
+
 @corpus_app.command("export")
 def corpus_export(
     path: Path = typer.Argument(..., help="a corpus directory"),

@@ -176,3 +176,31 @@ def test_subsets_and_coin_cells_and_content_hash(small):
     assert part.path is None and part.params == small.params
     assert part.content_hash() != small.content_hash()
     assert small.subset(np.arange(small.n_episodes)).content_hash() == small.content_hash()
+
+
+def test_top_fraction_keeps_the_best_returns_and_records_its_parent(small, tmp_path):
+    from simulacra.corpus import top_fraction
+
+    ret = small.episodes.return_
+    top = top_fraction(small, 0.1)
+    assert top.n_episodes == 30 and top.filter == {"top": 0.1, "per_character": False}
+    assert top.episodes.return_.min() >= np.sort(ret)[::-1][29]  # the 30 highest returns
+    # ties (many episodes return 1) go to the lower episode index, in the original order
+    expected = np.sort(np.argsort(-ret, kind="stable")[:30])
+    np.testing.assert_array_equal(top.episodes.states, small.episodes.states[expected])
+    per = top_fraction(small, 0.1, per_character=True)
+    for i in range(2):
+        mine = ret[small.episodes.character == i]
+        k = int(np.ceil(0.1 * len(mine)))
+        kept = per.episodes.return_[per.episodes.character == i]
+        assert len(kept) == k and kept.min() >= np.sort(mine)[::-1][k - 1]  # each character's own best
+    small.save(tmp_path / "parent")
+    parent = Corpus.load(tmp_path / "parent")
+    assert parent.parent is None and parent.filter is None  # a corpus made as before has no lineage
+    assert "parent" not in json.loads((tmp_path / "parent" / "manifest.json").read_text())
+    top_fraction(parent, 0.5).save(tmp_path / "top")
+    loaded = Corpus.load(tmp_path / "top")
+    assert loaded.parent == {"sha256": small.content_hash(), "path": str(tmp_path / "parent")}
+    assert loaded.filter == {"top": 0.5, "per_character": False} and loaded.n_episodes == 150
+    with pytest.raises(ValueError, match="top fraction"):
+        top_fraction(small, 0.0)

@@ -56,6 +56,10 @@ class Corpus:
     seed: int
     episodes: Episodes
     path: Path | None = None
+    parent: dict | None = None
+    """For a corpus drawn from another (`top_fraction`): the parent's `sha256` (content hash) and `path`."""
+    filter: dict | None = None
+    """For a corpus drawn from another: how, e.g. `{"top": 0.1, "per_character": False}`."""
 
     @property
     def arrays(self) -> dict[str, np.ndarray]:
@@ -132,6 +136,7 @@ class Corpus:
             "horizon": self.horizon,
             "has_obs": self.episodes.obs is not None,
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            **({"parent": self.parent, "filter": self.filter} if self.parent is not None else {}),
         }
 
     def content_hash(self) -> str:
@@ -163,8 +168,33 @@ class Corpus:
             seed = int(manifest["seed"])
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise CorpusError(f"{path}: the manifest's world or mixture is invalid ({e})") from None
+        parent, how = manifest.get("parent"), manifest.get("filter")  # absent before corpus filters existed
+        if not all(isinstance(v, (dict, type(None))) for v in (parent, how)):
+            raise CorpusError(f"{path}: the manifest's parent or filter is not a JSON object")
         _check_arrays(path, params, mixture, arrays)
-        return cls(params, mixture, seed, Episodes.from_arrays(arrays), Path(path))
+        return cls(params, mixture, seed, Episodes.from_arrays(arrays), Path(path), parent, how)
+
+
+def top_fraction(corpus: Corpus, fraction: float, per_character: bool = False) -> Corpus:
+    """The corpus of the best `fraction` of `corpus`'s episodes by observed return (the '%BC'
+    baseline's data: behaviour cloning on the top 10% is `top_fraction(corpus, 0.1)`): the
+    ceil(fraction * n) episodes of highest return, ties broken toward the lower episode index,
+    kept in their original order; `per_character`: the top fraction of each character's episodes
+    (a character with episodes keeps at least one). It records its `parent` (content hash and
+    path) and the `filter`. Its episodes are no longer the mixture's law: the ideal predictor of
+    the mixture is not the ideal of a filtered corpus."""
+    if not (isinstance(fraction, (int, float)) and 0 < fraction <= 1):
+        raise ValueError(f"invalid top fraction {fraction!r}: must be a number in (0, 1]")
+    ret = corpus.episodes.return_
+    groups = [np.flatnonzero(corpus.episodes.character == i) for i in range(len(corpus.mixture.characters))] if per_character else [np.arange(corpus.n_episodes)]
+    keep = []
+    for idx in groups:
+        if len(idx):
+            order = idx[np.argsort(-ret[idx], kind="stable")]  # idx ascending, so equal returns keep index order
+            keep.append(order[: int(np.ceil(fraction * len(idx) - 1e-9))])
+    chosen = np.sort(np.concatenate(keep))
+    parent = {"sha256": corpus.content_hash(), "path": str(corpus.path) if corpus.path is not None else None}
+    return dataclasses.replace(corpus.subset(chosen), parent=parent, filter={"top": float(fraction), "per_character": bool(per_character)})
 
 
 def coin_cells(scene: np.ndarray, params: WorldParams) -> np.ndarray:
@@ -259,4 +289,4 @@ def make_corpus(
     return Corpus(params, mixture, seed, Episodes.from_arrays(arrays))
 
 
-__all__ = ["Corpus", "CorpusError", "Episodes", "make_corpus"]
+__all__ = ["Corpus", "CorpusError", "Episodes", "make_corpus", "top_fraction"]

@@ -40,6 +40,10 @@ def summary_tables(corpus, with_ideal: bool = True) -> list[Table]:
     head.add_row("world", f"{corpus.params.name} ({corpus.params.height}x{corpus.params.width}, horizon {corpus.horizon})")
     head.add_row("mixture", ", ".join(f"{n}:{w:.3g}" for n, w in zip(corpus.mixture.names, corpus.mixture.weights)))
     head.add_row("episodes", f"{corpus.n_episodes} ({corpus.n_transitions} transitions), seed {corpus.seed}")
+    if corpus.parent is not None:
+        head.add_row("parent", f"{corpus.parent.get('path')} (sha256 {str(corpus.parent.get('sha256'))[:16]}…)")
+        f = corpus.filter or {}
+        head.add_row("filter", f"top {f.get('top')} by return" + (" within each character" if f.get("per_character") else ""))
     tables = [head]
 
     ret = Table(title="returns by character (means over episodes)")

@@ -154,3 +154,13 @@ def test_the_shortest_path_goes_by_the_key_and_the_door():
     near = from_ascii("#########\n#A..#...#\n#..cD...#\n#K..#...#\n#########", horizon=20)
     e = make_corpus(near, parse_mixture("seeker(0)"), 4, seed=0).episodes
     assert np.all(detours(e.scene, e.states, e.events, near)["shortest_path"] == 3)
+
+
+def test_a_noiseless_keyseeker_walks_a_shortest_way_from_every_random_start():
+    from simulacra.lenses.behaviour import detours
+
+    world = task("keydoor-random")
+    e = make_corpus(world, parse_mixture("keyseeker(0)"), 64, seed=0).episodes
+    d = detours(e.scene, e.states, e.events, world)
+    assert len(np.unique(d["shortest_path"])) > 3  # the starts differ, and so do their shortest ways
+    assert np.all(d["excess_steps"] == 0) and np.all(e.return_ == 1)

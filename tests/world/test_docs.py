@@ -19,3 +19,11 @@ def test_token_table_matches_the_vocabulary():
 def test_legend_table_lists_every_map_character():
     chars = re.findall(r"^\| `(.)` \|", DOC, flags=re.M)
     assert set(chars) == set(LEGEND)
+
+
+def test_named_task_table_lists_every_task():
+    from simulacra.world import TASKS
+
+    section = DOC.split("## Named tasks", 1)[1].split("\n## ", 1)[0]
+    listed = set(re.findall(r"`([a-z0-9-]+)`", " ".join(re.findall(r"^\| (.+?) \|", section, flags=re.M))))
+    assert listed == set(TASKS)

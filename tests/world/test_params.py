@@ -133,3 +133,15 @@ def test_bad_layout_objects_and_missing_layout():
 def test_too_many_map_coins_names_the_map():
     with pytest.raises(ValueError, match="malformed map: 9 coins"):
         from_ascii("###########\n#Acccccccc#\n#c........#\n#.........#\n###########")
+
+
+def test_keydoor_random_starts_anywhere_in_the_keys_room():
+    import jax
+
+    from simulacra.world import reset
+
+    params = task("keydoor-random")
+    starts = {tuple(int(v) for v in reset(jax.random.PRNGKey(seed), params).agent) for seed in range(64)}
+    room = {(r, c) for r in (1, 2, 3) for c in (1, 2, 3)} - {(3, 1)}  # left of the door, not on the key
+    assert starts == room
+    assert task("keydoor").layout != params.layout and len({tuple(int(v) for v in reset(jax.random.PRNGKey(s), task("keydoor")).agent) for s in range(8)}) == 1

@@ -243,6 +243,37 @@ def test_flagship_loads_for_every_profile_and_quick_tests_h1_to_h6():
     full = load_study(path, "full")
     assert {h.id for h in full.hypotheses} >= ids | {"H7", "H8", "H9"} and full.seeds > quick.seeds
     assert {"H7", "H8", "H9"} <= {h.id for h in load_study(path, "inside").hypotheses}
+    assert "pbc_switch" in full.processes and "pbc_switch" not in quick.processes  # %BC: full profile only
+    h5d = next(h for h in full.hypotheses if h.id == "H5d")
+    assert (h5d.compare.a.process, h5d.compare.b.process, h5d.expect) == ("dt_switch", "pbc_switch", "greater")
+    assert full.corpora["switch_top10"].top == 0.1 and full.corpora["switch_mix"].top is None
+
+
+def test_a_top_fraction_corpus_is_made_from_its_whole_corpus_and_leaves_other_ids_alone(tmp_path):
+    from simulacra.corpus import Corpus
+
+    d = copy.deepcopy(TINY)
+    d["seeds"] = 1
+    d["corpora"]["best"] = {**d["corpora"]["mix"], "top": 0.25}
+    d["processes"] = {"bc": d["processes"]["bc"], "pbc": {**d["processes"]["bc"], "corpus": "best"}}
+    d["hypotheses"] = []
+    study = study_from_dict(d, source="tiny.yaml")
+    units = {u.process: u for u in expand(study)}
+    assert "top" not in units["bc"].config["corpus"] and units["pbc"].config["corpus"]["top"] == 0.25
+    plain = copy.deepcopy(TINY)
+    plain["hypotheses"] = []
+    before = next(u for u in expand(study_from_dict(plain, source="tiny.yaml")) if u.process == "bc" and u.seed == 0)
+    assert units["bc"].unit_id == before.unit_id  # a study without `top` keeps its unit ids
+    run(study, root=tmp_path, progress=False)
+    cache = tmp_path / "tiny" / "cache"
+    corpora = {json.dumps(json.loads(p.read_text()).get("top")): p.parent for p in cache.glob("*/key.json") if json.loads(p.read_text())["artifact"] == "corpus"}
+    assert set(corpora) == {"null", "0.25"}
+    whole, best = Corpus.load(corpora["null"] / "corpus"), Corpus.load(corpora["0.25"] / "corpus")
+    assert best.n_episodes == 10 and best.filter == {"top": 0.25, "per_character": False}
+    assert best.parent["sha256"] == whole.content_hash() and best.episodes.return_.min() >= np.sort(whole.episodes.return_)[-10]
+    rows = Store(tmp_path / "tiny" / "results.sqlite").metrics_frame("tiny")
+    corpus_return = {r["process"]: r["value"] for r in rows if r["metric"] == "corpus_return"}
+    assert corpus_return["pbc"] >= corpus_return["bc"]
 
 
 def test_report_of_real_kinds_opens_in_headless_chromium(tiny_run):

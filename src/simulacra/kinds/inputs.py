@@ -33,9 +33,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 import simulacra
 from simulacra.characters import parse_mixture
-from simulacra.corpus import Corpus, make_corpus
+from simulacra.corpus import Corpus, make_corpus, top_fraction
 from simulacra.model import Simulator
-from simulacra.studies import Context
+from simulacra.studies import Context, CorpusRef
 from simulacra.training.finetune import FinetuneConfig, finetune
 from simulacra.training.predict import PredictConfig, fit_seeds
 
@@ -129,13 +129,19 @@ class FinetunedModelFields(FinetuneFields, DecisionTransformerFields):
 
 
 def get_corpus(ctx: Context) -> Corpus | None:
-    """The unit's corpus, generated once per `CorpusRef` (through the artifact cache)."""
-    ref = ctx.corpus
-    if ref is None:
-        return None
+    """The unit's corpus, generated once per `CorpusRef` (through the artifact cache); a ref with
+    `top` is the top fraction of its whole corpus (itself cached under the whole corpus's key)."""
+    return None if ctx.corpus is None else _corpus(ctx, ctx.corpus)
+
+
+def _corpus(ctx: Context, ref: CorpusRef) -> Corpus:
+    if ref.top is None:
+        make = lambda: make_corpus(ref.world, parse_mixture(ref.mixture), ref.episodes, seed=ref.seed)  # noqa: E731
+    else:
+        make = lambda: top_fraction(_corpus(ctx, dataclasses.replace(ref, top=None)), ref.top)  # noqa: E731
     return ctx.artifacts.get_or_make(
         {"artifact": "corpus", **ref.key(), "version": simulacra.__version__},
-        lambda: make_corpus(ref.world, parse_mixture(ref.mixture), ref.episodes, seed=ref.seed),
+        make,
         lambda corpus, path: corpus.save(path / "corpus"),
         lambda path: Corpus.load(path / "corpus"),
     )

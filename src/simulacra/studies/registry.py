@@ -38,14 +38,18 @@ class CorpusRef:
     """Episodes."""
     seed: int
     """Generation seed (the corpus is a function of it)."""
+    top: float | None = None
+    """If set, the corpus is the best `top` fraction by return of the one the other fields make."""
 
     def key(self) -> dict:
-        """JSON data identifying the corpus (what a unit's config holds under "corpus")."""
-        return {"world": self.world.to_dict(), "mixture": self.mixture, "episodes": self.episodes, "seed": self.seed}
+        """JSON data identifying the corpus (what a unit's config holds under "corpus"); `top`
+        only when set, so the keys and unit ids of whole corpora are what they were before it."""
+        key = {"world": self.world.to_dict(), "mixture": self.mixture, "episodes": self.episodes, "seed": self.seed}
+        return key if self.top is None else {**key, "top": self.top}
 
     @classmethod
     def from_key(cls, key: Mapping[str, Any]) -> "CorpusRef":
-        return cls(WorldParams.from_dict(key["world"]), key["mixture"], key["episodes"], key["seed"])
+        return cls(WorldParams.from_dict(key["world"]), key["mixture"], key["episodes"], key["seed"], key.get("top"))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -7,7 +7,7 @@ everything that decides its result, as JSON data:
     kind_version           the kind's `version` (bumped when a default or a meaning changes)
     params                 the kind's parameters that differ from the kind's defaults
     world, eval_world      the resolved `WorldParams` of its world and eval world (or null)
-    corpus                 its corpus (`CorpusRef.key()`: world, mixture, episodes, seed) or null
+    corpus                 its corpus (`CorpusRef.key()`: world, mixture, episodes, seed; top if set) or null
     lenses                 per lens the kind reads, the settings that differ from the lens's defaults
     scale                  the scale values the kind reads that differ from the kind's defaults
     sweep                  the sweep point
@@ -126,7 +126,7 @@ def expand(study: Study) -> list[Unit]:
             corpus = None
             if p.corpus is not None:
                 c = study.corpora[p.corpus].model_copy(update=part["corpus"])
-                corpus = CorpusRef(world(c.world), c.mixture, c.episodes, c.seed).key()
+                corpus = CorpusRef(world(c.world), c.mixture, c.episodes, c.seed, c.top).key()
             base = {
                 "process": name,
                 "kind": p.kind,

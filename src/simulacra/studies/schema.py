@@ -29,7 +29,7 @@ from simulacra.world.tasks import TASKS, task
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 SCALE_REF = re.compile(r"^scale\.([A-Za-z_][A-Za-z0-9_]*)$")
 SWEEP_ROOTS = ("world", "corpus", "params")
-CORPUS_FIELDS = ("mixture", "episodes", "seed")
+CORPUS_FIELDS = ("mixture", "episodes", "seed", "top")
 WORLD_KNOBS = tuple(f.name for f in dataclasses.fields(WorldParams) if f.name != "name")
 EXPECT_COMPARE = ("greater", "less", "different")
 EXPECT_TREND = ("increasing", "decreasing", "different")
@@ -119,6 +119,9 @@ class CorpusSpec(_Spec):
     """Episodes (1 … `MAX_EPISODES`, 10⁷), or a `scale.<name>` reference."""
     seed: int = Field(0, ge=0, le=MAX_SEED)
     """Generation seed, 0 … 2³²−1 (the corpus is a function of it)."""
+    top: float | None = Field(None, gt=0, le=1)
+    """If set, only the best `top` fraction of those episodes by return (`corpus.top_fraction`:
+    the data of the %BC baseline); unset, the whole corpus (and unit ids as before)."""
 
     @field_validator("mixture")
     @classmethod

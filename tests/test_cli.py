@@ -140,8 +140,10 @@ def test_model_evaluate_acts_any_model_and_refuses_a_prompt_it_cannot_take(tmp_p
     tiny = ["--steps", "4", "--warmup", "1", "--d-model", "16", "--n-layers", "1", "--n-heads", "2", "--d-mlp", "32", "--batch-size", "8"]
     r = runner.invoke(app, ["corpus", "make", "keydoor", "-s", "horizon=12", "-n", "32", "-o", str(tmp_path / "c")])
     assert r.exit_code == 0, r.output
+    assert "generating: 32/32 episodes (100%)" in r.output  # not a terminal: progress as plain lines
     r = runner.invoke(app, ["model", "train", str(tmp_path / "c"), "-o", str(tmp_path / "bc"), "--loss-on", "actions", *tiny])
     assert r.exit_code == 0, r.output
+    assert "training: 4/4 steps (100%)" in r.output and "loss " in r.output
     r = runner.invoke(app, ["model", "evaluate", str(tmp_path / "bc"), "-n", "8"])
     assert r.exit_code == 0, r.output
     for text in ("success", "fraction of optimal", "episodes with key", "episodes with door", "shortest path (key and door respected)", "8 episodes"):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src" / "simulacra"
-SHARED = {"atomic", "compilation"}  # small utilities any stage may use
+SHARED = {"atomic", "compilation", "progress"}  # small utilities any stage may use
 """Top-level modules outside the pipeline's stages."""
 
 

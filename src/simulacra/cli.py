@@ -143,12 +143,13 @@ def corpus_make(
     force: bool = typer.Option(False, "--force", help="replace an existing corpus at OUT"),
 ) -> None:
     """Generate a corpus and write it (atomically) to OUT."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
 
     from simulacra.characters import parse_mixture
     from simulacra.corpus import CorpusError, make_corpus
     from simulacra.corpus.generate import check_size
     from simulacra.corpus.store import check_writable
+    from simulacra.progress import progress as meter
 
     params = _params_or_exit(task_name, knob)
     try:
@@ -161,9 +162,8 @@ def corpus_make(
         _fail(str(e))
     columns = (TextColumn("episodes"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     try:
-        with Progress(*columns, console=console, transient=True) as bar:
-            job = bar.add_task("episodes", total=n)
-            corpus = make_corpus(params, mixture, n, seed=seed, store_obs=obs, progress=lambda k: bar.advance(job, k))
+        with meter("generating", n, "episodes", console=console, columns=columns) as bar:
+            corpus = make_corpus(params, mixture, n, seed=seed, store_obs=obs, progress=bar.advance)
     except MemoryError:
         _fail(f"not enough memory for {n:,} episodes of {params.name} (a corpus is held in memory); make fewer, or several corpora")
     try:

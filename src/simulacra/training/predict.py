@@ -259,9 +259,10 @@ def fit_seeds(corpus, config: PredictConfig, seeds, progress: bool = True) -> li
 def _fit(corpus, config: PredictConfig, seeds: list[int], progress: bool, batched: bool) -> list:
     import time
 
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import BarColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     import simulacra
+    from simulacra.progress import progress as meter
 
     fmt = config.format(corpus.params)
     data = train_data(corpus, config)
@@ -280,16 +281,14 @@ def _fit(corpus, config: PredictConfig, seeds: list[int], progress: bool, batche
     carry, xs = init(keys)
     losses = []
     label = "training" if len(seeds) == 1 else f"training {len(seeds)} seeds"
-    with Progress(
-        TextColumn(label), BarColumn(), TextColumn("{task.completed}/{task.total} steps  loss {task.fields[loss]}"),
-        TimeElapsedColumn(), TimeRemainingColumn(), disable=not progress, transient=True,
-    ) as bar:
-        task = bar.add_task("train", total=config.steps, loss="-")
+    columns = (TextColumn(label), BarColumn(), TextColumn("{task.completed}/{task.total} steps  loss {task.fields[loss]}"),
+               TimeElapsedColumn(), TimeRemainingColumn())
+    with meter(label, config.steps, "steps", enabled=progress, fields={"loss": "-"}, columns=columns) as bar:
         for i in range(0, config.steps, seg):
             part = (xs[0][..., i : i + seg, :], xs[1][i : i + seg]) if batched else jax.tree.map(lambda x: x[i : i + seg], xs)
             carry, loss = steps(carry, part)
             losses.append(np.asarray(loss).reshape(len(seeds), -1))
-            bar.update(task, advance=seg, loss=f"{float(losses[-1][:, -max(1, seg // 10):].mean()):.4f}")
+            bar.advance(min(seg, config.steps - i), loss=f"{float(losses[-1][:, -max(1, seg // 10):].mean()):.4f}")
     seconds = (time.perf_counter() - t0) / len(seeds)
     loss = np.concatenate(losses, axis=1)
     tail = max(1, config.steps // 10)

@@ -1,9 +1,11 @@
 """Does a training run's loss plateau? The evidence behind a profile's `dt_steps`.
 
 Trains one trajectory transformer (`training.predict`, the same run a study's `condition` or
-`predict` process makes) on a corpus of a flagship world and prints its mean training loss over
-each tenth of the run, with the change from the tenth before. A run has plateaued when the last
-tenths move by less than `--tolerance` (relative) each; the script says whether this one did.
+`predict` process makes) on a corpus of a flagship world and prints, after each tenth of the
+run, its mean training loss over that tenth and its loss on held-out episodes (a second corpus
+of the same world and mixture, seed 1: the same episodes every time, so it is not noisy as
+batch losses are). A run has plateaued when the held-out loss of each of the last two tenths
+moved by less than `--tolerance` (relative); the script says whether this one did.
 
     .venv/bin/python scripts/plateau.py --d-model 128 --steps 4000 --episodes 10000
     .venv/bin/python scripts/plateau.py --quick     # a smoke check at tiny sizes
@@ -22,7 +24,7 @@ import numpy as np
 
 from simulacra.characters import parse_mixture
 from simulacra.corpus import make_corpus
-from simulacra.training.predict import PredictConfig, _segment, make_run, train_data
+from simulacra.training.predict import PredictConfig, evaluate, make_run, train_data
 from simulacra.world.tasks import task
 
 
@@ -32,6 +34,7 @@ def main() -> None:
     ap.add_argument("--horizon", type=int, default=24)
     ap.add_argument("--mixture", default="seeker:1,presser:1,cautious:1,random:1")
     ap.add_argument("--episodes", type=int, default=10_000)
+    ap.add_argument("--held-out", type=int, default=1000, help="held-out episodes (corpus seed 1)")
     ap.add_argument("--d-model", type=int, default=128)
     ap.add_argument("--layers", type=int, default=2)
     ap.add_argument("--steps", type=int, default=4000)
@@ -55,27 +58,30 @@ def main() -> None:
     )
     fmt = config.format(corpus.params)
     run = make_run(config, train_data(corpus, config), fmt)
+    print("mean loss, nats per target token:")
     print(f"{args.task} ({args.episodes} episodes of {args.mixture}); d_model {args.d_model}, {args.layers} layers, batch "
           f"{args.batch}, lr {args.lr}, loss on {args.loss_on}, {'rtg' if config.rtg else 'no rtg'}; on {jax.devices()[0].platform}",
           flush=True)
+    held = train_data(make_corpus(world, parse_mixture(args.mixture), args.held_out, seed=1), config)
+    mask = np.asarray(held.loss_mask)[:, 1:]
     carry, xs = jax.jit(run.init)(jax.random.PRNGKey(args.seed))
     steps = jax.jit(run.steps, donate_argnums=0)
-    seg = _segment(args.steps)
+    tenth = args.steps // 10
     t0 = time.perf_counter()
-    losses = []
-    for i in range(0, args.steps, seg):
-        carry, loss = steps(carry, jax.tree.map(lambda x: x[i : i + seg], xs))
-        losses.append(np.asarray(loss))
-    loss = np.concatenate(losses)
-    tenths = loss[: len(loss) // 10 * 10].reshape(10, -1).mean(1)
-    print(f"{time.perf_counter() - t0:.0f} s; mean training loss (nats per target token) by tenth of the run:")
-    for k, v in enumerate(tenths):
-        change = "" if k == 0 else f"  {(v - tenths[k - 1]) / tenths[k - 1]:+.2%}"
-        print(f"  steps {k * args.steps // 10:>7,}-{(k + 1) * args.steps // 10:>7,}: {v:.4f}{change}")
-    last = np.abs(np.diff(tenths[-3:]) / tenths[-3:-1])
+    rows = []
+    for k in range(10):
+        lo, hi = k * tenth, (k + 1) * tenth if k < 9 else args.steps
+        carry, loss = steps(carry, jax.tree.map(lambda x: x[lo:hi], xs))
+        per_token = evaluate(config, carry[0], held, fmt)[:, 1:]
+        rows.append((lo, hi, float(np.mean(np.asarray(loss))), float(per_token.sum() / mask.sum())))
+        print(f"  steps {lo:>7,}-{hi:>7,}: training {rows[-1][2]:.4f}, held-out {rows[-1][3]:.4f}  ({time.perf_counter() - t0:.0f} s)",
+              flush=True)
+    held_out = np.array([r[3] for r in rows])
+    last = np.abs(np.diff(held_out[-3:]) / held_out[-3:-1])
     flat = bool(np.all(last < args.tolerance))
-    print(f"plateau: {'yes' if flat else 'no'} (the last two tenths changed by {', '.join(f'{x:.2%}' for x in last)}; "
-          f"tolerance {args.tolerance:.0%})")
+    best = int(np.argmin(held_out))
+    print(f"plateau: {'yes' if flat else 'no'} (held-out loss of the last two tenths changed by "
+          f"{', '.join(f'{x:.2%}' for x in last)}; tolerance {args.tolerance:.0%}); lowest held-out loss after tenth {best + 1}")
     sys.exit(0)
 
 

@@ -24,6 +24,7 @@ model card records the corpus hash, the config and the metrics.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Callable, NamedTuple
 
 import jax
@@ -34,7 +35,7 @@ import optax
 from simulacra.corpus.tokens import ACTION, END, REWARD, STATE, TrajectoryFormat, encode
 from simulacra.model.simulator import Simulator
 from simulacra.model.spec import ModelSpec
-from simulacra.nets.transformer import Transformer
+from simulacra.nets.transformer import Transformer, TransformerConfig
 
 LOSS_ON = ("trajectory", "actions")
 
@@ -212,15 +213,7 @@ def make_train(config: PredictConfig, data: TrainData, fmt: TrajectoryFormat) ->
 def evaluate(config: PredictConfig, params, data: TrainData, fmt: TrajectoryFormat, batch: int = 64) -> np.ndarray:
     """(N, L) per-token log-loss of the model on `data` (0 where the mask is off), aligned with
     the token positions (position t holds -log p(token t | tokens < t))."""
-    model = Transformer(config.transformer(fmt))
-
-    @jax.jit
-    def per_token(tokens):
-        logits, _ = model.apply(params, tokens[:, :-1])
-        logp = jax.nn.log_softmax(logits, axis=-1)
-        nll = -jnp.take_along_axis(logp, tokens[:, 1:, None], axis=-1)[..., 0]
-        return jnp.concatenate([jnp.zeros((tokens.shape[0], 1)), nll], axis=1)
-
+    per_token = functools.partial(_per_token_fn(config.transformer(fmt)), params)
     out = []
     tokens = np.asarray(data.tokens)
     for i in range(0, len(tokens), batch):
@@ -228,6 +221,22 @@ def evaluate(config: PredictConfig, params, data: TrainData, fmt: TrajectoryForm
         pad = np.concatenate([chunk, np.repeat(chunk[:1], batch - len(chunk), 0)]) if len(chunk) < batch else chunk
         out.append(np.asarray(per_token(pad))[: len(chunk)])
     return np.concatenate(out) * np.asarray(data.loss_mask)
+
+
+@functools.lru_cache(maxsize=16)
+def _per_token_fn(architecture: TransformerConfig) -> Callable:
+    """`(params, tokens) -> (B, L) per-token log-loss`, compiled once per architecture (not once
+    per `evaluate` call)."""
+    model = Transformer(architecture)
+
+    @jax.jit
+    def per_token(params, tokens):
+        logits, _ = model.apply(params, tokens[:, :-1])
+        logp = jax.nn.log_softmax(logits, axis=-1)
+        nll = -jnp.take_along_axis(logp, tokens[:, 1:, None], axis=-1)[..., 0]
+        return jnp.concatenate([jnp.zeros((tokens.shape[0], 1)), nll], axis=1)
+
+    return per_token
 
 
 def _segment(steps: int) -> int:

@@ -36,7 +36,7 @@ def probs_at(char, params, seed=0):
     return np.asarray(_probs(char, s, params))
 
 
-@pytest.mark.parametrize("name", ["coin-7x7", "offswitch", "tamper", "keydoor", "lava", "full"])
+@pytest.mark.parametrize("name", ["coin-7x7", "offswitch", "tamper", "keydoor", "keydoor-random", "lava", "full"])
 def test_every_character_gives_a_distribution_everywhere(name):
     p = task(name)
     batch = jax.jit(jax.vmap(lambda k: reset(k, p)))(jax.random.split(jax.random.PRNGKey(0), 16))

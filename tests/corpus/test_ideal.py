@@ -81,6 +81,7 @@ def test_sampled_actions_match_the_stated_probabilities():
         ("presser(0.2)", "offswitch"),
         ("tamperer(0.2)", "tamper"),
         ("keyseeker(0.2)", "keydoor"),
+        ("keyseeker(0.2)", "keydoor-random"),
     ]:
         c = make_corpus(task(world), parse_mixture(mix), 400, seed=11, store_obs=False)
         ideal = compute_ideal(c)
@@ -140,3 +141,19 @@ def test_end_entropy_covers_the_end_and_the_action_that_might_have_come():
     # reaching the coin ends the episode for sure
     coin = c.episodes.events[..., 0].any(1)
     np.testing.assert_allclose(ideal.end_entropy[coin], 0.0, atol=1e-6)
+
+
+def test_a_random_key_corpus_saves_loads_and_its_ideal_knows_the_key(tmp_path):
+    from simulacra.corpus import Corpus
+
+    c = make_corpus(task("keydoor-random"), parse_mixture("keyseeker(0.2):1,random:1"), 64, seed=3)
+    c.save(tmp_path / "c")
+    loaded = Corpus.load(tmp_path / "c")
+    from simulacra.world import Tile, Vocab
+
+    tiles = loaded.episodes.scene[:, 2:].astype(int) - Vocab.TILE[0]
+    keys = {int(np.flatnonzero(row == Tile.KEY)[0]) for row in tiles}
+    assert len(keys) > 3  # the scenes carry the episodes' different key cells
+    ideal = compute_ideal(loaded)
+    assert np.isfinite(ideal.action_logloss[loaded.mask]).all()
+    assert ideal.posterior[..., 0][loaded.mask].max() > 0.95  # the keyseeker is recognised, wherever its key lies

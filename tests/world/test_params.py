@@ -135,13 +135,23 @@ def test_too_many_map_coins_names_the_map():
         from_ascii("###########\n#Acccccccc#\n#c........#\n#.........#\n###########")
 
 
-def test_keydoor_random_starts_anywhere_in_the_keys_room():
+def test_keydoor_random_draws_the_start_and_the_key_in_the_keys_room():
     import jax
 
     from simulacra.world import reset
 
     params = task("keydoor-random")
-    starts = {tuple(int(v) for v in reset(jax.random.PRNGKey(seed), params).agent) for seed in range(64)}
-    room = {(r, c) for r in (1, 2, 3) for c in (1, 2, 3)} - {(3, 1)}  # left of the door, not on the key
-    assert starts == room
-    assert task("keydoor").layout != params.layout and len({tuple(int(v) for v in reset(jax.random.PRNGKey(s), task("keydoor")).agent) for s in range(8)}) == 1
+    states = [reset(jax.random.PRNGKey(seed), params) for seed in range(64)]
+    starts = {tuple(int(v) for v in s.agent) for s in states}
+    keys = {tuple(int(v) for v in s.key[0]) for s in states}
+    room = {(r, c) for r in (1, 2, 3) for c in (1, 2, 3)}  # left of the door
+    assert starts == room - {(3, 1)}  # anywhere but the map's key cell
+    assert keys == room  # the map's key cell or any floor cell of the room
+    assert all(tuple(int(v) for v in s.agent) != tuple(int(v) for v in s.key[0]) for s in states)
+    fixed = task("keydoor")
+    assert {tuple(int(v) for v in reset(jax.random.PRNGKey(s), fixed).key[0]) for s in range(8)} == {(3, 1)}
+    with pytest.raises(ValueError, match="key_random"):
+        task("coin-7x7", key_random=True)
+    # a world without the knob serialises as before (unit ids, corpus hashes), and round-trips either way
+    assert "key_random" not in fixed.to_dict() and params.to_dict()["key_random"] is True
+    assert WorldParams.from_dict(params.to_dict()) == params and WorldParams.from_dict(fixed.to_dict()) == fixed

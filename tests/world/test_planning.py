@@ -201,7 +201,7 @@ def shortest_path_reference(grid: str) -> int:
 
 
 @pytest.mark.parametrize(
-    "name, seeds", [("keydoor", [0]), ("offswitch", [0]), ("lava", [0]), ("tamper", [0]), ("coin-fixed-7x7", [0]), ("coin-9x9", range(4))]
+    "name, seeds", [("keydoor", [0]), ("keydoor-random", range(4)), ("offswitch", [0]), ("lava", [0]), ("tamper", [0]), ("coin-fixed-7x7", [0]), ("coin-9x9", range(4))]
 )
 def test_the_planner_takes_the_shortest_way_to_the_optimal_return(name, seeds):
     # With no step cost every way that reaches the coin before the horizon ties; the planner

@@ -20,6 +20,7 @@ WORLDS = {
     "offswitch": task("offswitch", interrupt_prob=0.5),
     "tamper": task("tamper"),
     "keydoor": task("keydoor"),
+    "keydoor-random": task("keydoor-random"),
     "lava": task("lava"),
     "full": task("full"),
     "sparse": task("full", reward_delay=0, sparse=True),

@@ -35,7 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from simulacra.world.core import State, moves, wall_grid
+from simulacra.world.core import State, key_grid, moves, wall_grid
 from simulacra.world.params import ACTIONS, WorldParams, derive_layout
 from simulacra.world.planning import distance_field
 
@@ -82,7 +82,8 @@ def navigate(state: State, params: WorldParams) -> Navigator:
 
     coins = fields(coin_targets) if params.n_coins else jnp.zeros((0, n_door, 2, *params.shape), jnp.int16)
     return Navigator(
-        coins=coins, key=field_to(lay.key), button=field_to(lay.button), tamper=field_to(lay.tamper), doors=n_door
+        coins=coins, key=fields(key_grid(state, params)[None])[0] if lay.key.any() else None,  # the episode's key cell
+        button=field_to(lay.button), tamper=field_to(lay.tamper), doors=n_door
     )
 
 

@@ -44,7 +44,7 @@ import numpy as np
 from simulacra.corpus.episodes import Episodes
 from simulacra.corpus.generate import optimal_returns
 from simulacra.corpus.ideal import TINY, ideal_of_episodes
-from simulacra.world.core import COIN, EVENT_NAMES, observe, reset, step, success, wall_grid
+from simulacra.world.core import COIN, EVENT_NAMES, key_grid, observe, reset, step, success, wall_grid
 from simulacra.world.params import MAX_SIZE, WorldParams, derive_layout
 from simulacra.world.planning import UNREACHABLE, distance_field
 from simulacra.world.tokens import Vocab, decode, scene_tokens, state_tokens
@@ -247,9 +247,8 @@ def _shortest_fn(params: WorldParams):
             # key first (no door on the way: the key opens them) and on from the key, doors open
             shut = passable & jnp.asarray(~lay.door)
             direct = distance_field(shut, coins)[state.agent[0], state.agent[1]]
-            to_key = distance_field(shut, jnp.asarray(lay.key))[state.agent[0], state.agent[1]]
-            key_cell = np.argwhere(lay.key)[0]
-            via_key = jnp.minimum(to_key + d_open[key_cell[0], key_cell[1]], UNREACHABLE)
+            to_key = distance_field(shut, key_grid(state, params))[state.agent[0], state.agent[1]]
+            via_key = jnp.minimum(to_key + d_open[state.key[0, 0], state.key[0, 1]], UNREACHABLE)  # the episode's key cell
             return here, jnp.where(state.has_key, here, jnp.minimum(direct, via_key))
 
         _SHORTEST[params] = jax.jit(jax.vmap(one))

@@ -47,6 +47,7 @@ class State:
     coin_alive: jax.Array  # (K,) bool: not yet collected
     switch_off: jax.Array  # () bool: a button was pressed, interruption is disabled
     has_key: jax.Array  # () bool
+    key: jax.Array  # (n_key, 2) int32 the key's cell, fixed for the episode (n_key 1 in a world with a key, else 0)
     t: jax.Array  # () int32 steps taken
     pending: jax.Array  # (d,) int8 reward codes not yet paid (reward delay d; oldest first)
     tamper_count: jax.Array  # () int32 steps spent tampering (only tracked when sparse)
@@ -173,6 +174,16 @@ def _sample_obstacles(key: jax.Array, params: WorldParams, lay: Layout) -> jax.A
     return jnp.where(ok, cells, jnp.asarray(lay.fallback_obstacles))
 
 
+def _mark(cells: jax.Array, params: WorldParams) -> jax.Array:
+    """(H, W) bool: True at the (n, 2) `cells`."""
+    return jnp.zeros(params.shape, bool).at[cells[:, 0], cells[:, 1]].set(True)
+
+
+def key_grid(state: State, params: WorldParams) -> jax.Array:
+    """(H, W) bool: the episode's key cell (whether or not the key was taken; none without a key)."""
+    return _mark(state.key, params)
+
+
 def wall_grid(state: State, params: WorldParams) -> jax.Array:
     """(H, W) bool: the map's walls plus this episode's obstacles."""
     walls = jnp.asarray(derive_layout(params).walls)
@@ -198,8 +209,8 @@ def reset(key: jax.Array, params: WorldParams) -> State:
         obstacles = _sample_obstacles(k_obst, params, lay)
     else:
         obstacles = jnp.zeros((0, 2), jnp.int32)
-    # One draw for everything else: [agent start, coin mode, coin cells ...] (unused ones compile away).
-    u = jax.random.uniform(key, (2 + k,))
+    # One draw for everything else: [agent start, coin mode, coin cells ..., key cell] (unused ones compile away).
+    u = jax.random.uniform(key, (3 + k,))
     free = jnp.ones(params.shape, bool).at[obstacles[:, 0], obstacles[:, 1]].set(False)
     if lay.agent_start is None:
         start_cells = _start_cells(params, lay)
@@ -207,7 +218,14 @@ def reset(key: jax.Array, params: WorldParams) -> State:
     else:
         agent = jnp.asarray(lay.agent_start, jnp.int32)
     rows, cols = _cell_grid(*params.shape)
-    spawn = jnp.asarray(lay.coin_spawn) & free & ~((rows == agent[0]) & (cols == agent[1]))
+    here = (rows == agent[0]) & (cols == agent[1])
+    if params.key_random:
+        fixed = np.zeros(params.shape, bool)
+        fixed[lay.fixed_coins[:, 0], lay.fixed_coins[:, 1]] = params.coin_random_prob < 1.0
+        key_cell = _sample_cells(u[2 + k :], jnp.asarray(lay.key_spawn & ~fixed) & ~here, 1)
+    else:
+        key_cell = jnp.asarray(np.argwhere(lay.key), jnp.int32).reshape(-1, 2)
+    spawn = jnp.asarray(lay.coin_spawn) & free & ~here & ~_mark(key_cell, params)
     if params.coin_random_prob == 0.0:
         coins = jnp.asarray(lay.fixed_coins, jnp.int32).reshape(k, 2)
     else:
@@ -224,6 +242,7 @@ def reset(key: jax.Array, params: WorldParams) -> State:
         coin_alive=jnp.ones((k,), bool),
         switch_off=jnp.array(False),
         has_key=jnp.array(False),
+        key=key_cell,
         t=jnp.int32(0),
         pending=jnp.zeros((params.reward_delay,), jnp.int8),
         tamper_count=jnp.int32(0),
@@ -241,7 +260,8 @@ def tile_grid(state: State, params: WorldParams) -> jax.Array:
     if params.n_obstacles:
         tiles = jnp.where(wall_grid(state, params), jnp.uint8(Tile.WALL), tiles)
     if lay.key.any():
-        tiles = jnp.where(jnp.asarray(lay.key) & state.has_key, jnp.uint8(Tile.FLOOR), tiles)
+        tiles = jnp.where(jnp.asarray(lay.key), jnp.uint8(Tile.FLOOR), tiles)
+        tiles = jnp.where(key_grid(state, params) & ~state.has_key, jnp.uint8(Tile.KEY), tiles)
     if params.n_coins:
         rows, cols = _cell_grid(*params.shape)
         here = (rows[..., None] == state.coins[:, 0]) & (cols[..., None] == state.coins[:, 1])  # (H, W, K)
@@ -321,7 +341,7 @@ def _pick_key(x: _Transit, lay: Layout) -> _Transit:
     if not lay.key.any():
         return x._replace(events={**x.events, "key": jnp.array(False)})
     s = x.state
-    got = _at(lay.key, s.agent) & ~s.has_key
+    got = jnp.any(jnp.all(s.key == s.agent, axis=-1)) & ~s.has_key  # the episode's key cell (fixed or random)
     return x._replace(state=s.replace(has_key=s.has_key | got), events={**x.events, "key": got})
 
 

@@ -96,6 +96,7 @@ class Layout(NamedTuple):
     start_spawn: np.ndarray  # (H, W) bool: cells where a random start may go
     obstacle_spawn: np.ndarray  # (H, W) bool: cells where random obstacles may go
     reachable: np.ndarray  # (H, W) bool: cells an agent can reach from its start
+    key_spawn: np.ndarray  # (H, W) bool: cells where a random key may go (the map's key cell and the plain floor on its side of the doors)
     fallback_obstacles: np.ndarray  # (n_obstacles, 2) int32: a placement known to keep the map connected
 
 
@@ -132,6 +133,9 @@ class WorldParams:
     """T: the episode is truncated after T steps."""
     end_on_all_coins: bool = True
     """Terminate the episode when the last coin is collected (only if the world has coins)."""
+    key_random: bool = False
+    """If true, the key goes to a random cell each episode: the map's `K` cell or any plain floor
+    cell on its side of the doors (never the agent's start or a fixed coin's cell)."""
 
     def __post_init__(self) -> None:
         layout = self.layout
@@ -173,9 +177,13 @@ class WorldParams:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict:
-        """A JSON-serialisable dict (for manifests and model cards)."""
+        """A JSON-serialisable dict (for manifests and model cards). `key_random` only when set:
+        the dict is part of unit ids, corpus hashes and artifact keys, which a knob added later
+        must not change for the worlds that leave it off."""
         d = dataclasses.asdict(self)
         d["layout"] = list(self.layout)
+        if not self.key_random:
+            del d["key_random"]
         return d
 
     @classmethod
@@ -259,6 +267,7 @@ def _parse(layout: tuple[str, ...]) -> Layout:
         start_spawn=plain_floor & reach_without_doors,
         obstacle_spawn=plain_floor & reach & (grid != "c") & (grid != "A"),
         reachable=reach,
+        key_spawn=(tiles == Tile.KEY) | (plain_floor & reach_without_doors & (grid != "c") & (grid != "A")) if (grid == "K").any() else np.zeros_like(walls),
         fallback_obstacles=np.zeros((0, 2), np.int32),
     )
 
@@ -300,7 +309,7 @@ def _reachable_cells(passable, door, key, start, plain_floor) -> tuple[np.ndarra
 
 _INT_FIELDS = ("n_obstacles", "reward_delay", "horizon")
 _FLOAT_FIELDS = ("coin_random_prob", "interrupt_prob", "coin_reward", "hazard_penalty", "tamper_reward", "step_cost")
-_BOOL_FIELDS = ("sparse", "end_on_all_coins")
+_BOOL_FIELDS = ("sparse", "end_on_all_coins", "key_random")
 
 
 def _validate_types(p: WorldParams) -> None:
@@ -344,6 +353,8 @@ def _validate_knobs(p: WorldParams, n_map_coins: int) -> None:
         bad("n_obstacles", p.n_obstacles, "must be >= 0")
     if p.n_obstacles and any("D" in row for row in p.layout):
         bad("n_obstacles", p.n_obstacles, "random obstacles are not supported in worlds with doors")
+    if p.key_random and not any("K" in row for row in p.layout):
+        bad("key_random", p.key_random, "the map has no key 'K' to place at random")
     if not 0.0 <= p.interrupt_prob <= 1.0:
         bad("interrupt_prob", p.interrupt_prob, "must be a probability in [0, 1]")
     if not 1 <= p.horizon <= MAX_HORIZON:

@@ -106,8 +106,8 @@ _TASKS: dict[str, tuple[str, Callable[[], WorldParams]]] = {
     ),
     "keydoor": ("the coin is behind a door; fetch the key first", lambda: from_ascii(_KEYDOOR, horizon=40)),
     "keydoor-random": (
-        "keydoor with a random start each episode in the key's room (key and coin fixed): a greedy policy meets 8 starts",
-        lambda: from_ascii(_KEYDOOR_RANDOM, horizon=40),
+        "keydoor with a random start and a random key cell each episode, both in the key's room (coin fixed)",
+        lambda: from_ascii(_KEYDOOR_RANDOM, key_random=True, horizon=40),
     ),
     "lava": ("lava strips between the start and the coin", lambda: from_ascii(_LAVA, horizon=40)),
     "full": (

@@ -68,6 +68,8 @@ def scene_tokens(state: State, params: WorldParams) -> jax.Array:
     """(2 + H*W,) int32: the episode's fixed layout (walls with obstacles, tiles, coin cells, key)."""
     lay = derive_layout(params)
     tiles = jnp.where(wall_grid(state, params), Tile.WALL, jnp.asarray(lay.tiles, jnp.int32))
+    if lay.key.any():  # the key where this episode has it (the map's K unless key_random)
+        tiles = jnp.where(jnp.asarray(lay.key), Tile.FLOOR, tiles).at[state.key[:, 0], state.key[:, 1]].set(Tile.KEY)
     if params.n_coins:
         tiles = tiles.at[state.coins[:, 0], state.coins[:, 1]].set(Tile.COIN)
     size = jnp.array([params.height, params.width], jnp.int32) + Vocab.NUM[0]
@@ -100,6 +102,7 @@ def decode(scene: jax.Array, tokens: jax.Array, params: WorldParams) -> State:
     static_walls = jnp.asarray(derive_layout(params).walls.reshape(-1))
     obstacles = _cells_where((tiles == Tile.WALL) & ~static_walls, params.n_obstacles, w)
     coins = _cells_where(tiles == Tile.COIN, k, w)
+    key = _cells_where(tiles == Tile.KEY, int(derive_layout(params).key.any()), w)
     cell = tokens[0] - Vocab.CELL[0]
     mask = tokens[1] - Vocab.COINS[0]
     flags = tokens[2] - Vocab.FLAGS[0]
@@ -111,6 +114,7 @@ def decode(scene: jax.Array, tokens: jax.Array, params: WorldParams) -> State:
         coin_alive=((mask >> jnp.arange(k)) & 1).astype(bool),
         switch_off=(flags & 1).astype(bool),
         has_key=(flags & 2).astype(bool),
+        key=key,
         t=(tokens[3] - Vocab.NUM[0]).astype(jnp.int32),
         pending=(tokens[4 : 4 + d] - Vocab.RCODE[0]).astype(jnp.int8),
         tamper_count=(tokens[4 + d] - Vocab.NUM[0]).astype(jnp.int32) if params.sparse else jnp.int32(0),
@@ -144,9 +148,15 @@ def is_valid(scene: jax.Array, tokens: jax.Array, params: WorldParams) -> jax.Ar
     ok = (scene[0] == Vocab.NUM[0] + h) & (scene[1] == Vocab.NUM[0] + w)
     tiles = scene[2:] - Vocab.TILE[0]
     ok &= jnp.all(_in(scene[2:], Vocab.TILE))
-    static = jnp.asarray(lay.tiles.reshape(-1), jnp.int32)
+    static_np = np.where(lay.key, Tile.FLOOR, lay.tiles) if params.key_random else lay.tiles
+    static = jnp.asarray(static_np.reshape(-1), jnp.int32)
     floor = static == Tile.FLOOR
-    ok &= jnp.all(jnp.where(floor, (tiles == Tile.FLOOR) | (tiles == Tile.WALL) | (tiles == Tile.COIN), tiles == static))
+    on_floor = (tiles == Tile.FLOOR) | (tiles == Tile.WALL) | (tiles == Tile.COIN)
+    if params.key_random:  # exactly one key, where reset may put it
+        on_floor |= tiles == Tile.KEY
+        key_here = tiles == Tile.KEY
+        ok &= (jnp.sum(key_here) == 1) & jnp.all(~key_here | lay.key_spawn.reshape(-1))
+    ok &= jnp.all(jnp.where(floor, on_floor, tiles == static))
     obstacle = floor & (tiles == Tile.WALL)
     coin = tiles == Tile.COIN
     ok &= (jnp.sum(obstacle) == params.n_obstacles) & jnp.all(~obstacle | lay.obstacle_spawn.reshape(-1))
@@ -168,7 +178,7 @@ def is_valid(scene: jax.Array, tokens: jax.Array, params: WorldParams) -> jax.Ar
     if not lay.key.any():
         ok &= ~has_key
     ok &= tiles[flat] != Tile.WALL
-    ok &= ((static[flat] != Tile.KEY) & (static[flat] != Tile.DOOR)) | has_key
+    ok &= ((tiles[flat] != Tile.KEY) & (tiles[flat] != Tile.DOOR)) | has_key
     if k:
         coin_cells = _cells_where(coin, k, w)
         alive = ((tokens[1] - Vocab.COINS[0]) >> jnp.arange(k)) & 1

@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 
 from simulacra.world import LEGEND, TASKS, WorldParams, from_ascii, task
@@ -155,3 +156,15 @@ def test_keydoor_random_draws_the_start_and_the_key_in_the_keys_room():
     # a world without the knob serialises as before (unit ids, corpus hashes), and round-trips either way
     assert "key_random" not in fixed.to_dict() and params.to_dict()["key_random"] is True
     assert WorldParams.from_dict(params.to_dict()) == params and WorldParams.from_dict(fixed.to_dict()) == fixed
+
+
+def test_worlds_without_a_random_key_reset_exactly_as_before_it_existed():
+    import jax
+
+    from simulacra.world import reset
+
+    p = task("coin-7x7")
+    s = jax.vmap(lambda k: reset(k, p))(jax.random.split(jax.random.PRNGKey(5), 4))
+    # recorded before `key_random` (commit 74f878f): its draw must not shift any other world's
+    assert np.asarray(s.agent).tolist() == [[4, 2], [1, 3], [5, 4], [1, 3]]
+    assert np.asarray(s.coins).tolist() == [[[2, 2]], [[1, 4]], [[1, 5]], [[5, 2]]]

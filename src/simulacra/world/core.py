@@ -209,8 +209,10 @@ def reset(key: jax.Array, params: WorldParams) -> State:
         obstacles = _sample_obstacles(k_obst, params, lay)
     else:
         obstacles = jnp.zeros((0, 2), jnp.int32)
-    # One draw for everything else: [agent start, coin mode, coin cells ..., key cell] (unused ones compile away).
-    u = jax.random.uniform(key, (3 + k,))
+    if params.key_random:  # split only here, so that every other world draws exactly as before
+        key, k_key = jax.random.split(key)
+    # One draw for everything else: [agent start, coin mode, coin cells ...] (unused ones compile away).
+    u = jax.random.uniform(key, (2 + k,))
     free = jnp.ones(params.shape, bool).at[obstacles[:, 0], obstacles[:, 1]].set(False)
     if lay.agent_start is None:
         start_cells = _start_cells(params, lay)
@@ -222,7 +224,7 @@ def reset(key: jax.Array, params: WorldParams) -> State:
     if params.key_random:
         fixed = np.zeros(params.shape, bool)
         fixed[lay.fixed_coins[:, 0], lay.fixed_coins[:, 1]] = params.coin_random_prob < 1.0
-        key_cell = _sample_cells(u[2 + k :], jnp.asarray(lay.key_spawn & ~fixed) & ~here, 1)
+        key_cell = _sample_cells(jax.random.uniform(k_key, (1,)), jnp.asarray(lay.key_spawn & ~fixed) & ~here, 1)
     else:
         key_cell = jnp.asarray(np.argwhere(lay.key), jnp.int32).reshape(-1, 2)
     spawn = jnp.asarray(lay.coin_spawn) & free & ~here & ~_mark(key_cell, params)

@@ -79,3 +79,29 @@ def test_a_randomly_initialised_transformer_is_an_agent_in_the_making():
     assert out.actions.shape == (4, WORLD.horizon)
     r = finetune(sim, FinetuneConfig(beta=0.0, updates=2, episodes=8, minibatches=2), jax.random.PRNGKey(0), progress=False)
     assert r.metrics["return"].shape == (2,) and r.sim.card["reference"]["process"]["name"] == "init"
+
+
+def test_seeds_fine_tuned_together_equal_each_fine_tuned_alone(poor):
+    """`finetune_seeds` vmaps the runs of several seeds in one program; each equals its own
+    `finetune` (same keys) up to float rounding."""
+    from simulacra.training.finetune import finetune_seeds
+
+    config = FinetuneConfig(beta=0.1, updates=3, episodes=16, lr=3e-3, snapshots=(2,))
+    keys = [jax.random.PRNGKey(5), jax.random.PRNGKey(6)]
+    other = Simulator.init(poor.spec, poor.fmt.params, jax.random.PRNGKey(1))
+    together = finetune_seeds([poor, other], config, keys, progress=False)
+    for sim, key, got in zip([poor, other], keys, together):
+        alone = finetune(sim, config, key, progress=False)
+        # the same episodes are acted (same keys, same samples), so returns and lengths agree;
+        # what rounding changes, Adam amplifies (below), so the KL, the loss and the agreement agree to a few percent
+        for name in ("return", "true_return", "length"):
+            np.testing.assert_allclose(got.metrics[name], alone.metrics[name], rtol=1e-3, atol=1e-3, err_msg=name)
+        for name in ("kl", "loss", "agreement"):  # agreement: an argmax a rounding-sized change can flip
+            np.testing.assert_allclose(got.metrics[name], alone.metrics[name], rtol=0.1, atol=0.03, err_msg=name)
+        # (parameters are not compared: Adam moves a parameter by ~lr whatever its gradient's size,
+        # so a near-zero gradient whose sign rounding flips sends it the other way, and over 48
+        # steps such differences compound; the behaviour above is what the runs must share)
+        assert set(got.snapshots) == {2} and got.sim.card["process"]["update"] == 3
+    assert not np.allclose(together[0].metrics["kl"], together[1].metrics["kl"])  # two different runs
+    with pytest.raises(ValueError, match="one key per model"):
+        finetune_seeds([poor], config, keys)

@@ -36,7 +36,7 @@ from simulacra.characters import parse_mixture
 from simulacra.corpus import Corpus, make_corpus, top_fraction
 from simulacra.model import Simulator
 from simulacra.studies import Context, CorpusRef
-from simulacra.training.finetune import FinetuneConfig, finetune
+from simulacra.training.finetune import FinetuneConfig, finetune_seeds
 from simulacra.training.predict import PredictConfig, fit_seeds
 
 PREDICT_FIELDS = frozenset(f.name for f in dataclasses.fields(PredictConfig))
@@ -199,9 +199,9 @@ def get_finetuned(ctx: Context, corpus: Corpus, seeds: list[int]) -> list[Finetu
             sim.card = {"corpus": {"mixture": corpus.mixture.to_list()}, "process": {"name": "init"}}
             references.append(sim)
     ft = p.finetune_config()
-    out = []
-    for reference, seed in zip(references, seeds):
-        key = {
+
+    def key(seed: int) -> dict:
+        return {
             "artifact": "finetuned",
             "corpus": ctx.corpus.key(),
             "train": dataclasses.asdict(config),
@@ -212,12 +212,17 @@ def get_finetuned(ctx: Context, corpus: Corpus, seeds: list[int]) -> list[Finetu
             "version": simulacra.__version__,
         }
 
-        def make(reference=reference, seed=seed) -> Simulator:
-            res = finetune(reference, ft, jax.random.fold_in(jax.random.PRNGKey(seed), 2), world=ctx.world, progress=False)
+    # the seeds not fine-tuned yet are fine-tuned together, vmapped (one compilation)
+    missing = [(r, s) for r, s in zip(references, seeds) if not ctx.artifacts.has(key(s))]
+    made: dict[int, Simulator] = {}
+    if missing:
+        fold = [jax.random.fold_in(jax.random.PRNGKey(s), 2) for _, s in missing]
+        for (_, s), res in zip(missing, finetune_seeds([r for r, _ in missing], ft, fold, world=ctx.world, progress=False)):
             res.sim.card["curve"] = {k: [float(x) for x in v] for k, v in res.metrics.items()}
-            return res.sim
-
-        tuned = ctx.artifacts.get_or_make(key, make, _save, _load)
+            made[s] = res.sim
+    out = []
+    for reference, seed in zip(references, seeds):
+        tuned = ctx.artifacts.get_or_make(key(seed), lambda seed=seed: made[seed], _save, _load)
         curve = {**tuned.card["curve"], "update": list(range(1, p.updates + 1))}
         out.append(Finetuned(reference, tuned, curve))
     return out

@@ -128,19 +128,33 @@ def _kl(logp, logq):
 
 def finetune(sim: Simulator, config: FinetuneConfig, key: jax.Array, world=None, progress: bool = True) -> FinetuneResult:
     """RL-fine-tune `sim` (left unchanged) in its world (or `world`, same token format)."""
+    return finetune_seeds([sim], config, [key], world=world, progress=progress)[0]
+
+
+def finetune_seeds(sims: list[Simulator], config: FinetuneConfig, keys, world=None, progress: bool = True) -> list[FinetuneResult]:
+    """`finetune` of several models of one spec and format (a sweep point's seeds) at once: one
+    compilation, every run `vmap`ped side by side, run `i` acting and learning with `keys[i]` (each
+    equal to its own `finetune` up to float rounding)."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    world = sim.check_world(world)
-    target, character = sim.prompt(config.target, config.character)
-    fmt, model = sim.fmt, sim.model
+    if not sims or len(sims) != len(keys):
+        raise ValueError(f"finetune_seeds needs one key per model, got {len(sims)} models and {len(keys)} keys")
+    first = sims[0]
+    if any(s.spec != first.spec or s.fmt != first.fmt for s in sims[1:]):
+        raise ValueError("finetune_seeds: the models must share one spec and token format")
+    world = first.check_world(world)
+    target, character = first.prompt(config.target, config.character)
+    fmt, model = first.fmt, first.model
     lut = fmt.lut
     act_ids = jnp.asarray(fmt.local_ids(*Vocab.ACTION))
     n, mb = config.episodes, config.episodes // config.minibatches
-    act = jax.jit(make_act(sim, world, n))
+    act = jax.jit(jax.vmap(make_act(first, world, n), in_axes=(0, 0, None, None, None, None)))
     opt = optax.chain(optax.clip_by_global_norm(config.max_grad_norm), optax.adam(config.lr))
-    ref_params = sim.params
+    stack = lambda trees: jax.tree.map(lambda *x: jnp.stack([jnp.asarray(v) for v in x]), *trees)  # noqa: E731
+    ref_params = stack([s.params for s in sims])
 
     @jax.jit
+    @jax.vmap
     def score(params, tokens):
         return _action_logp(model, params, lut[tokens], fmt, act_ids)
 
@@ -159,6 +173,7 @@ def finetune(sim: Simulator, config: FinetuneConfig, key: jax.Array, world=None,
     grad = jax.value_and_grad(loss_fn)
 
     @jax.jit
+    @jax.vmap
     def learn(params, opt_state, batch, key):
         def epoch(carry, k):
             params, opt_state = carry
@@ -175,36 +190,59 @@ def finetune(sim: Simulator, config: FinetuneConfig, key: jax.Array, world=None,
         (params, opt_state), losses = jax.lax.scan(epoch, (params, opt_state), jax.random.split(key, config.epochs))
         return params, opt_state, losses.mean()
 
-    params = jax.tree.map(jnp.array, sim.params)  # a copy: the reference stays frozen
-    opt_state = opt.init(params)
+    split3 = jax.jit(jax.vmap(lambda k: jax.random.split(k, 3)))
+    advantages = jax.jit(jax.vmap(_advantages, in_axes=(0, 0, None)), static_argnums=2)
+    kl_of = jax.jit(_kl)
+    keys = jnp.stack([jnp.asarray(k) for k in keys])
+    params = jax.tree.map(jnp.array, ref_params)  # a copy: the references stay frozen
+    opt_state = jax.vmap(opt.init)(params)
     names = ("return", "true_return", "length", "kl", "agreement", "loss")
-    metrics = {k: np.zeros(config.updates, np.float32) for k in names}
-    snapshots: dict[int, Simulator] = {}
+    seeds = len(sims)
+    metrics = {k: np.zeros((seeds, config.updates), np.float32) for k in names}
+    snapshots: list[dict[int, Simulator]] = [{} for _ in sims]
     t0 = time.perf_counter()
-    columns = (TextColumn("fine-tuning"), BarColumn(), TextColumn("{task.completed}/{task.total} updates  return {task.fields[ret]}"),
+    label = "fine-tuning" if seeds == 1 else f"fine-tuning {seeds} seeds"
+    columns = (TextColumn(label), BarColumn(), TextColumn("{task.completed}/{task.total} updates  return {task.fields[ret]}"),
                TimeElapsedColumn(), TimeRemainingColumn())
     with Progress(*columns, disable=not progress, transient=True) as bar:
         job = bar.add_task("finetune", total=config.updates, ret="-")
         for u in range(config.updates):
-            key, k_act, k_learn = jax.random.split(key, 3)
+            ks = split3(keys)
+            keys, k_act, k_learn = ks[:, 0], ks[:, 1], ks[:, 2]
             out = act(params, k_act, target, character, jnp.float32(config.temperature), Hooks())
             mask = out.live
             old_logp = jnp.log(jnp.maximum(out.action_probs, 1e-30))
             ref_logp = score(ref_params, out.tokens)
             m = np.asarray(mask)
-            kl = np.asarray(_kl(old_logp, ref_logp))[m].mean()
-            agree = (np.asarray(old_logp).argmax(-1) == np.asarray(ref_logp).argmax(-1))[m].mean()
-            adv = _advantages(out.reward, mask, config.gamma)
+            kl_all = np.asarray(kl_of(old_logp, ref_logp))
+            agree_all = np.asarray(old_logp).argmax(-1) == np.asarray(ref_logp).argmax(-1)
+            adv = advantages(out.reward, mask, config.gamma)
             batch = (out.tokens, out.actions.astype(jnp.int32), old_logp, ref_logp, adv, mask)
             params, opt_state, loss = learn(params, opt_state, batch, k_learn)
-            vals = (out.reward.sum(1).mean(), out.true_reward.sum(1).mean(), m.sum(1).mean(), kl, agree, loss)
-            for k, v in zip(names, vals):
-                metrics[k][u] = float(v)
+            reward, true_reward, loss = np.asarray(out.reward), np.asarray(out.true_reward), np.asarray(loss)
+            for i in range(seeds):
+                vals = (reward[i].sum(1).mean(), true_reward[i].sum(1).mean(), m[i].sum(1).mean(), kl_all[i][m[i]].mean(),
+                        agree_all[i][m[i]].mean(), loss[i])  # fmt: skip
+                for k, v in zip(names, vals):
+                    metrics[k][i, u] = float(v)
             if u + 1 in config.snapshots:
-                snapshots[u + 1] = _derived(sim, params, config, u + 1, metrics, time.perf_counter() - t0)
-            bar.update(job, advance=1, ret=f"{metrics['return'][u]:.3f}")
-    result = _derived(sim, params, config, config.updates, metrics, time.perf_counter() - t0)
-    return FinetuneResult(result, metrics, snapshots)
+                host = jax.device_get(params)
+                for i, sim in enumerate(sims):
+                    seed_metrics = {k: v[i] for k, v in metrics.items()}
+                    snapshots[i][u + 1] = _derived(sim, _take(host, i), config, u + 1, seed_metrics, time.perf_counter() - t0)
+            bar.update(job, advance=1, ret=f"{metrics['return'][:, u].mean():.3f}")
+    seconds = (time.perf_counter() - t0) / seeds
+    host = jax.device_get(params)
+    out = []
+    for i, sim in enumerate(sims):
+        seed_metrics = {k: v[i] for k, v in metrics.items()}
+        out.append(FinetuneResult(_derived(sim, _take(host, i), config, config.updates, seed_metrics, seconds), seed_metrics, snapshots[i]))
+    return out
+
+
+def _take(tree, i: int):
+    """Seed `i` of a host pytree stacked over seeds."""
+    return jax.tree.map(lambda x: x[i], tree)
 
 
 def _derived(sim: Simulator, params, config: FinetuneConfig, update: int, metrics: dict, seconds: float) -> Simulator:

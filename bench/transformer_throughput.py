@@ -58,6 +58,7 @@ Run: `make bench` (installs torch==2.13.0 first, then the `bench` extra with tra
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -196,7 +197,7 @@ def make_hf(args, attention: str = "sdpa"):
         torch.set_float32_matmul_precision("high")  # TF32 products, as JAX's default precision on a GPU
     g = torch.Generator().manual_seed(0)
     autocast = (
-        torch.autocast(dev.type, dtype=torch.bfloat16) if args.dtype == "bfloat16" else __import__("contextlib").nullcontext()
+        torch.autocast(dev.type, dtype=torch.bfloat16) if args.dtype == "bfloat16" else contextlib.nullcontext()
     )
     b = args.batch
     batches = []

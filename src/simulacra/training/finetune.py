@@ -135,7 +135,9 @@ def finetune_seeds(sims: list[Simulator], config: FinetuneConfig, keys, world=No
     """`finetune` of several models of one spec and format (a sweep point's seeds) at once: one
     compilation, every run `vmap`ped side by side, run `i` acting and learning with `keys[i]` (each
     equal to its own `finetune` up to float rounding)."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import BarColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from simulacra.progress import progress as meter
 
     if not sims or len(sims) != len(keys):
         raise ValueError(f"finetune_seeds needs one key per model, got {len(sims)} models and {len(keys)} keys")
@@ -204,8 +206,7 @@ def finetune_seeds(sims: list[Simulator], config: FinetuneConfig, keys, world=No
     label = "fine-tuning" if seeds == 1 else f"fine-tuning {seeds} seeds"
     columns = (TextColumn(label), BarColumn(), TextColumn("{task.completed}/{task.total} updates  return {task.fields[ret]}"),
                TimeElapsedColumn(), TimeRemainingColumn())
-    with Progress(*columns, disable=not progress, transient=True) as bar:
-        job = bar.add_task("finetune", total=config.updates, ret="-")
+    with meter(label, config.updates, "updates", enabled=progress, fields={"ret": "-"}, columns=columns) as bar:
         for u in range(config.updates):
             ks = split3(keys)
             keys, k_act, k_learn = ks[:, 0], ks[:, 1], ks[:, 2]
@@ -230,7 +231,7 @@ def finetune_seeds(sims: list[Simulator], config: FinetuneConfig, keys, world=No
                 for i, sim in enumerate(sims):
                     seed_metrics = {k: v[i] for k, v in metrics.items()}
                     snapshots[i][u + 1] = _derived(sim, _take(host, i), config, u + 1, seed_metrics, time.perf_counter() - t0)
-            bar.update(job, advance=1, ret=f"{metrics['return'][:, u].mean():.3f}")
+            bar.advance(1, ret=f"{metrics['return'][:, u].mean():.3f}")
     seconds = (time.perf_counter() - t0) / seeds
     host = jax.device_get(params)
     out = []

@@ -337,7 +337,10 @@ def test_findings_show_holm_verdicts_not_run_the_method_and_seeds_needed():
     rows += [{"process": "cloned", "seed": s, "sweep": {}, "metric": "m", "value": 0.05 * s} for s in range(6)]
     found = adjust([finding(h, rows) for h in (hyp("H1", "ppo", "dt"), hyp("H2", "bc", "dt"), hyp("H3", "ppo", "cloned"),
                                                 hyp("H4", "sim", "ghost"))])  # fmt: skip
-    assert [f.verdict for f in found] == ["supported", "inconclusive", "supported", "not run"]
+    assert [f.verdict for f in found] == ["inconclusive", "inconclusive", "supported", "not run"]
+    # H1's 4 seeds all differ by exactly 1: no interval, the sign test's verdict, and the note says so under the table
+    note = "all 4 seeds identical: no spread to make an interval from; the verdict is the sign test's (p = 2^(1−4) = 0.125)"
+    assert found[0].note == note
     doc = report_document(found)
     page, md = to_html(doc), to_markdown(doc)
     assert "<th>verdict (Holm)</th>" in page and "| verdict | verdict (Holm) |" in md
@@ -350,6 +353,7 @@ def test_findings_show_holm_verdicts_not_run_the_method_and_seeds_needed():
     seeds = f"about {found[1].seeds_needed} seeds would resolve an effect of this size"
     assert found[1].seeds_needed > 4 and f"<li><b>H2</b>: {seeds}</li>" in page and f"- **H2**: {seeds}" in md
     assert "no results stored for its groups" in md
+    assert f"<li><b>H1</b>: {html.escape(note)}</li>" in page and f"- **H1**: {note}" in md
     assert F.findings_forest(found).startswith(b"\x89PNG")
     # plain mappings without Holm verdicts or methods: no Holm column, no method line
     plain = report_document([{"id": "H1", "verdict": "supported", "effect": 0.1, "ci_low": 0.0, "ci_high": 0.2}])

@@ -4,6 +4,7 @@ terminal's findings table at 80 and 200 columns."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import math
 
@@ -14,7 +15,19 @@ from rich.console import Console
 from scipy import stats as sps
 
 from simulacra.studies import Hypothesis, findings_table
-from simulacra.studies.stats import IQM_MIN_SEEDS, adjust, difference, finding, holm, mean_slope, p_value, slope, verdict
+from simulacra.studies.stats import (
+    IQM_MIN_SEEDS,
+    SIGN_TEST_MIN_SEEDS,
+    adjust,
+    difference,
+    finding,
+    holm,
+    mean_slope,
+    p_value,
+    sign_test_p,
+    slope,
+    verdict,
+)
 
 
 def hyp(expect: str = "greater", aggregate: str = "mean", min_effect: float = 0.0, **test) -> Hypothesis:
@@ -278,9 +291,9 @@ def test_degenerate_cases_do_not_crash():
     # one seed: an effect but no interval
     f = finding(hyp(), rows("a", [3.0]) + rows("b", [1.0]))
     assert f.effect == 2.0 and math.isnan(f.ci_low) and f.verdict == "inconclusive" and math.isnan(f.p_value)
-    # no variation across seeds: the interval is the point
+    # no variation across seeds: the interval is the point, and the sign test decides (see below)
     f = finding(hyp(), rows("a", [1.0] * 5) + rows("b", [0.0] * 5))
-    assert (f.effect, f.ci_low, f.ci_high, f.verdict, f.p_value) == (1.0, 1.0, 1.0, "supported", 0.0)
+    assert (f.effect, f.ci_low, f.ci_high, f.verdict, f.p_value) == (1.0, 1.0, 1.0, "inconclusive", 0.0625)
     f = finding(hyp(), rows("a", [0.0] * 5) + rows("b", [0.0] * 5))
     assert (f.effect, f.verdict, f.seeds_needed) == (0.0, "inconclusive", None)
     # NaN values are left out
@@ -291,6 +304,51 @@ def test_degenerate_cases_do_not_crash():
     assert finding(h, rows("p", [1, 2, 3], {"world.k": 0})).verdict == "inconclusive"
     f = finding(h, rows("p", [0, 0.1], {"world.k": 0}) + rows("p", [1, 1.1], {"world.k": 1}))
     assert f.effect == pytest.approx(1.0) and f.to_dict()["values"]["world.k=1"] == {"0": 1.0, "1": 1.1}
+
+
+def test_identical_seeds_get_the_sign_test():
+    """Every seed the same: no spread, so no t-interval; the point is reported and the verdict is
+    the exact two-sided sign test's, p = 2^(1−n) — inconclusive below 6 seeds."""
+    for n, p in ((3, 0.25), (5, 0.0625)):
+        f = finding(hyp(), rows("a", [112.0] * n) + rows("b", [0.0] * n))
+        assert (f.effect, f.ci_low, f.ci_high, f.p_value, f.p_holm) == (112.0, 112.0, 112.0, p, p)
+        assert f.verdict == f.verdict_holm == "inconclusive" and f.seeds_needed == SIGN_TEST_MIN_SEEDS == 6
+        assert f"all {n} seeds identical" in f.note and "sign test" in f.note and f"= {p:g})" in f.note
+    # 6 identical seeds decide: supported in the expected direction (a trend's slopes alike) ...
+    f = finding(hyp("greater"), rows("a", [3.0] * 6) + rows("b", [1.0] * 6))
+    assert (f.verdict, f.verdict_holm, f.p_value, f.seeds_needed) == ("supported", "supported", 0.03125, None)
+    assert "all 6 seeds identical" in f.note and "2^(1−6) = 0.03125" in f.note
+    h = hyp("increasing", trend={"process": "p", "knob": "world.k"})
+    f = finding(h, rows("p", [0.0] * 6, {"world.k": 0}) + rows("p", [2.0] * 6, {"world.k": 1}))
+    assert (f.effect, f.ci_low, f.ci_high, f.verdict, f.p_value) == (2.0, 2.0, 2.0, "supported", 0.03125)
+    assert "all 6 seeds identical" in f.note
+    # ... refuted on the wrong side of 0, and "different" either way
+    f = finding(hyp("greater"), rows("a", [0.0] * 6) + rows("b", [1.0] * 6))
+    assert (f.effect, f.verdict, f.p_value) == (-1.0, "refuted", 0.03125)
+    f = finding(hyp("different"), rows("a", [0.0] * 6) + rows("b", [1.0] * 6))
+    assert (f.verdict, f.p_value) == ("supported", 0.03125)
+    # an effect that does not clear the rule: p = 1, and no number of identical seeds would decide
+    f = finding(hyp(), rows("a", [0.0] * 6) + rows("b", [0.0] * 6))
+    assert (f.effect, f.verdict, f.p_value, f.seeds_needed) == (0.0, "inconclusive", 1.0, None) and "p = 1" in f.note
+    f = finding(hyp("greater", min_effect=0.5), rows("a", [0.3] * 8) + rows("b", [0.0] * 8))
+    assert (f.verdict, f.p_value, f.seeds_needed) == ("inconclusive", 1.0, None)
+    f = finding(hyp("different", min_effect=0.5), rows("a", [0.0] * 8) + rows("b", [0.3] * 8))
+    assert (f.verdict, f.p_value) == ("inconclusive", 1.0)
+    # min_effect cleared by identical seeds, and the wrong side refutes whatever min_effect is
+    assert finding(hyp("less", min_effect=0.5), rows("a", [0.0] * 7) + rows("b", [1.0] * 7)).verdict == "supported"
+    assert finding(hyp("less", min_effect=0.5), rows("a", [0.2] * 7) + rows("b", [0.0] * 7)).verdict == "refuted"
+    # unpaired groups, each constant: the smaller group's seeds count
+    f = finding(hyp(), rows("a", [1.0] * 5, seeds=range(5)) + rows("b", [0.0] * 7, seeds=range(10, 17)))
+    assert not f.paired and (f.n_seeds, f.verdict, f.p_value) == (5, "inconclusive", 0.0625)
+    assert "each group's seeds identical (5 in the smaller)" in f.note
+    # the sign test's p-values, and Holm over them unchanged
+    assert [sign_test_p("greater", 1.0, n) for n in (1, 2, 5, 6, 10)] == [1.0, 0.5, 0.0625, 0.03125, 2.0**-9]
+    assert p_value("greater", 1.0, 0.0, math.nan, n=6) == 0.03125 and p_value("greater", -1.0, 0.0, math.nan, n=6) == 0.03125
+    with pytest.raises(ValueError, match="sign test"):
+        p_value("greater", 1.0, 0.0, math.nan)
+    six = finding(hyp("greater"), rows("a", [3.0] * 6) + rows("b", [1.0] * 6))
+    adjusted = adjust([six, dataclasses.replace(six, id="H2")])
+    assert [(g.p_holm, g.verdict_holm) for g in adjusted] == [(0.0625, "inconclusive")] * 2
 
 
 # ---------------------------------------------------------------------------------------------

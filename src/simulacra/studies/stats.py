@@ -16,6 +16,15 @@ per seed, and seeds stay independent). NaN values are left out.
   over the seeds' slopes; the effect is their mean (the pooled slope when every seed has every
   knob value), and the interval reflects seed-to-seed variation, not the number of knob values.
 
+When every seed gives the same value (all paired differences equal, all per-seed slopes equal,
+or both unpaired groups constant), se = 0 and the t-interval has zero width: that is not a
+measured precision, only agreement. The interval is then reported as the point [effect, effect]
+and the verdict is the exact two-sided sign test's on the n per-seed effects (n = `n_seeds`: the
+smaller group's seeds when unpaired): all n on one side gives p = 2^(1−n) when the effect clears
+the rule (beyond `min_effect` on the expected side, or on the wrong side of 0), p = 1 when it does
+not, and the verdict is decided when p < 0.05 — so 3 or 5 identical seeds are inconclusive and 6
+(`SIGN_TEST_MIN_SEEDS`) decide. The finding's note says so (`sign_test_p`).
+
 Every interval is closed-form, so findings are deterministic. Their coverage is measured by
 tests/studies/test_stats.py on normal and skewed data at 3, 5 and 10 seeds (the resampling
 intervals used before under-covered badly at these sizes: ~72% at 3 seeds). Each finding also
@@ -44,6 +53,8 @@ IQM_MIN_SEEDS = 5
 """At 3 seeds `trim_mean(x, 0.25)` trims nothing, at 4 it is the mean of the middle two."""
 MAX_SEEDS = 100_000
 """`seeds_needed` looks no further."""
+SIGN_TEST_MIN_SEEDS = 6
+"""The fewest identical seeds at which the sign test decides: 2^(1−n) < ALPHA from n = 6 (0.03125)."""
 METHODS = {
     ("mean", True): "Student t on paired seed differences",
     ("mean", False): "Welch t",
@@ -93,14 +104,16 @@ class Finding:
     verdict: str
     """supported / refuted / inconclusive / not run (docs/studies.md, "Verdicts")."""
     p_value: float
-    """The smallest level at which the verdict rule decides (supported or refuted); NaN without an interval."""
+    """The smallest level at which the verdict rule decides (supported or refuted); NaN without an
+    interval. With no spread across seeds (se = 0), the sign test's (`sign_test_p`)."""
     p_holm: float
     """`p_value` adjusted by Holm's method across the study's run hypotheses (`findings`)."""
     verdict_holm: str
     """The verdict if `p_holm` < 0.05, else inconclusive (not run stays not run)."""
     seeds_needed: int | None
     """For an inconclusive finding with an interval: the fewest seeds (per group) at which an effect of
-    the observed size and seed-to-seed spread would be decided; None otherwise, or if none would."""
+    the observed size and seed-to-seed spread would be decided; None otherwise, or if none would.
+    With identical seeds (se = 0) and an effect that clears the rule, `SIGN_TEST_MIN_SEEDS`."""
     method: str
     """The interval's method (`METHODS`)."""
     means: dict[str, float]
@@ -248,19 +261,36 @@ def verdict(expect: str, ci_low: float, ci_high: float, min_effect: float = 0.0)
     return "supported" if low > min_effect else "refuted" if high < 0 else "inconclusive"
 
 
-def p_value(expect: str, effect: float, se: float, df: float, min_effect: float = 0.0) -> float:
-    """The smallest α at which the rule, applied to the (1 − α) t-interval, decides: the verdict's
-    two-sided p-value (with min_effect 0, the usual one of "effect = 0"). p < 0.05 exactly when
-    the 95% interval decides. NaN without an interval."""
-    if not (math.isfinite(effect) and math.isfinite(se)):
-        return math.nan
+def _distance(expect: str, effect: float, min_effect: float) -> float:
+    """How far the effect is beyond what decides: towards support (beyond `min_effect` on the
+    expected side), or towards refutation (on the wrong side of 0); > 0 when the point decides."""
     sign = _direction(expect)
     if sign == 0:
-        distance = abs(effect) - min_effect  # how far the effect is beyond what supports it
-    else:
-        distance = max(sign * effect - min_effect, -sign * effect)  # towards support, or towards refutation
+        return abs(effect) - min_effect
+    return max(sign * effect - min_effect, -sign * effect)
+
+
+def sign_test_p(expect: str, effect: float, n: int, min_effect: float = 0.0) -> float:
+    """The exact two-sided sign test's p-value for n identical per-seed effects (no spread, so no
+    t-interval): all n lie on one side, p = min(1, 2 · 0.5^n) = 2^(1−n), when the effect clears the
+    rule (`_distance` > 0); p = 1 when it does not (0, or inside `min_effect`)."""
+    if not math.isfinite(effect) or n < 1:
+        return math.nan
+    return float(min(1.0, 2.0 ** (1 - n))) if _distance(expect, effect, min_effect) > 0 else 1.0
+
+
+def p_value(expect: str, effect: float, se: float, df: float, min_effect: float = 0.0, n: int | None = None) -> float:
+    """The smallest α at which the rule, applied to the (1 − α) t-interval, decides: the verdict's
+    two-sided p-value (with min_effect 0, the usual one of "effect = 0"). p < 0.05 exactly when
+    the 95% interval decides. NaN without an interval. With se = 0 (every seed the same) there is
+    no t-interval, and it is the sign test's over the `n` seeds (`sign_test_p`; required then)."""
+    if not (math.isfinite(effect) and math.isfinite(se)):
+        return math.nan
     if se == 0:
-        return 0.0 if distance > 0 else 1.0
+        if n is None:
+            raise ValueError("se = 0: the sign test needs the number of seeds n")
+        return sign_test_p(expect, effect, n, min_effect)
+    distance = _distance(expect, effect, min_effect)
     return float(min(1.0, 2 * sps.t.sf(distance / se, df)))
 
 
@@ -356,11 +386,20 @@ def _decided(h: Hypothesis, common: dict, est: Interval, n_seeds: int, note: str
     """A finding with its interval, verdict, p-values and the seeds an inconclusive effect needs."""
     effect, se, df = float(est.effect), float(est.se), float(est.df)
     low, high = (float(x) for x in est.bounds())
-    raw = verdict(h.expect, low, high, h.min_effect)
-    p = p_value(h.expect, effect, se, df, h.min_effect)
-    needed = est.seeds_needed(_resolving_target(h.expect, effect, h.min_effect)) if raw == "inconclusive" and se > 0 else None
-    if se == 0:
-        note = "; ".join(x for x in (note, "no variation across seeds: the interval is the effect") if x)
+    p = p_value(h.expect, effect, se, df, h.min_effect, n_seeds)
+    if se == 0:  # every seed the same: the point, and the sign test's verdict in the direction it lies
+        raw = verdict(h.expect, low, high, h.min_effect) if p < ALPHA else "inconclusive"
+        clears = _distance(h.expect, effect, h.min_effect) > 0
+        needed = SIGN_TEST_MIN_SEEDS if raw == "inconclusive" and clears else None
+        why = f"p = 2^(1−{n_seeds}) = {p:g}" if clears else "p = 1: the effect does not clear the rule"
+        paired = len(est.variances) == 1
+        seeds = f"all {n_seeds} seeds identical" if paired else f"each group's seeds identical ({n_seeds} in the smaller)"
+        seeds = f"{seeds} after winsorising" if est.trim else seeds
+        identical = f"{seeds}: no spread to make an interval from; the verdict is the sign test's ({why})"
+        note = "; ".join(x for x in (note, identical) if x)
+    else:
+        raw = verdict(h.expect, low, high, h.min_effect)
+        needed = est.seeds_needed(_resolving_target(h.expect, effect, h.min_effect)) if raw == "inconclusive" and se > 0 else None
     return Finding(
         **common,
         effect=effect,

@@ -29,6 +29,8 @@ OLD_SPOT, COIN = "p_old_spot", "p_coin"
 """With the coin moved at test: P(goes to the coin's training spot), P(gets the coin)."""
 LAYER_KNOB = "params.layer"
 """The block index the probe and layers kinds sweep."""
+ONSET_SERIES = "onset"
+"""The onset kind's series: the event rate per discount, learned and exact."""
 
 
 def event_rates(inputs: ReportInputs) -> Section:
@@ -97,4 +99,17 @@ def finetuning(inputs: ReportInputs) -> Section:
     return Section("Fine-tuning", [figure])
 
 
-__all__ = ["event_rates", "finetuning", "inside_the_network", "misgeneralisation", "return_conditioning"]
+def onset_curves(inputs: ReportInputs) -> Section:
+    caption = (
+        "Left: the share of evaluation episodes with the event against the discount γ PPO was trained with, one line per "
+        "process and sweep point (mean and 95% band over seeds), and dashed in the same colour the exact optimum of the "
+        "observed reward (1 where it needs the event; dynamic programming on the world's law). Right: the step-equivalent "
+        "onset of each line, per seed (points) and mean with its 95% interval, against the exact optimum's on the same grid "
+        "(diamond) and the exact critical discount γ* (cross)."
+    )
+    png = F.onset_curves(inputs.series, ONSET_SERIES)
+    figure = Figure("onset", "Where the learner turns instrumental", caption, png, f'no series named "{ONSET_SERIES}"')
+    return Section("Onset of instrumental behaviour", [figure])
+
+
+__all__ = ["event_rates", "finetuning", "inside_the_network", "misgeneralisation", "onset_curves", "return_conditioning"]

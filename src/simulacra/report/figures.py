@@ -501,6 +501,81 @@ def finetune_curves(series: Iterable[Mapping], name: str = "finetune", colours: 
     return _png(fig)
 
 
+def _onset(gammas: Sequence[float], rates: Sequence[float]) -> float:
+    """The step-equivalent onset (`world.incentives.step_onset`, repeated here: figures import no world)."""
+    gap = [1.0 - min(1.0, max(0.0, r)) for r in rates]
+    return gammas[0] + sum(0.5 * (gap[i] + gap[i + 1]) * (gammas[i + 1] - gammas[i]) for i in range(len(gammas) - 1))
+
+
+def onset_curves(series: Iterable[Mapping], name: str = "onset") -> bytes | None:
+    """Left: the event rate against the discount, one line per (process, sweep point) with a 95%
+    band over seeds, and the exact optimum's 0/1 curve dashed in the same colour. Right: each
+    line's onset — the learned one per seed (points), its mean with a 95% interval, and the exact
+    one (a diamond; the continuous critical discount as a cross where it differs).
+
+    Series named `name` with `data = {"gammas", "rate", "exact", "critical_gamma"?, "event"?}`
+    and the unit's `process` and `sweep`."""
+    curves: dict[tuple, dict] = {}
+    for s in series:
+        d = s.get("data")
+        if s.get("name") != name or not isinstance(d, Mapping):
+            continue
+        gammas = [as_float(x) for x in d.get("gammas") or []]
+        rate = [as_float(x) for x in d.get("rate") or []]
+        if len(gammas) < 2 or len(rate) != len(gammas):
+            continue
+        sweep = s.get("sweep") or {}
+        label = str(s.get("process")) + (" [" + ", ".join(f"{k.split('.')[-1]}={_label(v)}" for k, v in sorted(sweep.items())) + "]" if sweep else "")
+        c = curves.setdefault((label, tuple(gammas)), {"rates": [], "exact": None, "critical": None, "event": d.get("event")})
+        c["rates"].append(rate)
+        if d.get("exact") is not None:
+            c["exact"] = [as_float(x) for x in d["exact"]]
+        if d.get("critical_gamma") is not None:
+            c["critical"] = as_float(d["critical_gamma"])
+    if not curves:
+        return None
+    fig = Figure(figsize=(11.0, 4.2))
+    ax, ax_on = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.4, 1.0]})
+    events = {c["event"] for c in curves.values() if c["event"]}
+    event = events.pop() if len(events) == 1 else "the event"
+    rows = []
+    for i, ((label, gammas), c) in enumerate(sorted(curves.items())):
+        colour = _TAB10[i % len(_TAB10)]
+        stats = [over_seeds({j: [r[k]] for j, r in enumerate(c["rates"]) if math.isfinite(r[k])}) for k in range(len(gammas))]
+        n = len(c["rates"])
+        _line(ax, list(gammas), stats, "o-", colour, f"{label} (n={n})", 0.18)
+        if c["exact"] is not None:
+            ax.step(gammas, c["exact"], where="mid", color=colour, ls="--", lw=1.0, alpha=0.9)
+        learned = [_onset(list(gammas), r) for r in c["rates"]]
+        exact = _onset(list(gammas), c["exact"]) if c["exact"] is not None else float("nan")
+        rows.append((label, colour, learned, exact, c["critical"]))
+    ax.set_xlabel("discount γ")
+    ax.set_ylabel(f"share of episodes with {_plain(event)}")
+    ax.set_ylim(-0.04, 1.04)
+    ax.set_title("learned (solid, 95% band) and exact optimum (dashed)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, frameon=False, loc="upper left")
+    for y, (label, colour, learned, exact, critical) in enumerate(rows):
+        ax_on.plot(learned, [y] * len(learned), "o", color=colour, alpha=0.45, ms=4)
+        if len(learned) >= 2:
+            m, lo, hi = mean_ci(learned)
+            ax_on.errorbar([m], [y], xerr=[[m - lo], [hi - m]], fmt="s", color=colour, capsize=3, ms=6)
+        elif learned:
+            ax_on.plot(learned, [y], "s", color=colour, ms=6)
+        if math.isfinite(exact):
+            ax_on.plot([exact], [y], "D", mfc="white", mec="black", ms=7)
+        if critical is not None and math.isfinite(critical):
+            ax_on.plot([critical], [y], "x", color="black", ms=6)
+    ax_on.set_yticks(range(len(rows)))
+    ax_on.set_yticklabels([_plain(r[0]) for r in rows], fontsize=7)
+    ax_on.invert_yaxis()
+    ax_on.set_xlabel("onset γ")
+    ax_on.set_title("onset: learned (mean, 95% CI), exact ◇, γ* ×")
+    ax_on.grid(alpha=0.3, axis="x")
+    fig.tight_layout()
+    return _png(fig)
+
+
 __all__ = [
     "VERDICT_COLOURS",
     "conditioning_curves",
@@ -510,6 +585,7 @@ __all__ = [
     "knob_curves",
     "layer_profiles",
     "misgeneralisation_curve",
+    "onset_curves",
     "palette",
     "sweep_key",
 ]

@@ -361,22 +361,27 @@ class Metrics(NamedTuple):
 
 
 def make_train(config: PPOConfig, params: WorldParams) -> Callable:
-    """`train(key) -> (net_params, Metrics)`: a whole PPO run, jittable and vmappable over keys."""
-    init, advance = make_stages(config, params)
+    """`train(key, gamma=None) -> (net_params, Metrics)`: a whole PPO run, jittable and
+    vmappable over keys. `gamma` (a traced scalar) replaces `config.gamma`, so that one compiled
+    program trains at many discounts (`jax.vmap(train)(keys, gammas)`, as the onset kind does);
+    left out, the discount is `config.gamma`, a constant of the program."""
 
-    def train(key: jax.Array):
+    def train(key: jax.Array, gamma: jax.Array | None = None):
+        init, advance = make_stages(config, params, gamma)
         runner, metrics = advance(init(key), jnp.arange(config.n_updates))
         return runner.train_state.params, metrics
 
     return train
 
 
-def make_stages(config: PPOConfig, params: WorldParams) -> tuple[Callable, Callable]:
+def make_stages(config: PPOConfig, params: WorldParams, gamma: jax.Array | float | None = None) -> tuple[Callable, Callable]:
     """The same run in pieces: `init(key) -> Runner`, and `advance(runner, updates) -> (runner,
     Metrics)`, which performs the updates whose indices `updates` (an int array) lists. Running
     `advance` on `arange(0, k)` then `arange(k, n_updates)` is the run `make_train` does in one
     call (the learning-rate schedule counts the optimiser's own steps); between the pieces a
-    caller can evaluate `runner.train_state.params`, as `bench/ppo_speed.py` does every 4 updates."""
+    caller can evaluate `runner.train_state.params`, as `bench/ppo_speed.py` does every 4 updates.
+    `gamma`, if given, replaces `config.gamma` (it may be a traced value)."""
+    discount = config.gamma if gamma is None else gamma
     model = network(config, params)
     n_envs, n_updates = config.n_envs, config.n_updates
     steps_per_update = config.n_epochs * config.n_minibatches  # gradient steps per update
@@ -447,7 +452,7 @@ def make_stages(config: PPOConfig, params: WorldParams) -> tuple[Callable, Calla
     def update(runner: Runner, i: jax.Array) -> tuple[Runner, Metrics]:
         runner, traj = jax.lax.scan(env_step, runner, None, length=config.n_steps)  # (n_steps, n_envs, ...)
         _, next_values = model.apply(runner.train_state.params, traj.final_obs)  # (n_steps, n_envs)
-        adv, targets = gae(traj.reward, traj.value, next_values, traj.terminated, traj.truncated, config.gamma, config.gae_lambda)
+        adv, targets = gae(traj.reward, traj.value, next_values, traj.terminated, traj.truncated, discount, config.gae_lambda)
         flat = lambda x: x.reshape(config.batch_size, *x.shape[2:])  # noqa: E731
         batch = Batch(flat(traj.obs), flat(traj.action), flat(traj.log_prob), flat(traj.value), flat(adv), flat(targets))
         key, k_epochs = jax.random.split(runner.key)

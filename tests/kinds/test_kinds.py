@@ -93,6 +93,7 @@ TINY = {
         "room": {"map": ROOM, "knobs": {"horizon": 10}},
         "moved": {"map": ROOM, "knobs": {"horizon": 10, "coin_random_prob": 1.0}},
         "switch": {"task": "offswitch", "knobs": {"horizon": 12}},
+        "tamper": {"task": "tamper", "knobs": {"horizon": 12}},
     },
     "corpora": {"mix": {"world": "switch", "mixture": "seeker:1,presser:1,random:1", "episodes": 40, "seed": 0}},
     "lenses": {"behaviour": {"episodes": 16, "gif_episodes": 2}},
@@ -114,6 +115,7 @@ TINY = {
         "pr": {"kind": "probe", "corpus": "mix", "params": {**TINY_MODEL, "probe": "character", "probe_episodes": 40}},
         "st": {"kind": "steer", "corpus": "mix", "params": {**TINY_MODEL, "toward": "presser", "away": "seeker"},
                "sweep": {"params.k": [0.0, 2.0]}},
+        "on": {"kind": "onset", "world": "tamper", "params": {"total_steps": 512, "n_envs": 16, "n_steps": 16, "gamma_points": 3}},
     },
     "hypotheses": [
         {
@@ -151,8 +153,8 @@ def test_every_kind_runs_and_measures_in_range(tiny_run):
     by = {}
     for r in rows:
         by.setdefault((r["process"], json.dumps(r["sweep"], sort_keys=True), r["seed"]), {})[r["metric"]] = r["value"]
-    # 2 seeds x (ppo 1 + misgen 2 + bc 1 + tags 1 + dt 2 + dt_grid 1 + ft 1 + lay 1 + pr 1 + st 2)
-    assert len(by) == 2 * 13
+    # 2 seeds x (ppo 1 + misgen 2 + bc 1 + tags 1 + dt 2 + dt_grid 1 + ft 1 + lay 1 + pr 1 + st 2 + on 1)
+    assert len(by) == 2 * 14
     for (process, _, _), metrics in by.items():
         kind = PROCESSES[study.processes[process].kind]
         assert set(metrics) == set(kind.metrics), process
@@ -166,6 +168,11 @@ def test_every_kind_runs_and_measures_in_range(tiny_run):
                 assert -1e-6 <= v <= 1 + 1e-6, (process, name, v)
             if name in ("length", "tamper_steps", "train_seconds", "kl", "weight_change"):
                 assert v >= -1e-6, (process, name, v)
+        if process == "on":  # onsets lie on the grid's span; the exact ones are the world's (tamper, horizon 12)
+            assert all(0.7 - 1e-9 <= metrics[k] <= 0.99 + 1e-9 for k in ("onset_gamma", "exact_onset_gamma")), metrics
+            assert metrics["onset_error"] == pytest.approx(metrics["onset_gamma"] - metrics["exact_onset_gamma"])
+            assert 0 < metrics["critical_gamma"] < 1
+            continue
         if process in ("lay", "pr"):
             continue
         misgen = process == "misgen"
@@ -187,10 +194,12 @@ def test_series_and_rollout_gifs(tiny_run):
     study, root, _ = tiny_run
     store = Store(root / "tiny" / "results.sqlite")
     names = {(s["process"], s["name"]) for s in store.series_frame("tiny")}
-    assert {("dt", "return_sweep"), ("ft", "finetune"), ("tags", "character_kl")} <= names
+    assert {("dt", "return_sweep"), ("ft", "finetune"), ("tags", "character_kl"), ("on", "onset")} <= names
+    onset = [s["data"] for s in store.series_frame("tiny") if s["name"] == "onset"]
+    assert len(onset) == 2 and all(d["gammas"] == [0.7, 0.845, 0.99] and len(d["rate"]) == 3 and set(d["exact"]) <= {0.0, 1.0} for d in onset)
     files = store.files_frame("tiny")
     assert files and all(f["name"] == "rollout.gif" and f["seed"] == 0 for f in files)
-    assert {f["process"] for f in files} == set(study.processes) - {"lay", "pr"}  # layer and probe units do not act
+    assert {f["process"] for f in files} == set(study.processes) - {"lay", "pr", "on"}  # layer and probe units do not act; onset runs many policies
     for f in files:
         path = Path(f["path"]) if Path(f["path"]).is_absolute() else root / "tiny" / f["path"]
         assert path.read_bytes()[:6] == b"GIF89a"

@@ -456,3 +456,6 @@ def test_findings_table_reads_at_80_and_200_columns(width):
         if width == 200:  # one line per finding, groups and all
             assert f.groups in row, row
     assert "not run" in text
+    for f in found:  # each note follows the table as a line of its own, wrapped to the width
+        if f.note:
+            assert f"{f.id}: {f.note}".split()[:4] == text[text.index(f"{f.id}: {f.note[:10]}"):].split()[:4], text

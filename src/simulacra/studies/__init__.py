@@ -78,7 +78,8 @@ class FindingsTable:
     """The findings as a rich table for the terminal, laid out for the console's width: one line
     per finding (id, measure, groups, effect, 95% CI, n, verdict, Holm-adjusted verdict) where that
     fits, else the effect over its CI and the verdict over its Holm verdict, with the measure and
-    groups wrapping at spaces in the last column, so no name is cut mid-word at 80 columns."""
+    groups wrapping at spaces in the last column, so no name is cut mid-word at 80 columns. Each
+    finding's note (why it has no interval, or what was unusual about it) follows as a line."""
 
     def __init__(self, items: Sequence[Finding], title: str = "findings"):
         self.items, self.title = list(items), title
@@ -122,6 +123,9 @@ class FindingsTable:
         flat = self.flat()
         fits = Measurement.get(console, options.update_width(10_000), flat).maximum <= options.max_width
         yield flat if fits else self.stacked()
+        for f in self.items:  # what was unusual about an interval (e.g. all seeds identical), wrapped to the width
+            if f.note:
+                yield Text(f"{f.id}: {f.note}", style="dim")
 
 
 def findings_table(items: Sequence[Finding], title: str = "findings") -> FindingsTable:

@@ -292,9 +292,9 @@ def test_report_of_real_kinds_opens_in_headless_chromium(tiny_run):
     study, root, _ = tiny_run
     html_path, md_path = report_study(study, root=root, command="pytest", wall_clock_s=1.0)
     md = md_path.read_text()
-    for section in ("## Findings", "## Return conditioning", "## Goal misgeneralisation", "## Fine-tuning"):
+    for section in ("## Findings", "## Return conditioning", "## Goal misgeneralisation", "## Fine-tuning", "## Onset of instrumental behaviour"):
         assert section in md
-    assert "No data for “Coin moved at test”" not in md and "No data for “RL fine-tuning" not in md
+    assert "No data for “Coin moved at test”" not in md and "No data for “RL fine-tuning" not in md and "No data for “Where the learner" not in md
     driver = _chrome()
     try:
         severe, images = _open(driver, html_path)
@@ -304,4 +304,4 @@ def test_report_of_real_kinds_opens_in_headless_chromium(tiny_run):
     assert images and all(i["w"] > 0 and i["h"] > 0 for i in images), [i for i in images if not i["w"]]
     rollouts = [i["alt"] for i in images if "rollout" in i["alt"]]
     assert len(rollouts) == 11  # seed 0 of each acting unit: ppo, misgen x2, bc, tags, dt x2, dt_grid, ft, st x2
-    assert all(any(a.startswith(f"{p} rollout") for a in rollouts) for p in set(study.processes) - {"lay", "pr"}), rollouts
+    assert all(any(a.startswith(f"{p} rollout") for a in rollouts) for p in set(study.processes) - {"lay", "pr", "on"}), rollouts

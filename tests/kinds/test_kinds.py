@@ -258,6 +258,27 @@ def test_flagship_loads_for_every_profile_and_quick_tests_h1_to_h6():
     assert full.corpora["switch_top10"].top == 0.1 and full.corpora["switch_mix"].top is None
 
 
+def test_the_feedback_gap_study_loads_and_its_onset_params_are_checked():
+    path = ROOT / "studies" / "feedback_gap.yaml"
+    quick, full = load_study(path, "quick"), load_study(path, "full")
+    assert [h.id for h in quick.hypotheses] == [h.id for h in full.hypotheses] == ["H2f", "H2g", "H2h", "H2i", "H2j", "H2k"]
+    assert quick.processes["onset_delay"].sweep == {"world.reward_delay": [0, 8]}
+    assert full.processes["onset_delay"].sweep == {"world.reward_delay": [0, 2, 4, 8]} and full.seeds >= 5
+    assert full.processes["onset_delay"].params["gamma_points"] > quick.processes["onset_delay"].params["gamma_points"]
+    bad = {"name": "bad", "seeds": 1, "worlds": {"t": {"task": "tamper"}},
+           "processes": {"o": {"kind": "onset", "world": "t", "params": {"gamma_low": 0.9, "gamma_high": 0.5}}}}  # fmt: skip
+    with pytest.raises(StudyError, match="gamma_low"):
+        study_from_dict(bad, source="bad.yaml")
+
+
+def test_onset_refuses_a_world_with_a_random_reset(tmp_path):
+    d = {"name": "rand", "seeds": 1, "worlds": {"c": {"task": "coin-7x7", "knobs": {"horizon": 8}}},
+         "processes": {"o": {"kind": "onset", "world": "c", "params": {"total_steps": 64, "n_envs": 8, "n_steps": 8, "gamma_points": 2}}}}  # fmt: skip
+    with pytest.raises(Exception, match="reset is random"):
+        run(study_from_dict(d, source="rand.yaml"), root=tmp_path, progress=False)
+    assert not Store(tmp_path / "rand" / "results.sqlite").metrics_frame("rand")  # nothing half-stored
+
+
 def test_a_top_fraction_corpus_is_made_from_its_whole_corpus_and_leaves_other_ids_alone(tmp_path):
     from simulacra.corpus import Corpus
 

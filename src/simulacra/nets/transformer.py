@@ -219,7 +219,37 @@ ATTN_CHUNKS = 4
 ATTN_CHUNK_MIN = 32
 
 
-def _chunked_attention(q, k, v, scale, n: int):
+def _myopic_scores(q, k, lo: int = 0):
+    """`q · kᵀ` (B, H, Tq, Tk) for queries at positions lo.. against keys 0..Tk-1, in which each
+    query's gradient reaches only its own position's key: the keys of other positions enter as
+    constants (`stop_gradient`), and a zero-valued term `q·k − q·sg(k)` on the diagonal carries
+    the gradient of the query's own key. The values are those of `q · kᵀ` exactly (the term is
+    x − x = 0 and the products are the same)."""
+    s = jnp.einsum("bqhd,bkhd->bhqk", q, jax.lax.stop_gradient(k))
+    own = k[:, lo : lo + q.shape[1]]  # (B, Tq, H, Dh): each query's own key
+    diag = jnp.einsum("bqhd,bqhd->bhq", q, own) - jnp.einsum("bqhd,bqhd->bhq", q, jax.lax.stop_gradient(own))
+    eye = jnp.arange(k.shape[1])[None, :] == jnp.arange(lo, lo + q.shape[1])[:, None]  # (Tq, Tk)
+    return s + jnp.where(eye, diag[..., None], jnp.zeros((), s.dtype))
+
+
+def _myopic_mix(p, v, lo: int = 0):
+    """`p · v` (B, Tq, H, Dh) with each query's gradient reaching only its own position's value
+    (the same construction as `_myopic_scores`)."""
+    z = jnp.einsum("bhqk,bkhd->bqhd", p, jax.lax.stop_gradient(v))
+    own = v[:, lo : lo + p.shape[2]]  # (B, Tq, H, Dh)
+    p_own = jnp.diagonal(p[..., lo : lo + p.shape[2]], axis1=-2, axis2=-1)  # (B, H, Tq)
+    return z + jnp.swapaxes(p_own, 1, 2)[..., None] * (own - jax.lax.stop_gradient(own))
+
+
+def _scores(q, k, myopic: bool, lo: int = 0):
+    return _myopic_scores(q, k, lo) if myopic else jnp.einsum("bqhd,bkhd->bhqk", q, k)
+
+
+def _mix(p, v, myopic: bool, lo: int = 0):
+    return _myopic_mix(p, v, lo) if myopic else jnp.einsum("bhqk,bkhd->bqhd", p, v)
+
+
+def _chunked_attention(q, k, v, scale, n: int, myopic: bool = False):
     """Causal attention computed in `n` query blocks, each against the keys up to its end only:
     the same result as the full masked square, with about (n+1)/2n of its work and memory (on a
     2-core CPU, T=447: 0.55x the time of the full square, forward and backward)."""
@@ -228,10 +258,10 @@ def _chunked_attention(q, k, v, scale, n: int):
     out = []
     for lo in range(0, t, size):
         hi = min(lo + size, t)
-        s = (jnp.einsum("bqhd,bkhd->bhqk", q[:, lo:hi], k[:, :hi]) / scale).astype(jnp.float32)
+        s = (_scores(q[:, lo:hi], k[:, :hi], myopic, lo) / scale).astype(jnp.float32)
         mask = jnp.arange(hi)[None, :] <= jnp.arange(lo, hi)[:, None]
         p = jax.nn.softmax(jnp.where(mask, s, jnp.finfo(s.dtype).min), axis=-1)
-        out.append(jnp.einsum("bhqk,bkhd->bqhd", p.astype(v.dtype), v[:, :hi]))
+        out.append(_mix(p.astype(v.dtype), v[:, :hi], myopic, lo))
     return jnp.concatenate(out, axis=1)
 
 
@@ -240,8 +270,9 @@ class _Attention(nn.Module):
     prefix: str
 
     @nn.compact
-    def __call__(self, x, hook, kv=None):
-        """`kv`: None, or `(k_cache, v_cache, index)` of this layer; returns `(out, (k_cache, v_cache))`."""
+    def __call__(self, x, hook, kv=None, myopic: bool = False):
+        """`kv`: None, or `(k_cache, v_cache, index)` of this layer; returns `(out, (k_cache, v_cache))`.
+        `myopic`: each position's gradient reaches only its own key and value (`Transformer`)."""
         c = self.config
         b, t, _ = x.shape
         qkv = nn.Dense(3 * c.d_model, dtype=c.compute_dtype, name="qkv")(x).reshape(b, t, 3, c.n_heads, c.d_head)  # (B, T, 3, H, Dh)
@@ -251,11 +282,11 @@ class _Attention(nn.Module):
         scale = jnp.sqrt(c.d_head).astype(qkv.dtype)
         names = (f"{self.prefix}.hook_attn_scores", f"{self.prefix}.hook_pattern")
         if kv is None and t >= ATTN_CHUNK_MIN * ATTN_CHUNKS and not any(hook.touches(n) for n in names):
-            z = hook(f"{self.prefix}.hook_z", _chunked_attention(q, k, v, scale, ATTN_CHUNKS))
+            z = hook(f"{self.prefix}.hook_z", _chunked_attention(q, k, v, scale, ATTN_CHUNKS, myopic))
             return nn.Dense(c.d_model, dtype=c.compute_dtype, name="out")(z.reshape(b, t, c.d_model)), None
         if kv is None:
             causal = jnp.tril(jnp.ones((t, t), bool))
-            scores = jnp.einsum("bqhd,bkhd->bhqk", q, k) / scale  # (B, H, T, T)
+            scores = _scores(q, k, myopic) / scale  # (B, H, T, T)
             new = None
         else:
             # The cache is kept head-major, (B, H, context, Dh): the step's few new keys are
@@ -271,7 +302,7 @@ class _Attention(nn.Module):
         pattern = hook(f"{self.prefix}.hook_pattern", jax.nn.softmax(scores, axis=-1))
         mix = pattern.astype(c.compute_dtype)
         if kv is None:
-            z = jnp.einsum("bhqk,bkhd->bqhd", mix, v)
+            z = _mix(mix, v, myopic)
         else:
             z = jnp.swapaxes(jnp.einsum("bhqk,bhkd->bhqd", mix, v.astype(c.compute_dtype)), 1, 2)
         z = hook(f"{self.prefix}.hook_z", z)  # (B, T, H, Dh)
@@ -283,11 +314,11 @@ class _Block(nn.Module):
     index: int
 
     @nn.compact
-    def __call__(self, x, hook, kv=None):
+    def __call__(self, x, hook, kv=None, myopic: bool = False):
         p = f"blocks.{self.index}"
         x = hook(f"{p}.hook_resid_pre", x)
         h = hook(f"{p}.ln1.hook_normalized", nn.LayerNorm(dtype=self.config.compute_dtype, name="ln1")(x))
-        attn, new_kv = _Attention(self.config, f"{p}.attn", name="attn")(h, hook, kv)
+        attn, new_kv = _Attention(self.config, f"{p}.attn", name="attn")(h, hook, kv, myopic)
         attn = hook(f"{p}.hook_attn_out", attn)
         x = hook(f"{p}.hook_resid_mid", x + attn)
         h = hook(f"{p}.ln2.hook_normalized", nn.LayerNorm(dtype=self.config.compute_dtype, name="ln2")(x))
@@ -299,13 +330,21 @@ class _Block(nn.Module):
 
 class Transformer(nn.Module):
     """`apply(params, tokens (B, T) int, hooks=None) -> (logits (B, T, V), cache)`;
-    with `kv=KVCache`: `-> (logits, cache, kv)` (incremental decoding)."""
+    with `kv=KVCache`: `-> (logits, cache, kv)` (incremental decoding).
+
+    `myopic=True` (training only) is myopic descent (Wu, Morris and Levine 2024): the loss at a
+    position cannot shape the computation that earlier positions leave for later ones. In every
+    block a query's gradient reaches only its own position's key and value; the others enter its
+    attention as constants. The forward pass is the ordinary one, value for value; only the
+    gradients change."""
 
     config: TransformerConfig
 
     @nn.compact
-    def __call__(self, tokens: jax.Array, hooks: Hooks | None = None, kv: KVCache | None = None):
+    def __call__(self, tokens: jax.Array, hooks: Hooks | None = None, kv: KVCache | None = None, myopic: bool = False):
         c = self.config
+        if myopic and kv is not None:
+            raise ValueError("myopic=True is a training option: it cannot be combined with a key/value cache (incremental decoding)")
         if tokens.ndim != 2:
             raise ValueError(f"tokens must be (batch, time), got shape {tokens.shape}")
         if tokens.shape[1] > c.context:
@@ -331,7 +370,7 @@ class Transformer(nn.Module):
         ks, vs = [], []
         for i in range(c.n_layers):
             layer_kv = None if kv is None else (kv.k[i], kv.v[i], kv.index)
-            x, new = _Block(c, i, name=f"block_{i}")(x, hook, layer_kv)
+            x, new = _Block(c, i, name=f"block_{i}")(x, hook, layer_kv, myopic)
             if new is not None:
                 ks.append(new[0])
                 vs.append(new[1])

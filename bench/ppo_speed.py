@@ -96,11 +96,11 @@ def sb3_time_to(threshold: float, cap_s: float, seed: int = 0) -> dict | None:
     class OneHot(gymnasium.ObservationWrapper):
         def __init__(self, env):
             super().__init__(env)
-            h, w, _ = env.observation_space.shape
-            self.observation_space = gymnasium.spaces.Box(0.0, 1.0, (h, w, Tile.COUNT + 3), np.float32)
+            self.grid_shape = (*env.unwrapped.params.shape, 3)  # the plain ids' observation is this grid, flat
+            self.observation_space = gymnasium.spaces.Box(0.0, 1.0, (*self.grid_shape[:2], Tile.COUNT + 3), np.float32)
 
         def observation(self, obs):
-            return one_hot_obs(obs)
+            return one_hot_obs(obs.reshape(self.grid_shape))
 
     def make():
         return OneHot(gymnasium.make("simulacra/Coin-9x9-v0"))

@@ -1,5 +1,6 @@
-"""The Gymnasium adapter: Gymnasium's checker on every id without a warning, the conventions it
-leaves to the environment (time limit in the spec, no step after the end), the observation variants."""
+"""The Gymnasium adapter: Gymnasium's checker and Stable-Baselines3's on every id without a warning,
+the conventions it leaves to the environment (time limit in the spec, no step after the end), the
+observation variants."""
 
 import warnings
 
@@ -12,6 +13,8 @@ from gymnasium.utils.env_checker import check_env
 import simulacra.world.gym as sgym
 from simulacra.training.reinforce import encode_obs
 from simulacra.world import task
+from simulacra.world.core import observe
+from simulacra.world.params import Tile
 
 
 @pytest.mark.parametrize("gym_id", sorted(sgym.GYM_IDS))
@@ -20,6 +23,40 @@ def test_check_env_passes_without_a_warning(gym_id):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         check_env(env.unwrapped)
+
+
+@pytest.mark.parametrize("gym_id", sorted(sgym.GYM_IDS))
+def test_sb3_check_env_passes_without_a_warning(gym_id):
+    sb3_checker = pytest.importorskip("stable_baselines3.common.env_checker")  # not a dependency
+    env = gymnasium.make(gym_id)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        sb3_checker.check_env(env.unwrapped)
+
+
+@pytest.mark.parametrize("gym_id", sorted(sgym.GYM_IDS))
+def test_no_observation_space_looks_like_an_image(gym_id):
+    # What SB3 keys on: `is_image_space` is a uint8 Box with 3 dims; `check_env` runs its image checks
+    # on any Box with 3 dims and warns on any other shape but 1-D. Checked here without SB3, which CI lacks.
+    space = gymnasium.make(gym_id).observation_space
+    assert isinstance(space, gymnasium.spaces.Box) and len(space.shape) == 1
+    assert not (space.dtype == np.uint8 and len(space.shape) == 3)
+
+
+def test_the_grid_variant_is_the_world_grid_flat_with_exact_bounds():
+    env = gymnasium.make("simulacra/Full-v0").unwrapped
+    h, w = env.params.shape
+    space = env.observation_space
+    assert space.shape == (h * w * 3,) and space.dtype == np.uint8
+    high = space.high.reshape(h, w, 3)
+    assert (space.low == 0).all() and (high[..., 0] == Tile.COUNT - 1).all()
+    assert (high[..., 1] == 1).all() and (high[..., 2] == 3).all()
+    obs, _ = env.reset(seed=4)
+    for action in [None, 2, 2, 1, 1]:
+        if action is not None:
+            obs, *_ = env.step(action)
+        assert obs.dtype == np.uint8 and space.contains(obs)
+        np.testing.assert_array_equal(obs.reshape(h, w, 3), np.asarray(observe(env._state, env.params)))
 
 
 @pytest.mark.parametrize("gym_id", sorted(sgym.GYM_IDS))
@@ -57,10 +94,12 @@ def test_the_onehot_variant_is_the_grid_one_hot_and_flat():
     grid, _ = grid_env.reset(seed=4)
     flat, _ = flat_env.reset(seed=4)
     assert flat_env.observation_space.shape == (6 * 10 * 12,) and flat.dtype == np.float32
+    grid = grid.reshape(6, 10, 3)
     np.testing.assert_array_equal(flat, np.asarray(encode_obs(jnp.asarray(grid))).ravel())
     for action in [2, 2, 1, 1]:  # to the button and onto the interruption tile: a flag bit changes
         grid, *_ = grid_env.step(action)
         flat, *_ = flat_env.step(action)
+        grid = grid.reshape(6, 10, 3)
         np.testing.assert_array_equal(flat, np.asarray(encode_obs(jnp.asarray(grid))).ravel())
     assert grid[0, 0, 2] == 1 and flat.reshape(6, 10, 12)[0, 0, -2] == 1
 
@@ -68,7 +107,7 @@ def test_the_onehot_variant_is_the_grid_one_hot_and_flat():
 def test_render_modes_and_knobs():
     env = gymnasium.make("simulacra/Coin-9x9-v0", render_mode="rgb_array", coin_random_prob=0.0, n_coins=0)
     obs, _ = env.reset(seed=3)
-    assert obs.shape == (9, 9, 3) and obs.dtype == np.uint8
+    assert obs.shape == (9 * 9 * 3,) and obs.dtype == np.uint8
     img = env.render()
     assert img.shape == (9 * 16, 9 * 16, 3)
     env = gymnasium.make("simulacra/OffSwitch-v0", render_mode="ansi")

@@ -11,14 +11,19 @@ Registered ids (importing `simulacra.world.gym` registers them), each in two obs
 
 Observations (`obs=`):
 
-* `"grid"` (the plain ids): the world's symbolic (H, W, 3) uint8 grid, with the exact bounds of
-  each channel (tile id, agent, flag bits). It is not an image, and its bounds say so: SB3 does
-  not rescale it by 1/255. SB3's `check_env` still calls every 3-D box an image and warns (bounds
-  not 0..255, smaller than 36x36), so for SB3 use the one-hot variant.
+* `"grid"` (the plain ids): the world's symbolic (H, W, 3) uint8 grid (`core.observe`), flattened
+  row-major to an (H * W * 3,) uint8 vector in a Box with the exact bounds of each entry (tile id
+  0..Tile.COUNT-1, agent 0..1, flag bits 0..3); `obs.reshape(*env.unwrapped.params.shape, 3)` is
+  the grid again. It is flat because SB3 takes every 3-D box for an image: its `check_env` warns
+  on any (H, W, 3) box, whatever the dtype (bounds not 0..255, smaller than 36x36), and its
+  policies divide a uint8 one by 255. Flat, it is a plain vector to SB3.
 * `"onehot"` (the `-onehot-v0` ids): a flat (H * W * 12,) float32 vector in {0, 1}, the grid
   (H, W, 12) flattened row-major: per cell the tile id one-hot (`Tile.COUNT`), the agent mask and
-  the two flag bits; the input the project's own PPO gets (`training.reinforce.encode_obs`).
-  A flat vector is what an `MlpPolicy` wants, and SB3's `check_env` passes it without a warning.
+  the two flag bits; the input the project's own PPO gets (`training.reinforce.encode_obs`), and
+  the better input for an `MlpPolicy` (a tile id is a category, not a magnitude).
+
+Gymnasium's `check_env` and SB3's `check_env` pass every registered id without a warning, and SB3's
+`PPO("MlpPolicy", ...)` trains on either variant without one.
 
 Episodes end at the world's horizon, and each id's `spec.max_episode_steps` is that horizon
 (`gymnasium.make` adds a `TimeLimit` that agrees with it). When `horizon` is overridden, pass the
@@ -99,7 +104,8 @@ class SimulacraEnv(gymnasium.Env):
         if obs == "grid":
             high = np.zeros((h, w, 3), np.uint8)
             high[..., 0], high[..., 1], high[..., 2] = Tile.COUNT - 1, 1, 3
-            self.observation_space = spaces.Box(low=0, high=high, shape=(h, w, 3), dtype=np.uint8)
+            # Flat, not (H, W, 3): SB3 takes every 3-D box for an image (see the module docstring).
+            self.observation_space = spaces.Box(low=0, high=high.ravel(), shape=(h * w * 3,), dtype=np.uint8)
         else:
             self.observation_space = spaces.Box(low=0.0, high=1.0, shape=(h * w * ONEHOT_CHANNELS,), dtype=np.float32)
         self.action_space = spaces.Discrete(len(ACTIONS))
@@ -113,7 +119,7 @@ class SimulacraEnv(gymnasium.Env):
 
     def _observation(self, grid: jax.Array) -> np.ndarray:
         grid = np.array(grid)
-        return grid if self.obs == "grid" else onehot(grid)
+        return grid.ravel() if self.obs == "grid" else onehot(grid)
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)

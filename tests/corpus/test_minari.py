@@ -20,7 +20,8 @@ def test_minari_round_trip(tmp_path):
     obs = c.observations()
     for ep in ds.iterate_episodes():
         i, n = ep.id, int(c.episodes.length[ep.id])
-        assert np.array_equal(ep.observations, obs[i, : n + 1])
+        assert np.array_equal(ep.observations, obs[i, : n + 1].reshape(n + 1, -1))  # flat, as the Gymnasium adapter
+        assert ds.observation_space.contains(ep.observations[0])
         assert np.array_equal(ep.actions, c.episodes.actions[i, :n])
         np.testing.assert_allclose(ep.rewards, c.episodes.reward[i, :n], rtol=1e-6)
         assert bool(ep.terminations[-1]) == bool(c.episodes.terminated[i]) and bool(ep.truncations[-1]) == bool(c.episodes.truncated[i])

@@ -1,6 +1,7 @@
 """Export a corpus as a Minari dataset (needs the `minari` extra: `pip install -e '.[minari]'`).
 
-Each episode becomes a Minari episode with the symbolic observations of s_0 .. s_L, the actions,
+Each episode becomes a Minari episode with the symbolic observations of s_0 .. s_L (flat, (H * W *
+3,) uint8, as `simulacra.world.gym`'s grid variant observes them; reshape to (H, W, 3)), the actions,
 the observed rewards, terminations and truncations; `infos` carries the true reward and the
 events of each step (zeros for the reset). The dataset is written under `root` (or Minari's
 default, `MINARI_DATASETS_PATH` or `~/.minari/datasets`) and loads with
@@ -58,7 +59,7 @@ def export_minari(corpus, dataset_id: str, root: str | Path | None = None, descr
         buffers.append(
             EpisodeBuffer(
                 id=i,
-                observations=obs[i, : n + 1],
+                observations=obs[i, : n + 1].reshape(n + 1, -1),  # flat, as the Gymnasium adapter observes
                 actions=a.actions[i, :n].astype(np.int64),
                 rewards=a.reward[i, :n].astype(np.float64).tolist(),
                 terminations=(ends & bool(a.terminated[i])).tolist(),

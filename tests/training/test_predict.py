@@ -107,3 +107,18 @@ def test_bfloat16_training_tracks_float32(setup):
     assert per_token.dtype == np.float32 and np.isfinite(per_token).all()
     with pytest.raises(ValueError, match="dtype"):
         PredictConfig(dtype="float16")
+
+
+def test_myopic_training_changes_the_gradient_not_the_first_loss(setup):
+    """Myopic descent (#16): the same first loss (the forward pass is the ordinary one), a
+    different path after it, still learning; the card records the option."""
+    corpus, fmt, data, train = setup
+    my = PredictConfig(**{**__import__("dataclasses").asdict(CFG), "myopic": True})
+    params_m, m_my = jax.jit(make_train(my, data, fmt))(jax.random.PRNGKey(0))
+    _, m_or = train(jax.random.PRNGKey(0))
+    a, b = np.asarray(m_my.loss), np.asarray(m_or.loss)
+    assert a[0] == b[0] and not np.allclose(a[1:], b[1:])
+    assert a[-5:].mean() < a[:5].mean() - 0.5
+    assert fit(corpus, my, seed=0, progress=False).card["process"]["config"]["myopic"] is True
+    with pytest.raises(ValueError, match="myopic"):
+        PredictConfig(myopic="yes")

@@ -57,9 +57,15 @@ class PredictConfig(ModelSpec):
     """Warm-up steps."""
     weight_decay: float = 0.01
     """AdamW weight decay."""
+    myopic: bool = False
+    """Myopic descent (Wu, Morris and Levine 2024): the loss at a position cannot shape what
+    earlier positions compute for later ones (`nets.Transformer(..., myopic=True)`); the
+    forward pass, and so the model it makes, is an ordinary one."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if not isinstance(self.myopic, bool):
+            raise ValueError(f"invalid PredictConfig.myopic={self.myopic!r}: must be true or false")
         if self.loss_on not in LOSS_ON:
             raise ValueError(f"invalid PredictConfig.loss_on={self.loss_on!r}: one of {LOSS_ON}")
         for f in ("steps", "batch_size"):
@@ -97,10 +103,11 @@ def train_data(corpus, config: PredictConfig) -> TrainData:
     return TrainData(jnp.asarray(fmt.to_local(enc["tokens"])), jnp.asarray(mask))
 
 
-def loss_fn(model: Transformer, params, tokens: jax.Array, mask: jax.Array, denom: jax.Array | float | None = None) -> jax.Array:
+def loss_fn(model: Transformer, params, tokens: jax.Array, mask: jax.Array, denom: jax.Array | float | None = None,
+            myopic: bool = False) -> jax.Array:  # fmt: skip
     """Next-token log-loss (nats) summed over the masked targets and divided by `denom` (default:
-    their number, i.e. the mean)."""
-    logits, _ = model.apply(params, tokens[:, :-1])  # (B, L-1, V)
+    their number, i.e. the mean); `myopic`: its gradient by myopic descent."""
+    logits, _ = model.apply(params, tokens[:, :-1], myopic=myopic)  # (B, L-1, V)
     logp = jax.nn.log_softmax(logits, axis=-1)
     target = tokens[:, 1:]
     nll = -jnp.take_along_axis(logp, target[..., None], axis=-1)[..., 0]  # (B, L-1)
@@ -165,7 +172,7 @@ def make_run(config: PredictConfig, data: TrainData, fmt: TrajectoryFormat, n_bu
     denom = float(np.asarray(data.loss_mask).sum(1).mean()) * config.batch_size
     tokens_np, mask_np = np.asarray(data.tokens), np.asarray(data.loss_mask)  # gathered on the host: no eager programs
     banks = [(jnp.asarray(tokens_np[i, :c]), jnp.asarray(mask_np[i, :c])) for i, c in zip(idx, crop)]
-    grad = jax.value_and_grad(lambda p, t, m: loss_fn(model, p, t, m, denom))
+    grad = jax.value_and_grad(lambda p, t, m: loss_fn(model, p, t, m, denom, config.myopic))
 
     def bucket_grad(b):
         tokens, mask = banks[b]

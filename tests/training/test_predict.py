@@ -122,3 +122,20 @@ def test_myopic_training_changes_the_gradient_not_the_first_loss(setup):
     assert fit(corpus, my, seed=0, progress=False).card["process"]["config"]["myopic"] is True
     with pytest.raises(ValueError, match="myopic"):
         PredictConfig(myopic="yes")
+
+
+def test_multi_token_training_scores_every_head(setup):
+    """future_heads = 2 (#16): the loss is the sum of both heads' (so above the next-token loss
+    alone at the start), it falls, and the next-token head is what `evaluate` scores."""
+    corpus, fmt, data, train = setup
+    two = PredictConfig(**{**__import__("dataclasses").asdict(CFG), "future_heads": 2})
+    params, m2 = jax.jit(make_train(two, data, fmt))(jax.random.PRNGKey(0))
+    _, m1 = train(jax.random.PRNGKey(0))
+    a, b = np.asarray(m2.loss), np.asarray(m1.loss)
+    assert a[0] > b[0] + 1.0 and a[-5:].mean() < a[:5].mean() - 1.0
+    assert "head_2" in params["params"]
+    per_token = evaluate(two, params, data, fmt)
+    assert per_token.shape == data.tokens.shape and np.isfinite(per_token).all()
+    for bad in (0, -2):
+        with pytest.raises(ValueError, match="future_heads"):
+            PredictConfig(future_heads=bad)

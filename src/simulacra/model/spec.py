@@ -45,6 +45,9 @@ class ModelSpec:
     dtype: str = "float32"
     """Compute precision of the network: "float32", or "bfloat16" (mixed precision: float32
     parameters and optimiser state, bfloat16 matrix products; `nets.transformer`)."""
+    future_heads: int = 1
+    """Multi-token prediction: heads for the next 1 … n tokens from a shared trunk (training
+    scores every head; acting and the lenses use head 1, the next token; `nets.transformer`)."""
 
     def __post_init__(self) -> None:
         name = type(self).__name__
@@ -52,9 +55,10 @@ class ModelSpec:
             raise ValueError(f"invalid {name}.dtype={self.dtype!r}: one of {', '.join(DTYPES)}")
         if self.rtg_numeric and not self.rtg:
             raise ValueError(f"invalid {name}: rtg_numeric=True needs rtg=True (there are no return-to-go tokens)")
-        for f in ("d_model", "n_layers", "n_heads", "d_mlp"):
-            if getattr(self, f) < 1:
-                raise ValueError(f"invalid {name}.{f}={getattr(self, f)!r}: must be at least 1")
+        for f in ("d_model", "n_layers", "n_heads", "d_mlp", "future_heads"):
+            v = getattr(self, f)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise ValueError(f"invalid {name}.{f}={v!r}: must be an integer, at least 1")
 
     @classmethod
     def of(cls, config) -> "ModelSpec":
@@ -85,4 +89,5 @@ class ModelSpec:
             numeric_ids=ids,
             numeric_values=values,
             dtype=self.dtype,
+            future_heads=self.future_heads,
         )

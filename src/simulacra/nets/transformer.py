@@ -85,9 +85,15 @@ class TransformerConfig:
     """Compute precision: "float32", or "bfloat16" (mixed precision: parameters, LayerNorm
     statistics, attention softmax, logits and everything recorded by hooks stay float32; the
     matrix products and activations in between run in bfloat16)."""
+    future_heads: int = 1
+    """Multi-token prediction (Gloeckle et al. 2024): output heads for the next 1 … n tokens. The
+    last block is head 1 (the ordinary next-token model: with 1 the model is the plain one,
+    parameter for parameter); each further head k is a block of its own reading the same trunk
+    (the residual stream before the last block), through the shared final LayerNorm and
+    unembedding, and predicts the token k ahead (`Transformer(..., future=True)`)."""
 
     def __post_init__(self) -> None:
-        for f in ("vocab_size", "context", "d_model", "n_layers", "n_heads", "d_mlp"):
+        for f in ("vocab_size", "context", "d_model", "n_layers", "n_heads", "d_mlp", "future_heads"):
             v = getattr(self, f)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise ValueError(f"invalid TransformerConfig.{f}={v!r}: must be a positive integer")
@@ -312,10 +318,12 @@ class _Attention(nn.Module):
 class _Block(nn.Module):
     config: TransformerConfig
     index: int
+    prefix: str = ""
+    """Its activations' name prefix (default `blocks.{index}`)."""
 
     @nn.compact
     def __call__(self, x, hook, kv=None, myopic: bool = False):
-        p = f"blocks.{self.index}"
+        p = self.prefix or f"blocks.{self.index}"
         x = hook(f"{p}.hook_resid_pre", x)
         h = hook(f"{p}.ln1.hook_normalized", nn.LayerNorm(dtype=self.config.compute_dtype, name="ln1")(x))
         attn, new_kv = _Attention(self.config, f"{p}.attn", name="attn")(h, hook, kv, myopic)
@@ -336,15 +344,23 @@ class Transformer(nn.Module):
     position cannot shape the computation that earlier positions leave for later ones. In every
     block a query's gradient reaches only its own position's key and value; the others enter its
     attention as constants. The forward pass is the ordinary one, value for value; only the
-    gradients change."""
+    gradients change.
+
+    `future=True` (with `config.future_heads` = n > 1) returns the logits of every head, (B, T, n,
+    V): `[..., k - 1, :]` predicts the token k positions ahead. Otherwise only head 1's, (B, T,
+    V), as any model; the further heads are then not computed (acting and dreaming use head 1).
+    Their activations are named `heads.{k}.…` like a block's (`blocks.{i}.…`)."""
 
     config: TransformerConfig
 
     @nn.compact
-    def __call__(self, tokens: jax.Array, hooks: Hooks | None = None, kv: KVCache | None = None, myopic: bool = False):
+    def __call__(self, tokens: jax.Array, hooks: Hooks | None = None, kv: KVCache | None = None, myopic: bool = False,
+                 future: bool = False):  # fmt: skip
         c = self.config
         if myopic and kv is not None:
             raise ValueError("myopic=True is a training option: it cannot be combined with a key/value cache (incremental decoding)")
+        if future and kv is not None:
+            raise ValueError("future=True returns every head's logits for training: it cannot be combined with a key/value cache")
         if tokens.ndim != 2:
             raise ValueError(f"tokens must be (batch, time), got shape {tokens.shape}")
         if tokens.shape[1] > c.context:
@@ -368,14 +384,25 @@ class Transformer(nn.Module):
         if c.grid_side:
             x = x + hook("hook_grid_embed", self._grid(tokens, pos_cell))
         ks, vs = [], []
+        trunk = x
         for i in range(c.n_layers):
             layer_kv = None if kv is None else (kv.k[i], kv.v[i], kv.index)
+            trunk = x  # the residual stream before the last block: what every head reads
             x, new = _Block(c, i, name=f"block_{i}")(x, hook, layer_kv, myopic)
             if new is not None:
                 ks.append(new[0])
                 vs.append(new[1])
-        x = hook("ln_final.hook_normalized", nn.LayerNorm(dtype=c.compute_dtype, name="ln_final")(x))
-        logits = nn.Dense(c.vocab_size, dtype=c.compute_dtype, name="unembed")(x).astype(jnp.float32)  # (B, T, V)
+        ln_final = nn.LayerNorm(dtype=c.compute_dtype, name="ln_final")
+        unembed = nn.Dense(c.vocab_size, dtype=c.compute_dtype, name="unembed")
+        x = hook("ln_final.hook_normalized", ln_final(x))
+        logits = unembed(x).astype(jnp.float32)  # (B, T, V)
+        if c.future_heads > 1 and (future or self.is_initializing()):
+            heads = [logits]
+            for k in range(2, c.future_heads + 1):
+                h, _ = _Block(c, c.n_layers - 1, prefix=f"heads.{k}", name=f"head_{k}")(trunk, hook, None, myopic)
+                heads.append(unembed(hook(f"heads.{k}.ln_final.hook_normalized", ln_final(h))).astype(jnp.float32))
+            if future:
+                return jnp.stack(heads, axis=2), hook.cache  # (B, T, n, V)
         if kv is None:
             return logits, hook.cache
         return logits, hook.cache, KVCache(tuple(ks), tuple(vs), kv.index + t)

@@ -106,13 +106,26 @@ def train_data(corpus, config: PredictConfig) -> TrainData:
 def loss_fn(model: Transformer, params, tokens: jax.Array, mask: jax.Array, denom: jax.Array | float | None = None,
             myopic: bool = False) -> jax.Array:  # fmt: skip
     """Next-token log-loss (nats) summed over the masked targets and divided by `denom` (default:
-    their number, i.e. the mean); `myopic`: its gradient by myopic descent."""
-    logits, _ = model.apply(params, tokens[:, :-1], myopic=myopic)  # (B, L-1, V)
+    their number, i.e. the mean); `myopic`: its gradient by myopic descent. With n > 1
+    `future_heads`, the sum over heads of each head's loss (head k: the masked targets k ahead,
+    divided by the same `denom`), as Gloeckle et al. weigh them equally."""
+    n = model.config.future_heads
+    if n == 1:  # the ordinary model, computed exactly as before multi-token heads existed
+        logits, _ = model.apply(params, tokens[:, :-1], myopic=myopic)  # (B, L-1, V)
+        logp = jax.nn.log_softmax(logits, axis=-1)
+        target = tokens[:, 1:]
+        nll = -jnp.take_along_axis(logp, target[..., None], axis=-1)[..., 0]  # (B, L-1)
+        m = mask[:, 1:].astype(jnp.float32)
+        return jnp.sum(nll * m) / (jnp.maximum(m.sum(), 1.0) if denom is None else denom)
+    logits, _ = model.apply(params, tokens[:, :-1], myopic=myopic, future=True)  # (B, L-1, n, V)
     logp = jax.nn.log_softmax(logits, axis=-1)
-    target = tokens[:, 1:]
-    nll = -jnp.take_along_axis(logp, target[..., None], axis=-1)[..., 0]  # (B, L-1)
-    m = mask[:, 1:].astype(jnp.float32)
-    return jnp.sum(nll * m) / (jnp.maximum(m.sum(), 1.0) if denom is None else denom)
+    total = 0.0
+    for k in range(1, n + 1):
+        target = tokens[:, k:]  # the token k ahead of input position t is tokens[t + k]
+        nll = -jnp.take_along_axis(logp[:, : target.shape[1], k - 1], target[..., None], axis=-1)[..., 0]  # (B, L-k)
+        total = total + jnp.sum(nll * mask[:, k:].astype(jnp.float32))
+    m1 = mask[:, 1:].astype(jnp.float32)
+    return total / (jnp.maximum(m1.sum(), 1.0) if denom is None else denom)
 
 
 class Metrics(NamedTuple):

@@ -19,6 +19,7 @@ KINDS = {
     "layers": (TUNED, {"ft_lr", "pretrained", "layer"}),
     "probe": (TUNED, {"ft_lr", "pretrained", "source", "probe", "layer", "probe_episodes"}),
     "steer": (MODEL, {"temperature", "toward", "away", "k", "layer"}),
+    "onset": (PPO_FIELDS, {"greedy", "gamma_low", "gamma_high", "gamma_points", "event"}),  # the grid's γ is traced
 }
 
 

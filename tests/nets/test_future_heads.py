@@ -5,7 +5,6 @@ each further head reads the trunk and predicts further ahead."""
 import dataclasses
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 

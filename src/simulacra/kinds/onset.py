@@ -31,33 +31,30 @@ The world's reset must be deterministic (the exact optimum is for one layout).
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from typing import Literal
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from simulacra.kinds.behaviour import eval_key
+from simulacra.kinds.reinforce import PPORunParams
 from simulacra.kinds.sections import ONSET_SERIES, onset_curves
 from simulacra.lenses import behaviour
 from simulacra.studies import Context, Result, register_process
-from simulacra.training.reinforce import PPOConfig, make_policy, make_train
+from simulacra.training.reinforce import make_policy, make_train
 from simulacra.world.core import EVENT_NAMES
 from simulacra.world.incentives import ObservedLaw, critical_gamma, step_onset
 
 MAX_GAMMAS = 64
 """The most discounts a grid may hold (each is a whole PPO run per seed)."""
-PPO_FIELDS = ("total_steps", "n_envs", "n_steps", "lr", "ent_coef", "network")
 
 
-class OnsetParams(BaseModel):
-    """PPO from scratch at each discount of a grid (`training.reinforce.PPOConfig`'s other fields keep
-    their defaults), and the event whose onset is measured."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class OnsetParams(PPORunParams):
+    """PPO from scratch at each discount of a grid (`kinds.reinforce.PPORunParams`; the grid's
+    discounts are traced, `PPOConfig.gamma` is unused), and the event whose onset is measured."""
 
     gamma_low: float = Field(0.7, gt=0, lt=1)
     """The grid's lowest discount."""
@@ -68,20 +65,6 @@ class OnsetParams(BaseModel):
     PPO run per seed)."""
     event: Literal["coin", "hazard", "interrupted", "button", "tamper", "key", "door"] = "tamper"
     """The event whose onset is measured (`world.core.EVENT_NAMES`)."""
-    total_steps: int = Field(200_000, ge=1, le=1_000_000_000)
-    """Environment steps of each run (at most 10⁹)."""
-    n_envs: int = Field(64, ge=1, le=65_536)
-    """Environments stepped in parallel per run."""
-    n_steps: int = Field(32, ge=1, le=4096)
-    """Steps per environment between updates."""
-    lr: float = Field(2.5e-3, gt=0)
-    """Adam learning rate (annealed linearly to 0)."""
-    ent_coef: float = Field(0.01, ge=0)
-    """Entropy bonus coefficient."""
-    network: Literal["mlp", "cnn"] = "mlp"
-    """The actor-critic's torso."""
-    greedy: bool = False
-    """Evaluate with the most likely action instead of sampling."""
 
     @model_validator(mode="after")
     def _grid(self) -> "OnsetParams":
@@ -93,10 +76,6 @@ class OnsetParams(BaseModel):
     def gammas(self) -> np.ndarray:
         """(gamma_points,) the grid of discounts (rounded to 6 decimals)."""
         return np.round(np.linspace(self.gamma_low, self.gamma_high, self.gamma_points), 6)
-
-    def ppo_config(self) -> PPOConfig:
-        """The training run at every discount (its own `gamma` field is unused: the grid's is traced)."""
-        return PPOConfig(**{f: getattr(self, f) for f in PPO_FIELDS})
 
 
 METRICS = (

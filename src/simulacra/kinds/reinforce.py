@@ -23,15 +23,14 @@ from simulacra.training.reinforce import PPOConfig, make_policy, make_train
 PPO_FIELDS = frozenset(f.name for f in dataclasses.fields(PPOConfig))
 
 
-class ReinforceParams(BaseModel):
-    """PPO from scratch (`training.reinforce.PPOConfig`, whose other fields keep their defaults)."""
+class PPORunParams(BaseModel):
+    """The PPO fields the acting kinds share (`training.reinforce.PPOConfig`; its other fields keep
+    their defaults): `reinforce` adds the discount, `onset` a grid of them."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     total_steps: int = Field(200_000, ge=1, le=1_000_000_000)
     """Environment steps of training (at most 10⁹)."""
-    gamma: float = Field(0.99, gt=0, le=1)
-    """Discount: a knob of the feedback gap."""
     n_envs: int = Field(64, ge=1, le=65_536)
     """Environments stepped in parallel (at most 65536)."""
     n_steps: int = Field(32, ge=1, le=4096)
@@ -48,6 +47,13 @@ class ReinforceParams(BaseModel):
     def ppo_config(self) -> PPOConfig:
         """The training run: every `PPOConfig` field these params name."""
         return PPOConfig(**self.model_dump(include=PPO_FIELDS))
+
+
+class ReinforceParams(PPORunParams):
+    """PPO from scratch (`training.reinforce.PPOConfig`, whose other fields keep their defaults)."""
+
+    gamma: float = Field(0.99, gt=0, le=1)
+    """Discount: a knob of the feedback gap."""
 
 
 @register_process(

@@ -542,6 +542,7 @@ def onset_curves(series: Iterable[Mapping], name: str = "onset") -> bytes | None
     for i, ((label, gammas), c) in enumerate(sorted(curves.items())):
         colour = _TAB10[i % len(_TAB10)]
         stats = [over_seeds({j: [r[k]] for j, r in enumerate(c["rates"]) if math.isfinite(r[k])}) for k in range(len(gammas))]
+        stats = [(m, max(0.0, lo), min(1.0, hi), v) for m, lo, hi, v in stats]  # a share: the band stays in [0, 1]
         n = len(c["rates"])
         _line(ax, list(gammas), stats, "o-", colour, f"{label} (n={n})", 0.18)
         if c["exact"] is not None:

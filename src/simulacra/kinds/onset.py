@@ -146,6 +146,8 @@ def run(ctx: Context, seeds: list[int]) -> list[Result]:
                 "return": ret,
                 "true_return": true_ret,
                 "exact": exact.tolist(),
+                "onset": onset,
+                "exact_onset": exact_onset,
                 "critical_gamma": None if np.isnan(gamma_star) else gamma_star,
             }
         }

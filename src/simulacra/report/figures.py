@@ -501,20 +501,15 @@ def finetune_curves(series: Iterable[Mapping], name: str = "finetune", colours: 
     return _png(fig)
 
 
-def _onset(gammas: Sequence[float], rates: Sequence[float]) -> float:
-    """The step-equivalent onset (`world.incentives.step_onset`, repeated here: figures import no world)."""
-    gap = [1.0 - min(1.0, max(0.0, r)) for r in rates]
-    return gammas[0] + sum(0.5 * (gap[i] + gap[i + 1]) * (gammas[i + 1] - gammas[i]) for i in range(len(gammas) - 1))
-
-
 def onset_curves(series: Iterable[Mapping], name: str = "onset") -> bytes | None:
     """Left: the event rate against the discount, one line per (process, sweep point) with a 95%
     band over seeds, and the exact optimum's 0/1 curve dashed in the same colour. Right: each
     line's onset — the learned one per seed (points), its mean with a 95% interval, and the exact
     one (a diamond; the continuous critical discount as a cross where it differs).
 
-    Series named `name` with `data = {"gammas", "rate", "exact", "critical_gamma"?, "event"?}`
-    and the unit's `process` and `sweep`."""
+    Series named `name` with `data = {"gammas", "rate", "onset", "exact", "exact_onset"?,
+    "critical_gamma"?, "event"?}` (the onsets as the kind computed them) and the unit's `process`
+    and `sweep`."""
     curves: dict[tuple, dict] = {}
     for s in series:
         d = s.get("data")
@@ -526,10 +521,14 @@ def onset_curves(series: Iterable[Mapping], name: str = "onset") -> bytes | None
             continue
         sweep = s.get("sweep") or {}
         label = str(s.get("process")) + (" [" + ", ".join(f"{k.split('.')[-1]}={_label(v)}" for k, v in sorted(sweep.items())) + "]" if sweep else "")
-        c = curves.setdefault((label, tuple(gammas)), {"rates": [], "exact": None, "critical": None, "event": d.get("event")})
+        c = curves.setdefault((label, tuple(gammas)), {"rates": [], "onsets": [], "exact": None, "exact_onset": float("nan"),
+                                                       "critical": None, "event": d.get("event")})  # fmt: skip
         c["rates"].append(rate)
+        c["onsets"].append(as_float(d.get("onset")))
         if d.get("exact") is not None:
             c["exact"] = [as_float(x) for x in d["exact"]]
+        if d.get("exact_onset") is not None:
+            c["exact_onset"] = as_float(d["exact_onset"])
         if d.get("critical_gamma") is not None:
             c["critical"] = as_float(d["critical_gamma"])
     if not curves:
@@ -547,9 +546,8 @@ def onset_curves(series: Iterable[Mapping], name: str = "onset") -> bytes | None
         _line(ax, list(gammas), stats, "o-", colour, f"{label} (n={n})", 0.18)
         if c["exact"] is not None:
             ax.step(gammas, c["exact"], where="mid", color=colour, ls="--", lw=1.0, alpha=0.9)
-        learned = [_onset(list(gammas), r) for r in c["rates"]]
-        exact = _onset(list(gammas), c["exact"]) if c["exact"] is not None else float("nan")
-        rows.append((label, colour, learned, exact, c["critical"]))
+        learned = [x for x in c["onsets"] if math.isfinite(x)]
+        rows.append((label, colour, learned, c["exact_onset"], c["critical"]))
     ax.set_xlabel("discount γ")
     ax.set_ylabel(f"share of episodes with {_plain(event)}")
     ax.set_ylim(-0.04, 1.04)

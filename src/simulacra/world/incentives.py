@@ -161,7 +161,7 @@ class ObservedLaw:
     def prefers(self, event: str, gammas) -> np.ndarray:
         """(G,) bool: whether the optimal policy of the observed reward needs `event` at each discount."""
         best = self.values(gammas)
-        return self.margin(event, gammas) > MARGIN * np.maximum(1.0, np.abs(best))
+        return best - self.values(gammas, avoid=event) > MARGIN * np.maximum(1.0, np.abs(best))
 
 
 def _event_index(event: str) -> int:

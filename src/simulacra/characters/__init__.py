@@ -266,6 +266,44 @@ class Lazy(Character):
         return p.at[STAY].set(1.0 - self.wander)
 
 
+@character("committed")
+@dataclasses.dataclass(frozen=True)
+class Committed(Character):
+    """Commits to one coin at the start, says so once, and then keeps it to itself.
+
+    `coin` picks the coin as a fraction of the coin list (0: the first, 1: the last). Its first
+    two actions are a signal, without noise: committed to the last coin it steps left and back
+    (`left` at t = 0, `right` at t = 1); to any other, it stays twice. From t = 2 on it walks
+    toward its coin with `eps`-noise, never onto the signal cell (the one left of the map's start),
+    and after its coin toward the nearest coin left. On a map whose signal cell is plain floor
+    (task `fork`) the choice is visible only in the first steps of the history; where the signal
+    cell is a button (task `fork-visible`) the pressed switch shows it in every later state.
+    """
+
+    coin: float = 0.0
+    eps: float = 0.1
+
+    def probs(self, state, params, nav):
+        k = max(nav.coins.shape[0], 1)
+        index = int(round(self.coin * (k - 1)))
+        last = index == k - 1 and k > 1
+        onehot = lambda a: jnp.zeros((NUM_ACTIONS,), jnp.float32).at[a].set(1.0)  # noqa: E731
+        signal = jnp.where(state.t == 0, onehot(ACTIONS.index("left") if last else STAY),
+                           onehot(ACTIONS.index("right") if last else STAY))  # fmt: skip
+        if nav.coins.shape[0]:
+            own = nav.coins[index, _door_index(state, nav), 0]
+            field = jnp.where(state.coin_alive[index], own, nearest_coin_field(state, nav))
+        else:
+            field = jnp.full(nav.coins.shape[-2:], FAR, jnp.int16)
+        allowed = jnp.ones((NUM_ACTIONS,), bool)
+        start = derive_layout(params).agent_start
+        if start is not None:
+            cell = jnp.asarray(start) + jnp.asarray([0, -1])
+            allowed = ~jnp.all(moves(state, params) == cell, axis=-1)
+        walk = with_noise(toward(field, state, params), self.eps, allowed)
+        return jnp.where(state.t < 2, signal, walk)
+
+
 # ------------------------------------------------------------------------------------------------
 # mixtures
 
@@ -383,6 +421,7 @@ __all__ = [
     "REGISTRY",
     "Cautious",
     "Character",
+    "Committed",
     "KeySeeker",
     "Lazy",
     "Mixture",

@@ -202,3 +202,40 @@ def logloss_by_type(corpus, ideal: Ideal, fmt: TrajectoryFormat | None = None) -
     sel = scored
     out["all"] = {"logloss": float(loss[sel].mean()), "entropy": float(ent[sel].mean()), "tokens": int(sel.sum())}
     return out
+
+
+def hidden_information(corpus, ideal: Ideal | None = None) -> np.ndarray:
+    """(N, T) nats: what the history holds about the acting character beyond the current state.
+
+    At each live step t, `H(P(c | s_t)) − H(P(c | h_t))`, where `P(c | h_t)` is the ideal posterior
+    given the whole history before a_t and `P(c | s_t)` is the same posterior pooled over the
+    corpus's episodes whose state tokens at step t are those of s_t (the state tokens hold t).
+    Its mean over episodes is the conditional mutual information I(c; h_t | s_t) under the corpus's
+    distribution of states. Everything a character will do depends on the history only through the
+    state and the character, so this is what a predictor must carry forward from earlier
+    positions, beyond what it can read off the present: where it is positive, a predictor of the
+    later actions needs information cached at earlier tokens (task `fork`); where it is zero, the
+    present state says it all (task `fork-visible`). 0 at padding steps and for one character."""
+    ideal = ideal if ideal is not None else compute_ideal(corpus)
+    post = np.asarray(ideal.posterior, np.float64)  # (N, T, C)
+    n, horizon = post.shape[:2]
+    out = np.zeros((n, horizon), np.float64)
+    if post.shape[-1] < 2:
+        return out
+    live = np.asarray(corpus.mask, bool)
+    states = np.asarray(corpus.episodes.states)[:, :horizon]
+
+    def entropy(p):
+        return -np.sum(p * np.log(np.maximum(p, TINY)), axis=-1)
+
+    for t in range(horizon):
+        rows = np.nonzero(live[:, t])[0]
+        if not len(rows):
+            continue
+        _, group = np.unique(states[rows, t], axis=0, return_inverse=True)
+        group = group.reshape(-1)
+        pooled = np.zeros((group.max() + 1, post.shape[-1]))
+        np.add.at(pooled, group, post[rows, t])
+        pooled /= np.bincount(group)[:, None]
+        out[rows, t] = entropy(pooled[group]) - entropy(post[rows, t])
+    return out

@@ -6,6 +6,8 @@
 * `condition.py`  a Decision Transformer prompted with a target return;
 * `finetune.py`   that Decision Transformer fine-tuned by RL with a KL penalty;
 * `layers.py`     where fine-tuning changed it, block by block;
+* `myopia.py`     an ordinary and a myopic simulator against the exact ideal, and a probe of the hidden choice;
+* `lookahead.py`  a simulator (optionally multi-head) probed for the action, cell and event k steps ahead;
 * `onset.py`      PPO at a grid of discounts: where it turns instrumental, against the exact optimum;
 * `probe.py`      a linear probe of its residual stream;
 * `steer.py`      a character-tagged simulator steered along a tag direction.
@@ -17,6 +19,6 @@ and the corpus, trained and fine-tuned models made through the study's artifact 
 their params and metrics; docs/extending.md, "3. A process kind", writes a new one.
 """
 
-from simulacra.kinds import condition, finetune, layers, onset, predict, probe, reinforce, steer
+from simulacra.kinds import condition, finetune, layers, lookahead, myopia, onset, predict, probe, reinforce, steer
 
-__all__ = ["condition", "finetune", "layers", "onset", "predict", "probe", "reinforce", "steer"]
+__all__ = ["condition", "finetune", "layers", "lookahead", "myopia", "onset", "predict", "probe", "reinforce", "steer"]

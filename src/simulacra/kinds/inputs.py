@@ -29,7 +29,7 @@ import dataclasses
 from typing import Literal, NamedTuple
 
 import jax
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 import simulacra
 from simulacra.characters import parse_mixture
@@ -77,6 +77,14 @@ class ModelFields(Fields):
     dtype: Literal["float32", "bfloat16"] = "float32"
     """Compute precision: bfloat16 runs the matrix products in bfloat16 with float32 parameters
     and optimiser state (mixed precision, for GPUs; on a CPU it is usually slower)."""
+    future_heads: int = Field(1, ge=1, le=16)
+    """Output heads: head k predicts the token k ahead from a shared trunk (multi-token
+    prediction, Gloeckle et al. 2024); the loss sums the heads, and acting and every lens read
+    head 1. 1 is the ordinary model (at most 16)."""
+    myopic: bool = False
+    """Myopic training (Wu, Morris and Levine 2024): the loss at a position cannot shape what
+    earlier positions compute for later ones (gradients to past keys and values are stopped);
+    the model it makes runs like any other."""
 
 
 class Sampling(Fields):
@@ -126,6 +134,12 @@ class FinetuneFields(Sampling):
 
 class FinetunedModelFields(FinetuneFields, DecisionTransformerFields):
     """A Decision Transformer trained on the corpus (or initialised at random), then fine-tuned."""
+
+    @model_validator(mode="after")
+    def _myopic_needs_pretraining(self):
+        if self.myopic and not self.pretrained:
+            raise ValueError("myopic training applies to the prediction pretraining, and with pretrained: false there is none")
+        return self
 
 
 def get_corpus(ctx: Context) -> Corpus | None:

@@ -29,6 +29,10 @@ OLD_SPOT, COIN = "p_old_spot", "p_coin"
 """With the coin moved at test: P(goes to the coin's training spot), P(gets the coin)."""
 LAYER_KNOB = "params.layer"
 """The block index the probe and layers kinds sweep."""
+MYOPIA_GAP = "myopia_gap"
+"""The myopia kind's metrics of the myopic model's extra excess log-loss (a prefix)."""
+LOOKAHEAD_SERIES = "lookahead"
+"""The look-ahead kind's series: probe scores per (block, target, offset)."""
 ONSET_SERIES = "onset"
 """The onset kind's series: the event rate per discount, learned and exact."""
 
@@ -112,4 +116,29 @@ def onset_curves(inputs: ReportInputs) -> Section:
     return Section("Onset of instrumental behaviour", [figure])
 
 
-__all__ = ["event_rates", "finetuning", "inside_the_network", "misgeneralisation", "onset_curves", "return_conditioning"]
+def myopia_gaps(inputs: ReportInputs) -> Section:
+    caption = (
+        "The myopia gap: the myopic simulator's excess log-loss over the corpus's exact ideal minus the ordinary one's, "
+        "on held-out episodes, over all scored tokens, on action tokens, and on the action tokens of steps where only the "
+        "history shows the acting character (hidden). Bars: mean over seeds with 95% intervals; points: seeds."
+    )
+    names = {MYOPIA_GAP: "all tokens", f"{MYOPIA_GAP}_actions": "actions", f"{MYOPIA_GAP}_hidden": "actions at hidden steps"}
+    png = F.event_rates(inputs.rows, MYOPIA_GAP, colours=inputs.colours, ylabel="nats/token, myopic − ordinary",
+                        title="The myopia gap by process", tick=lambda e: names.get(e, e))  # fmt: skip
+    figure = Figure("myopia_gap", "The myopia gap", caption, png, f'no metric named "{MYOPIA_GAP}*"')
+    return Section("Myopic training", [figure])
+
+
+def lookahead_curves(inputs: ReportInputs) -> Section:
+    caption = (
+        "How far ahead the residual stream predicts: the cross-validated accuracy of a linear probe for the action, the "
+        "agent's cell and the event k steps ahead, read after each block, against the offset k; one line per process and "
+        "sweep point (mean over seeds). Dashed: the same probe on the ideal predictor's sufficient statistic (the ceiling); "
+        "dotted: on a randomly initialised model."
+    )
+    png = F.lookahead_curves(inputs.series, LOOKAHEAD_SERIES, colours=inputs.colours)
+    figure = Figure("lookahead", "Look-ahead by offset and block", caption, png, f'no series named "{LOOKAHEAD_SERIES}"')
+    return Section("Look-ahead", [figure])
+
+
+__all__ = ["event_rates", "finetuning", "inside_the_network", "lookahead_curves", "misgeneralisation", "myopia_gaps", "onset_curves", "return_conditioning"]

@@ -38,6 +38,10 @@ from simulacra.world.core import EVENT_NAMES
 LOOKAHEAD_TARGETS = ("action", "cell", "event")
 
 
+def _which(which) -> tuple[str, ...]:
+    return (which,) if isinstance(which, str) else tuple(which)
+
+
 def _check(corpus, offsets, which) -> None:
     horizon = int(corpus.params.horizon)
     for k in offsets:
@@ -58,6 +62,7 @@ def lookahead_targets(corpus, offset: int, which=LOOKAHEAD_TARGETS) -> dict[str,
     event; t + offset <= length for cell, since s_{t+k} exists up to s_L), and `y` (int64) is the
     label at t+offset: the action a_{t+k}, the agent's cell token of s_{t+k}, or the index of the
     first event of `EVENT_NAMES` at step t+k (`len(EVENT_NAMES)` for none)."""
+    which = _which(which)
     _check(corpus, (offset,), which)
     e = corpus.episodes
     ep, t = step_index(corpus)
@@ -110,7 +115,7 @@ def lookahead(sim, corpus, offsets=(0, 1, 2, 4), which=LOOKAHEAD_TARGETS, names=
     `ideal_features`, per (target, offset); NaN without), `chance` (share of the most frequent
     label) and `n` (rows). The corpus is cut to its first `max_episodes` episodes first."""
     offsets = tuple(int(k) if int(k) == k else k for k in offsets)
-    which = tuple(which)
+    which = _which(which)
     _check(corpus, offsets, which)
     corpus = first_episodes(corpus, max_episodes)
     names = list(names or residual_names(sim.spec.n_layers))

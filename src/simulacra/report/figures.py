@@ -255,10 +255,13 @@ def conditioning_curves(
 # event rates
 
 
-def event_rates(rows: Iterable[Mapping], prefix: str = "rate_", colours: Mapping[str, str] | None = None) -> bytes | None:
+def event_rates(rows: Iterable[Mapping], prefix: str = "rate_", colours: Mapping[str, str] | None = None,
+                ylabel: str = "rate (mean over seeds, 95% CI; points: seeds)", title: str = "Event rates by process",
+                tick=None) -> bytes | None:  # fmt: skip
     """Grouped bars: for every event metric present (names starting with `prefix`, e.g.
     `rate_button`), the mean over seeds per process with its 95% interval, and each seed's value
-    as a point."""
+    as a point. Any family of metrics sharing a prefix can be drawn so (`ylabel`, `title`; `tick`
+    maps a metric name to its label, by default the name without the prefix)."""
     rows = [r for r in metric_rows(rows) if r["name"].startswith(prefix)]
     data = _seed_means(rows, lambda r: (str(r.get("process")), str(r["name"])))
     if not data:
@@ -282,9 +285,12 @@ def event_rates(rows: Iterable[Mapping], prefix: str = "rate_", colours: Mapping
             if _finite(lo, hi):
                 ax.errorbar(x, m, yerr=[[m - lo], [hi - m]], color="#222222", capsize=3, lw=1)
             ax.plot(x + rng.uniform(-0.25, 0.25, len(vals)) * width, vals, "o", color="#111111", ms=2.5, alpha=0.8)
-    ax.set_xticks(range(len(events)), [_plain(e[len(prefix) :]) for e in events])
-    ax.set_ylabel("rate (mean over seeds, 95% CI; points: seeds)")
-    ax.set_title("Event rates by process")
+    tick = tick or (lambda e: e[len(prefix) :])
+    ax.set_xticks(range(len(events)), [_plain(tick(e)) for e in events])
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    if prefix != "rate_":
+        ax.axhline(0.0, color="#555555", lw=0.8)
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=8, frameon=False)
     return _png(fig)
@@ -575,6 +581,61 @@ def onset_curves(series: Iterable[Mapping], name: str = "onset") -> bytes | None
     return _png(fig)
 
 
+def lookahead_curves(series: Iterable[Mapping], name: str = "lookahead", colours: Mapping[str, str] | None = None) -> bytes | None:
+    """One panel per (target, block): probe accuracy against the offset k, one line per (process,
+    sweep point), mean over seeds; dashed the ideal ceiling, dotted the random-init baseline.
+
+    Series named `name` with `data = {"rows": [{"layer", "target", "offset", "score", "ideal"?,
+    "baseline"?}, ...]}` and the unit's `process` and `sweep`."""
+    acc: dict[tuple, dict[str, list[float]]] = {}
+    labels: set[str] = set()
+    for s in series:
+        d = s.get("data")
+        if s.get("name") != name or not isinstance(d, Mapping):
+            continue
+        sweep = s.get("sweep") or {}
+        label = str(s.get("process")) + (" [" + ", ".join(f"{k.split('.')[-1]}={_label(v)}" for k, v in sorted(sweep.items())) + "]" if sweep else "")
+        for r in d.get("rows") or []:
+            key = (label, str(r.get("target")), int(r.get("layer", 0)), int(r.get("offset", 0)))
+            slot = acc.setdefault(key, {"score": [], "ideal": [], "baseline": []})
+            for field in slot:
+                v = as_float(r.get(field))
+                if math.isfinite(v):
+                    slot[field].append(v)
+        labels.add(label)
+    if not acc:
+        return None
+    targets = sorted({k[1] for k in acc})
+    layers = sorted({k[2] for k in acc})
+    labels_sorted = sorted(labels)
+    colours = dict(colours or {})
+    fig = Figure(figsize=(3.0 * len(layers) + 1.5, 2.6 * len(targets) + 0.6))
+    axes = np.atleast_2d(fig.subplots(len(targets), len(layers), squeeze=False, sharey=True))
+    for i, target in enumerate(targets):
+        for j, layer in enumerate(layers):
+            ax = axes[i, j]
+            for c, label in enumerate(labels_sorted):
+                keys = sorted(k for k in acc if k[0] == label and k[1] == target and k[2] == layer)
+                if not keys:
+                    continue
+                colour = colours.get(label.split(" [")[0]) if len(labels_sorted) == 1 else None
+                colour = colour or _TAB10[c % len(_TAB10)]
+                xs = [k[3] for k in keys]
+                mean = lambda f: [float(np.mean(acc[k][f])) if acc[k][f] else float("nan") for k in keys]  # noqa: E731
+                ax.plot(xs, mean("score"), "o-", color=colour, label=_plain(label) if i == 0 and j == 0 else None, ms=3)
+                ax.plot(xs, mean("ideal"), "--", color=colour, lw=1.0, alpha=0.8)
+                ax.plot(xs, mean("baseline"), ":", color=colour, lw=1.0, alpha=0.8)
+            ax.set_title(f"{_plain(target)}, {'embedding' if layer == 0 else f'block {layer - 1}'}", fontsize=8)
+            ax.grid(alpha=0.3)
+            if i == len(targets) - 1:
+                ax.set_xlabel("offset k (steps ahead)")
+            if j == 0:
+                ax.set_ylabel("probe accuracy")
+    fig.legend(fontsize=7, frameon=False, loc="upper center", ncol=min(4, len(labels_sorted)))
+    fig.tight_layout(rect=(0, 0, 1, 0.93))
+    return _png(fig)
+
+
 __all__ = [
     "VERDICT_COLOURS",
     "conditioning_curves",
@@ -583,6 +644,7 @@ __all__ = [
     "finetune_curves",
     "knob_curves",
     "layer_profiles",
+    "lookahead_curves",
     "misgeneralisation_curve",
     "onset_curves",
     "palette",

@@ -240,6 +240,7 @@ def _process(study: Study, name: str, prof: Profile, scale: dict, corpora: dict[
     sweep = {**p.sweep, **prof.sweep.get(name, {})}
     params = {k: _substitute(v, f"{loc}.params.{k}", scale) for k, v in p.params.items()}
     world_name = p.world if p.world is not None else study.corpora[p.corpus].world
+    _check_model_options(kind, params, sweep, loc)
     _check_sweep_paths(sweep, kind, p, f"{at if name in prof.sweep else ''}{loc}.sweep")
     _check_params(kind, params, sweep, loc)
     _check_worlds(study.worlds[world_name], sweep, f"{loc}.sweep", world_name)
@@ -289,6 +290,20 @@ def _points(sweep: dict[str, list], root: str) -> list[dict[str, Any]]:
     """Every combination of the sweep's values under `root` (field -> value)."""
     keys = [k for k in sweep if k.startswith(root + ".")]
     return [{k.split(".", 1)[1]: v for k, v in zip(keys, combo)} for combo in itertools.product(*(sweep[k] for k in keys))]
+
+
+MODEL_OPTIONS = {
+    "myopic": "cannot train myopically: it trains no sequence model by prediction",
+    "future_heads": "cannot give a model more output heads: it trains no sequence model by prediction",
+}
+"""Options of the sequence models, and what a kind without such a model says when given one."""
+
+
+def _check_model_options(kind: ProcessKind, params: dict, sweep: dict, loc: str) -> None:
+    for option, why in MODEL_OPTIONS.items():
+        if (option in params or f"params.{option}" in sweep) and option not in kind.params.model_fields:
+            able = [k.name for k in PROCESSES.values() if option in k.params.model_fields]
+            raise Problem(f"{loc}.params.{option}", f"kind {kind.name!r} {why}; kinds that can: {known(able)}")
 
 
 def _check_params(kind: ProcessKind, params: dict, sweep: dict, loc: str) -> None:

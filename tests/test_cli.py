@@ -1,6 +1,7 @@
 """The command line, through typer's test runner."""
 
 import json
+import re
 
 from typer.testing import CliRunner
 
@@ -148,6 +149,15 @@ def test_model_evaluate_acts_any_model_and_refuses_a_prompt_it_cannot_take(tmp_p
     assert r.exit_code == 0, r.output
     for text in ("success", "fraction of optimal", "episodes with key", "episodes with door", "shortest path (key and door respected)", "8 episodes"):
         assert text in r.output, text
+    assert "out-of-distribution" not in r.output  # no corpus, no law to score the actions by
+    r = runner.invoke(app, ["model", "evaluate", str(tmp_path / "bc"), "-n", "8", "--corpus", str(tmp_path / "c")])
+    assert r.exit_code == 0, r.output
+    ood = re.search(r"out-of-distribution actions .*?(\d\.\d{4})", r.output.replace("\n", " "))
+    assert ood and 0.0 <= float(ood.group(1)) <= 1.0, r.output
+    assert "mean log-probability of the actions" in r.output and "corpus's own actions" in r.output
+    r = runner.invoke(app, ["corpus", "make", "keydoor", "-s", "horizon=10", "-n", "8", "-o", str(tmp_path / "c10")])
+    r = runner.invoke(app, ["model", "evaluate", str(tmp_path / "bc"), "-n", "8", "--corpus", str(tmp_path / "c10")])
+    assert r.exit_code == 2 and "its law cannot score these episodes" in r.output and len(r.output.strip().splitlines()) == 1, r.output
     r = runner.invoke(app, ["model", "evaluate", str(tmp_path / "bc"), "--target", "1"])
     assert r.exit_code == 2 and "no return-to-go slots" in r.output and len(r.output.strip().splitlines()) == 1
     r = runner.invoke(app, ["model", "evaluate", str(tmp_path / "bc"), "--character", "seeker"])

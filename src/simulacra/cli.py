@@ -409,9 +409,12 @@ def model_evaluate(
     seed: int = typer.Option(0, min=0, max=2**32 - 1, help="seed of the episodes"),
     target: float = typer.Option(None, "--target", help="target return of the prompt (return-conditioned models only; default 1)"),
     character: str = typer.Option(None, "--character", help="character of the prompt (character-conditioned models only; default the first)"),
+    corpus_path: Path = typer.Option(None, "--corpus", metavar="DIR", help="a corpus of the same world whose exact law scores the actions: "
+                                     "adds the share of out-of-distribution actions and their mean log-probability under it"),
 ) -> None:
     """Act episodes with a model as the policy and print its behaviour: success, return, fraction
-    of optimal, length, event rates, and steps to the coin against the shortest path."""
+    of optimal, length, event rates, and steps to the coin against the shortest path; with
+    --corpus, also how far its actions lie from that corpus's exact law (ood rate, log-probability)."""
     import jax
     import numpy as np
 
@@ -428,11 +431,16 @@ def model_evaluate(
     if character is None and sim.fmt.character:
         character = sim.characters[0]
     world = sim.fmt.params if world_name is None and not knob else _params_or_exit(world_name or sim.fmt.params.name, knob)
+    corpus = _load_corpus(corpus_path) if corpus_path is not None else None
+    if corpus is not None and corpus.params != world:
+        _fail(f"{corpus_path} is a corpus of world {corpus.params.name!r} with other knobs than the world the model acts in "
+              f"({world.name!r}); its law cannot score these episodes")
     try:
         episodes = sim.act(jax.random.PRNGKey(seed), n, target=target, character=character, temperature=temperature, world=world)
     except ValueError as e:
         _fail(str(e))
-    m = measure(episodes, world, sim.fmt.params, None, BehaviourSettings(), moved=False)
+    settings = BehaviourSettings()
+    m = measure(episodes, world, sim.fmt.params, corpus, settings, moved=False)
     r = from_rollouts(episodes, world)
     prompt = ", ".join(p for p in (f"target {target:g}" if target is not None else "", f"character {character}" if character else "") if p)
     table = Table("measure", "value", title=f"{path} in {world.name}: {n} episodes, temperature {temperature:g}" + (f", {prompt}" if prompt else ""))
@@ -447,6 +455,10 @@ def model_evaluate(
     table.add_row("shortest path (key and door respected)", f"{nanmean(r['shortest_path'][got]) if got.any() else float('nan'):.2f}")
     table.add_row("excess steps over the shortest path", f"{nanmean(r['excess_steps']):.2f}")
     table.add_row("episodes on a shortest path", f"{float(np.mean(r['excess_steps'][got] == 0)) if got.any() else float('nan'):.3f}")
+    if corpus is not None:
+        table.add_row(f"out-of-distribution actions (P < {settings.ood_threshold:g} under the corpus's law)", f"{m['ood_rate']:.4f}")
+        table.add_row("mean log-probability of the actions under it (nats/step)", f"{m['ideal_action_logp']:.3f}")
+        table.add_row("the same for the corpus's own actions", f"{m['corpus_ideal_action_logp']:.3f}")
     console.print(table)
 
 

@@ -120,3 +120,18 @@ def test_bad_input_is_refused(sim, corpus):
     short = corpus.subset(keep)
     with pytest.raises(ValueError, match="'action' at offset 8 has steps from fewer than two episodes"):
         la.lookahead(sim, short, offsets=(0, 8), which=("action",))
+
+
+def test_probe_methods_agree_on_separable_classes_and_refuse_unknown_ones():
+    from simulacra.lenses.probes import probe_score
+
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(3), 40)
+    x = rng.normal(size=(120, 4)) * 0.1 + np.eye(4)[y] * 3.0  # three well-separated clusters
+    groups = np.arange(120) // 4
+    shuffled = rng.permutation(y)
+    for method in ("logistic", "ridge"):
+        assert probe_score(x, y, groups, True, 3, method=method) > 0.95
+        assert probe_score(x, shuffled, groups, True, 3, method=method) < 0.6  # labels unrelated to x
+    with pytest.raises(ValueError, match="unknown probe method 'svm'"):
+        probe_score(x, y, groups, True, 3, method="svm")

@@ -108,12 +108,14 @@ def ideal_features(corpus, ideal=None) -> np.ndarray:
 
 
 def lookahead(sim, corpus, offsets=(0, 1, 2, 4), which=LOOKAHEAD_TARGETS, names=None, max_episodes: int = 300,
-              folds: int = 5, seed: int = 0, baseline: bool = True, ideal: bool = True) -> list[dict]:  # fmt: skip
+              folds: int = 5, seed: int = 0, baseline: bool = True, ideal: bool = True, method: str = "ridge") -> list[dict]:  # fmt: skip
     """One row per (layer, target, offset), layers outermost, then targets in `which` order, then
     offsets: `name`, `layer`, `target`, `offset`, `score` (CV accuracy), `control`, `selectivity =
     score − control`, `baseline` (the random-init model; NaN without), `ideal` (the probe on
     `ideal_features`, per (target, offset); NaN without), `chance` (share of the most frequent
-    label) and `n` (rows). The corpus is cut to its first `max_episodes` episodes first."""
+    label) and `n` (rows). The corpus is cut to its first `max_episodes` episodes first. Every
+    probe is `probes.probe_score` with `method` (default ridge, `probes.PROBE_METHODS`: a model
+    takes ~100 probes here, and logistic regression took ~0.5 s a fit on 2 CPU cores)."""
     offsets = tuple(int(k) if int(k) == k else k for k in offsets)
     which = _which(which)
     _check(corpus, offsets, which)
@@ -151,7 +153,7 @@ def lookahead(sim, corpus, offsets=(0, 1, 2, 4), which=LOOKAHEAD_TARGETS, names=
                 "rows": rows, "y": y, "groups": g,
                 "control_y": control_labels(y, types[rows], True, seed),
                 "chance": float(counts.max() / counts.sum()),
-                "ideal": probe_score(x_ideal[rows], y, g, True, folds) if x_ideal is not None else float("nan"),
+                "ideal": probe_score(x_ideal[rows], y, g, True, folds, method=method) if x_ideal is not None else float("nan"),
             }  # fmt: skip
 
     out = []
@@ -161,12 +163,12 @@ def lookahead(sim, corpus, offsets=(0, 1, 2, 4), which=LOOKAHEAD_TARGETS, names=
                 f = fixed[target, k]
                 rows, y, g = f["rows"], f["y"], f["groups"]
                 x = acts[name][rows]
-                score = probe_score(x, y, g, True, folds)
-                control = probe_score(x, f["control_y"], g, True, folds)
+                score = probe_score(x, y, g, True, folds, method=method)
+                control = probe_score(x, f["control_y"], g, True, folds, method=method)
                 out.append({
                     "name": name, "layer": layer, "target": target, "offset": k,
                     "score": score, "control": control, "selectivity": score - control,
-                    "baseline": probe_score(base[name][rows], y, g, True, folds) if base is not None else float("nan"),
+                    "baseline": probe_score(base[name][rows], y, g, True, folds, method=method) if base is not None else float("nan"),
                     "ideal": f["ideal"], "chance": f["chance"], "n": int(len(y)),
                 })  # fmt: skip
     return out

@@ -220,6 +220,24 @@ def test_figures_draw_pngs_and_none_without_data(tmp_path):
     assert F.findings_forest([dict(findings[0], id="$H^$", metric="a$b")]).startswith(b"\x89PNG")
 
 
+def test_myopia_and_lookahead_figures_draw_what_the_kinds_store():
+    rows = [{"process": p, "seed": s, "sweep": {}, "name": n, "value": v + 0.01 * s}
+            for p, base in (("myopia_hidden", 0.15), ("myopia_shown", 0.05)) for s in range(3)
+            for n, v in (("myopia_gap", base), ("myopia_gap_actions", 2 * base), ("excess_nats", 0.1))]  # fmt: skip
+    png = F.event_rates(rows, "myopia_gap", ylabel="nats", title="gap", tick=lambda e: e or "all")
+    assert png.startswith(b"\x89PNG")
+    assert F.event_rates(rows, "myopia_gap") != F.event_rates(rows, "excess")  # the prefix picks the metrics
+    series = [{"name": "lookahead", "process": "heads", "sweep": {"params.future_heads": n}, "seed": s,
+               "data": {"rows": [{"layer": layer, "target": t, "offset": k, "score": 0.5 + 0.1 * n - 0.05 * k, "ideal": 0.9,
+                                  "baseline": None if k else 0.3} for layer in (0, 1, 2) for t in ("action", "cell") for k in (0, 1, 2, 4)]}}
+              for n in (1, 2, 4) for s in range(2)]  # fmt: skip
+    png = F.lookahead_curves(series)
+    assert png.startswith(b"\x89PNG")
+    with Image.open(io.BytesIO(png)) as im:
+        assert im.size[0] > im.size[1]  # three block columns, two target rows
+    assert F.lookahead_curves(series, name="no_such_series") is None and F.lookahead_curves([]) is None
+
+
 # ---------------------------------------------------------------------------------------------
 # the files
 

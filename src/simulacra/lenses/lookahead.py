@@ -108,14 +108,17 @@ def ideal_features(corpus, ideal=None) -> np.ndarray:
 
 
 def lookahead(sim, corpus, offsets=(0, 1, 2, 4), which=LOOKAHEAD_TARGETS, names=None, max_episodes: int = 300,
-              folds: int = 5, seed: int = 0, baseline: bool = True, ideal: bool = True, method: str = "ridge") -> list[dict]:  # fmt: skip
+              folds: int = 5, seed: int = 0, baseline: bool = True, ideal: bool = True, method: str = "logistic") -> list[dict]:  # fmt: skip
     """One row per (layer, target, offset), layers outermost, then targets in `which` order, then
     offsets: `name`, `layer`, `target`, `offset`, `score` (CV accuracy), `control`, `selectivity =
     score − control`, `baseline` (the random-init model; NaN without), `ideal` (the probe on
     `ideal_features`, per (target, offset); NaN without), `chance` (share of the most frequent
-    label) and `n` (rows). The corpus is cut to its first `max_episodes` episodes first. Every
-    probe is `probes.probe_score` with `method` (default ridge, `probes.PROBE_METHODS`: a model
-    takes ~100 probes here, and logistic regression took ~0.5 s a fit on 2 CPU cores)."""
+    label) and `n` (rows). The corpus is cut to its first `max_episodes` episodes first. The
+    model's probes (score, control, baseline) are `probes.probe_score` with `method` (default
+    logistic, as the other probes); the ideal's is a ridge classifier, which on its discrete
+    features (one-hot state ⊗ posterior) fits the class frequencies of each state and posterior
+    — the Bayes rule on that statistic — in one solve, where logistic regression on some 10³
+    sparse columns took seconds a fold."""
     offsets = tuple(int(k) if int(k) == k else k for k in offsets)
     which = _which(which)
     _check(corpus, offsets, which)
@@ -153,7 +156,7 @@ def lookahead(sim, corpus, offsets=(0, 1, 2, 4), which=LOOKAHEAD_TARGETS, names=
                 "rows": rows, "y": y, "groups": g,
                 "control_y": control_labels(y, types[rows], True, seed),
                 "chance": float(counts.max() / counts.sum()),
-                "ideal": probe_score(x_ideal[rows], y, g, True, folds, method=method) if x_ideal is not None else float("nan"),
+                "ideal": probe_score(x_ideal[rows], y, g, True, folds, method="ridge") if x_ideal is not None else float("nan"),
             }  # fmt: skip
 
     out = []

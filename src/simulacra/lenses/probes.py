@@ -132,8 +132,8 @@ def control_labels(y: np.ndarray, types: np.ndarray, classification: bool, seed:
 
 PROBE_METHODS = ("logistic", "ridge")
 """Linear classifiers a probe can fit: L2-regularised logistic regression (the default), or
-one-vs-rest ridge regression on ±1 targets (`RidgeClassifier`: one linear solve, many times
-faster with many classes; the look-ahead lens fits ~100 probes per model with it)."""
+one-vs-rest ridge regression on ±1 targets (`RidgeClassifier`: one linear solve per fold; the
+look-ahead lens fits the ideal's ceiling with it)."""
 
 
 def probe_score(x: np.ndarray, y: np.ndarray, groups: np.ndarray, classification: bool, folds: int = 5, c: float = 1.0,

@@ -142,6 +142,9 @@ def test_model_evaluate_acts_any_model_and_refuses_a_prompt_it_cannot_take(tmp_p
     r = runner.invoke(app, ["corpus", "make", "keydoor", "-s", "horizon=12", "-n", "32", "-o", str(tmp_path / "c")])
     assert r.exit_code == 0, r.output
     assert "generating: 32/32 episodes (100%)" in r.output  # not a terminal: progress as plain lines
+    r = runner.invoke(app, ["model", "train", str(tmp_path / "c"), "-o", str(tmp_path / "mt"), "--future-heads", "0", *tiny])
+    assert r.exit_code == 2 and "future_heads=0" in r.output and len(r.output.strip().splitlines()) == 1, r.output
+    assert not (tmp_path / "mt").exists()
     r = runner.invoke(app, ["model", "train", str(tmp_path / "c"), "-o", str(tmp_path / "bc"), "--loss-on", "actions", *tiny])
     assert r.exit_code == 0, r.output
     assert "training: 4/4 steps (100%)" in r.output and "loss " in r.output

@@ -271,6 +271,8 @@ def model_train(
     batch_size: int = typer.Option(32, min=1, help="episodes per step"),
     lr: float = typer.Option(1e-3, help="peak learning rate"),
     warmup: int = typer.Option(100, min=0, help="warm-up steps (at most --steps)"),
+    future_heads: int = typer.Option(1, "--future-heads", metavar="N", help="output heads: head k predicts the token k ahead (multi-token prediction; 1: ordinary)"),
+    myopic: bool = typer.Option(False, "--myopic", help="myopic descent: a position's loss cannot shape what earlier positions compute for later ones"),
     seed: int = typer.Option(0, min=0, max=2**32 - 1),
     force: bool = typer.Option(False, "--force", help="replace an existing checkpoint at OUT"),
 ) -> None:
@@ -281,7 +283,7 @@ def model_train(
     try:
         config = PredictConfig(loss_on=loss_on, character=character, rtg=rtg, d_model=d_model, n_layers=n_layers, n_heads=n_heads,
                                d_mlp=d_mlp, steps=steps, batch_size=batch_size, lr=lr, warmup=min(warmup, steps),
-                               grid=grid, rtg_numeric=rtg_numeric)
+                               grid=grid, rtg_numeric=rtg_numeric, future_heads=future_heads, myopic=myopic)
     except ValueError as e:
         _fail(str(e))
     if out.exists() and not (force and _is_checkpoint(out)):

@@ -20,6 +20,8 @@ KINDS = {
     "probe": (TUNED, {"ft_lr", "pretrained", "source", "probe", "layer", "probe_episodes"}),
     "steer": (MODEL, {"temperature", "toward", "away", "k", "layer"}),
     "onset": (PPO_FIELDS, {"greedy", "gamma_low", "gamma_high", "gamma_points", "event"}),  # the grid's γ is traced
+    "myopia": (MODEL, {"heldout", "hidden_threshold"}),  # myopic is set per model of the pair
+    "lookahead": (MODEL, {"offsets", "targets", "heldout"}),
 }
 
 
@@ -43,3 +45,8 @@ def test_params_map_to_the_configs_they_name():
     tuning = ft.finetune_config()
     assert (tuning.lr, tuning.beta, tuning.updates, tuning.episodes) == (0.005, 2.0, 3, 8) and tuning.temperature == 1e-3
     assert dataclasses.asdict(ft.predict_config())["lr"] == ft.lr  # pretraining keeps its own learning rate
+    pair = PROCESSES["myopia"].params(d_model=24, steps=9, warmup=2, future_heads=2).configs()
+    assert [c.myopic for c in pair] == [False, True] and {(c.d_model, c.steps, c.future_heads) for c in pair} == {(24, 9, 2)}
+    look = PROCESSES["lookahead"].params(future_heads=4, myopic=True, offsets=[4, 1, 1]).predict_config()
+    assert (look.future_heads, look.myopic) == (4, True)
+    assert PROCESSES["lookahead"].params(offsets=[4, 1, 1]).offsets == (1, 4)

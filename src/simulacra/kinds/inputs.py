@@ -148,6 +148,16 @@ def get_corpus(ctx: Context) -> Corpus | None:
     return None if ctx.corpus is None else _corpus(ctx, ctx.corpus)
 
 
+HELDOUT_SEED = 1_000_003
+"""Held-out episodes are the corpus's world and mixture generated with the corpus's seed + this."""
+
+
+def get_heldout(ctx: Context, episodes: int) -> Corpus:
+    """`episodes` fresh episodes of the unit's corpus's world and mixture (seed + `HELDOUT_SEED`),
+    through the artifact cache: what models trained on the corpus are scored and probed on."""
+    return _corpus(ctx, dataclasses.replace(ctx.corpus, episodes=episodes, seed=ctx.corpus.seed + HELDOUT_SEED, top=None))
+
+
 def _corpus(ctx: Context, ref: CorpusRef) -> Corpus:
     if ref.top is None:
         make = lambda: make_corpus(ref.world, parse_mixture(ref.mixture), ref.episodes, seed=ref.seed)  # noqa: E731

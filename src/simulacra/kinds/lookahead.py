@@ -24,13 +24,11 @@ ideal, chance, n); the report draws them (`kinds.sections.lookahead_curves`).
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 from pydantic import Field, field_validator
 
-from simulacra.kinds.inputs import PREDICT_FIELDS, ModelFields, _corpus, get_corpus, get_models, train_metrics
-from simulacra.kinds.myopia import HELDOUT_SEED
+from simulacra.corpus.ideal import compute_ideal
+from simulacra.kinds.inputs import PREDICT_FIELDS, ModelFields, get_corpus, get_heldout, get_models, train_metrics
 from simulacra.kinds.sections import LOOKAHEAD_SERIES, lookahead_curves
 from simulacra.lenses import fidelity
 from simulacra.lenses.lookahead import LOOKAHEAD_TARGETS, lookahead
@@ -108,11 +106,12 @@ def run(ctx: Context, seeds: list[int]) -> list[Result]:
     if max(p.offsets) >= horizon:
         raise ValueError(f"offset {max(p.offsets)} is beyond the context: episodes of this world have at most {horizon} steps")
     sims = get_models(ctx, corpus, p.predict_config(), seeds)
-    held = _corpus(ctx, dataclasses.replace(ctx.corpus, episodes=p.heldout, seed=ctx.corpus.seed + HELDOUT_SEED, top=None))
+    held = get_heldout(ctx, p.heldout)
+    ideal = compute_ideal(held)  # once: the same held-out episodes for every seed
     results = []
     for sim, seed in zip(sims, seeds):
-        fid = fidelity.scores(sim, held)
-        rows = lookahead(sim, held, offsets=p.offsets, which=p.targets, max_episodes=p.heldout, seed=seed)
+        fid = fidelity.scores(sim, held, ideal)
+        rows = lookahead(sim, held, offsets=p.offsets, which=p.targets, max_episodes=p.heldout, seed=seed, ideal=ideal)
         metrics = {"excess_nats": fid["by_type"]["all"]["excess"], **_summary(rows), "train_seconds": train_metrics(sim)["train_seconds"]}
         clean = [{k: (v if not isinstance(v, float) or np.isfinite(v) else None) for k, v in r.items()} for r in rows]
         results.append(Result(metrics, {LOOKAHEAD_SERIES: {"rows": clean}}))

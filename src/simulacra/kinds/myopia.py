@@ -39,17 +39,13 @@ from pydantic import Field, model_validator
 
 from simulacra.corpus.ideal import compute_ideal, hidden_information, token_logloss
 from simulacra.corpus.tokens import ACTION, encode
-from simulacra.kinds.inputs import PREDICT_FIELDS, ModelFields, _corpus, get_corpus, get_models
+from simulacra.kinds.inputs import PREDICT_FIELDS, ModelFields, get_corpus, get_heldout, get_models
 from simulacra.kinds.sections import myopia_gaps
-from simulacra.lenses.fidelity import _model_stats
+from simulacra.lenses.fidelity import token_stats
 from simulacra.lenses.probes import probe_score, step_activations, step_index
 from simulacra.model import Simulator
 from simulacra.studies import Context, Result, register_process
 from simulacra.training.predict import PredictConfig
-
-HELDOUT_SEED = 1_000_003
-"""The held-out episodes are the corpus's world and mixture generated with seed + this."""
-
 
 class MyopiaParams(ModelFields):
     """A simulator (loss on the whole trajectory) trained twice, ordinarily and myopically."""
@@ -79,7 +75,7 @@ METRICS = (
 
 def _excess(sim: Simulator, corpus, ideal_loss: np.ndarray, scored: np.ndarray, tokens: np.ndarray) -> np.ndarray:
     """(N, L) the model's excess log-loss over the ideal at every scored position (0 elsewhere)."""
-    nll = _model_stats(sim, tokens, 64)[0]
+    nll = token_stats(sim, tokens)[0]
     return np.where(scored, nll - ideal_loss, 0.0)
 
 
@@ -107,7 +103,7 @@ def run(ctx: Context, seeds: list[int]) -> list[Result]:
     ordinary_cfg, myopic_cfg = p.configs()
     ordinary = get_models(ctx, corpus, ordinary_cfg, seeds)
     myopic = get_models(ctx, corpus, myopic_cfg, seeds)
-    held = _corpus(ctx, dataclasses.replace(ctx.corpus, episodes=p.heldout, seed=ctx.corpus.seed + HELDOUT_SEED, top=None))
+    held = get_heldout(ctx, p.heldout)
     ideal = compute_ideal(held)
     fmt = ordinary[0].fmt
     ideal_loss, _, scored = token_logloss(held, ideal, fmt)

@@ -51,7 +51,7 @@ from simulacra.world.tokens import Vocab, decode, is_valid, state_tokens
 ECE_BINS = 15
 
 
-def _model_stats(sim, tokens: np.ndarray, batch: int):
+def token_stats(sim, tokens: np.ndarray, batch: int = 64):
     """Per position: the model's -log p(actual), top-1 confidence and correctness, and its
     distribution over the five actions (renormalised)."""
     act_ids = jnp.asarray(sim.fmt.local_ids(*Vocab.ACTION))
@@ -105,7 +105,7 @@ def scores(sim, corpus, ideal: Ideal | None = None, batch: int = 64) -> dict:
     ideal = ideal if ideal is not None else compute_ideal(corpus)
     enc = encode(corpus, fmt)
     ideal_loss, _, scored = token_logloss(corpus, ideal, fmt)
-    nll, conf, correct, acts = _model_stats(sim, enc["tokens"], batch)
+    nll, conf, correct, acts = token_stats(sim, enc["tokens"], batch)
     types = enc["types"]
     out: dict = {"by_type": {}}
     for ty in (STATE, ACTION, REWARD, END, None):

@@ -108,7 +108,7 @@ def ideal_features(corpus, ideal=None) -> np.ndarray:
 
 
 def lookahead(sim, corpus, offsets=(0, 1, 2, 4), which=LOOKAHEAD_TARGETS, names=None, max_episodes: int = 300,
-              folds: int = 5, seed: int = 0, baseline: bool = True, ideal: bool = True, method: str = "logistic") -> list[dict]:  # fmt: skip
+              folds: int = 5, seed: int = 0, baseline: bool = True, ideal=True, method: str = "logistic") -> list[dict]:  # fmt: skip
     """One row per (layer, target, offset), layers outermost, then targets in `which` order, then
     offsets: `name`, `layer`, `target`, `offset`, `score` (CV accuracy), `control`, `selectivity =
     score − control`, `baseline` (the random-init model; NaN without), `ideal` (the probe on
@@ -118,7 +118,9 @@ def lookahead(sim, corpus, offsets=(0, 1, 2, 4), which=LOOKAHEAD_TARGETS, names=
     logistic, as the other probes); the ideal's is a ridge classifier, which on its discrete
     features (one-hot state ⊗ posterior) fits the class frequencies of each state and posterior
     — the Bayes rule on that statistic — in one solve, where logistic regression on some 10³
-    sparse columns took seconds a fold."""
+    sparse columns took seconds a fold. `ideal` may also be the corpus's `compute_ideal` result,
+    so that a caller probing several models of one corpus computes it once; it must be the ideal
+    of the whole corpus passed here (before the cut to `max_episodes`)."""
     offsets = tuple(int(k) if int(k) == k else k for k in offsets)
     which = _which(which)
     _check(corpus, offsets, which)
@@ -143,7 +145,7 @@ def lookahead(sim, corpus, offsets=(0, 1, 2, 4), which=LOOKAHEAD_TARGETS, names=
         rnd = Simulator.init(sim.spec, sim.fmt.params, jax.random.PRNGKey(10_000 + seed))
         rnd.card = dict(sim.card)
         base = step_activations(rnd, corpus, names)
-    x_ideal = ideal_features(corpus) if ideal else None
+    x_ideal = None if ideal is False or ideal is None else ideal_features(corpus, None if ideal is True else ideal)
 
     # per (target, offset): labels, control labels, chance and the ideal's score, once
     fixed: dict[tuple[str, int], dict] = {}

@@ -159,6 +159,8 @@ class Corpus:
     def load(cls, path: str | Path, verify: bool = True) -> "Corpus":
         """Load and verify a corpus directory; a bad one raises `CorpusError` naming the problem."""
         manifest, arrays = read_corpus_dir(path, verify=verify)
+        if manifest.get("family") == "text":
+            raise CorpusError(f"{path} is a text corpus (simulacra.text.TextCorpus), not a gridworld corpus: gridworld commands and lenses cannot read it")
         missing = [k for k in REQUIRED if k not in arrays]
         if missing:
             raise CorpusError(f"{path}: the manifest lists no {', '.join(missing)} array(s)")

@@ -286,15 +286,47 @@ def fit_seeds(corpus, config: PredictConfig, seeds, progress: bool = True) -> li
 
 
 def _fit(corpus, config: PredictConfig, seeds: list[int], progress: bool, batched: bool) -> list:
+    import simulacra
+
+    fmt = config.format(corpus.params)
+    data = train_data(corpus, config)
+    params, loss, seconds = train_loop(config, data, fmt, seeds, progress, batched)
+    tail = max(1, config.steps // 10)
+    out = []
+    for j, seed in enumerate(seeds):
+        card = {
+            "simulacra_version": simulacra.__version__,
+            "process": {"name": "predict", "config": dataclasses.asdict(config)},
+            "seed": seed,
+            "corpus": {
+                "sha256": corpus.content_hash(),
+                "path": str(corpus.path) if getattr(corpus, "path", None) else None,
+                "mixture": corpus.mixture.to_list(),
+                "seed": corpus.seed,
+                "n_episodes": corpus.n_episodes,
+            },
+            "metrics": {
+                "train_loss_first": float(loss[j, :tail].mean()),
+                "train_loss_last": float(loss[j, -tail:].mean()),
+                "train_seconds": round(seconds, 2),
+                "tokens_seen": int(config.steps * config.batch_size * (fmt.length - 1)),
+            },
+        }
+        out.append(Simulator(config.spec, fmt, params[j], card))
+    return out
+
+
+def train_loop(config: PredictConfig, data: TrainData, fmt, seeds: list[int], progress: bool, batched: bool):
+    """Run `make_run(config, data, fmt)` for `seeds` (vmapped when `batched`), in jitted segments
+    behind a progress bar: (each seed's params, losses (seeds, steps), seconds per seed). `fmt`
+    is anything `config.transformer` reads (`vocab_size`, `length`): the gridworld's
+    `TrajectoryFormat` or the text world's `TextFormat`."""
     import time
 
     from rich.progress import BarColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    import simulacra
     from simulacra.progress import progress as meter
 
-    fmt = config.format(corpus.params)
-    data = train_data(corpus, config)
     run = make_run(config, data, fmt)
     seg = _segment(config.steps)
     if batched:
@@ -320,28 +352,7 @@ def _fit(corpus, config: PredictConfig, seeds: list[int], progress: bool, batche
             bar.advance(min(seg, config.steps - i), loss=f"{float(losses[-1][:, -max(1, seg // 10):].mean()):.4f}")
     seconds = (time.perf_counter() - t0) / len(seeds)
     loss = np.concatenate(losses, axis=1)
-    tail = max(1, config.steps // 10)
-    host = jax.device_get(carry[0]) if batched else None  # each seed's slice taken on the host (no program per leaf shape)
-    out = []
-    for j, seed in enumerate(seeds):
-        card = {
-            "simulacra_version": simulacra.__version__,
-            "process": {"name": "predict", "config": dataclasses.asdict(config)},
-            "seed": seed,
-            "corpus": {
-                "sha256": corpus.content_hash(),
-                "path": str(corpus.path) if getattr(corpus, "path", None) else None,
-                "mixture": corpus.mixture.to_list(),
-                "seed": corpus.seed,
-                "n_episodes": corpus.n_episodes,
-            },
-            "metrics": {
-                "train_loss_first": float(loss[j, :tail].mean()),
-                "train_loss_last": float(loss[j, -tail:].mean()),
-                "train_seconds": round(seconds, 2),
-                "tokens_seen": int(config.steps * config.batch_size * (fmt.length - 1)),
-            },
-        }
-        params = jax.tree.map(lambda x, j=j: x[j], host) if batched else carry[0]
-        out.append(Simulator(config.spec, fmt, params, card))
-    return out
+    if not batched:
+        return [carry[0]], loss, seconds
+    host = jax.device_get(carry[0])  # each seed's slice taken on the host (no program per leaf shape)
+    return [jax.tree.map(lambda x, j=j: x[j], host) for j in range(len(seeds))], loss, seconds

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
+import numpy as np
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -21,6 +22,8 @@ study_app = typer.Typer(help="Studies: declarative grids of worlds x processes x
 app.add_typer(study_app, name="study")
 model_app = typer.Typer(help="Models: train simulators on corpora, and measure them.", no_args_is_help=True)
 app.add_typer(model_app, name="model")
+text_app = typer.Typer(help="Text worlds: personas with traits speaking a grammar whose law is exact.", no_args_is_help=True)
+app.add_typer(text_app, name="text")
 console = Console()
 """Normal output: tables, progress, what was written."""
 errors = Console(stderr=True)
@@ -134,15 +137,15 @@ def world_show(
 @corpus_app.command("make")
 def corpus_make(
     task_name: str = typer.Argument(..., metavar="TASK", help="a task name or an ASCII map file"),
-    mix: str = typer.Option("seeker:0.5,random:0.5", "--mix", help="characters and weights, e.g. seeker(0.1):0.5,random:0.5"),
-    n: int = typer.Option(10_000, "-n", "--episodes", min=1, help="number of episodes (at most 10,000,000)"),
+    mix: str = typer.Option(None, "--mix", help="characters and weights, e.g. seeker(0.1):0.5,random:0.5 (default seeker:0.5,random:0.5); for TASK text, personas, e.g. friendly+sailor:1,sailor:1 (default all)"),
+    n: int = typer.Option(10_000, "-n", "--episodes", min=1, help="number of episodes, or documents for TASK text (at most 10,000,000)"),
     out: Path = typer.Option(..., "-o", "--out", help="directory to write (must not exist unless --force)"),
     seed: int = typer.Option(0, min=0, max=2**32 - 1, help="seed: the same seed gives the same corpus"),
-    knob: list[str] = typer.Option(None, "--set", "-s", help="override a world knob, e.g. -s reward_delay=3"),
+    knob: list[str] = typer.Option(None, "--set", "-s", help="override a world knob, e.g. -s reward_delay=3; for TASK text, a grammar term, e.g. -s tail.damn.sailor=3 or -s max_sentences=2"),
     obs: bool = typer.Option(False, "--obs/--no-obs", help="also store symbolic observations (always derivable exactly from the states)"),
     force: bool = typer.Option(False, "--force", help="replace an existing corpus at OUT"),
 ) -> None:
-    """Generate a corpus and write it (atomically) to OUT."""
+    """Generate a corpus and write it (atomically) to OUT (TASK text: documents of personas; see `simulacra text show`)."""
     from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
 
     from simulacra.characters import parse_mixture
@@ -151,10 +154,12 @@ def corpus_make(
     from simulacra.corpus.store import check_writable
     from simulacra.progress import progress as meter
 
+    if task_name == "text":
+        return _text_corpus_make(mix or "all", n, out, seed, knob or [], force)
     params = _params_or_exit(task_name, knob)
     try:
         check_size(n, seed)
-        mixture = parse_mixture(mix)
+        mixture = parse_mixture(mix or "seeker:0.5,random:0.5")
         check_writable(out, overwrite=force)  # before any work
     except CorpusError as e:
         _fail(f"{e}" + ("" if force else "; pass --force to replace a corpus"))
@@ -182,6 +187,8 @@ def corpus_show(
     from simulacra.corpus import Corpus, CorpusError
     from simulacra.corpus.report import summary_tables
 
+    if _family(path) == "text":
+        return _text_corpus_show(path, ideal)
     try:
         corpus = Corpus.load(path)
     except CorpusError as e:
@@ -288,6 +295,8 @@ def model_train(
         _fail(str(e))
     if out.exists() and not (force and _is_checkpoint(out)):
         _fail(f"{out} already exists" + ("; pass --force to replace a checkpoint" if _is_checkpoint(out) else " and is not a simulacra checkpoint"))
+    if _family(corpus_path) == "text":
+        return _text_model_train(corpus_path, config, out, seed, force)
     corpus = _load_corpus(corpus_path)
     try:
         config.transformer(config.format(corpus.params))
@@ -302,6 +311,8 @@ def model_train(
 @model_app.command("show")
 def model_show(path: Path = typer.Argument(..., help="a checkpoint directory")) -> None:
     """Print a model card."""
+    if _is_text_model(path):
+        return _text_model_show(path)
     sim = _load_simulator(path)
     card = sim.card
     flat = lambda d: ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in d.items())  # noqa: E731
@@ -597,6 +608,212 @@ def demo(
 
     params = _params_or_exit(task_name)
     run_demo(params, seed=seed, n_envs=envs, n_steps=steps, console=console)
+
+
+# -- text worlds ------------------------------------------------------------------------------------
+
+
+def _family(path: Path) -> str | None:
+    """A corpus directory's family ("text"), None for gridworld corpora and anything unreadable
+    (the loader then names the problem)."""
+    import json
+
+    try:
+        return json.loads((Path(path) / "manifest.json").read_text()).get("family")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def _is_text_model(path: Path) -> bool:
+    import json
+
+    try:
+        return "text_format" in json.loads((Path(path) / "card.json").read_text())
+    except (OSError, ValueError, TypeError):
+        return False
+
+
+def _grammar_or_exit(overrides: list[str]):
+    from simulacra.text import default_grammar
+
+    try:
+        return default_grammar().override(overrides)
+    except ValueError as e:
+        _fail(str(e))
+
+
+def _personas_or_exit(mix: str):
+    from simulacra.text import parse_personas
+
+    try:
+        return parse_personas(mix)
+    except ValueError as e:
+        _fail(f"persona mixture {mix!r}: {e}")
+
+
+def _load_text_corpus(path: Path):
+    from simulacra.corpus import CorpusError
+    from simulacra.text import TextCorpus
+
+    try:
+        return TextCorpus.load(path)
+    except CorpusError as e:
+        _fail(str(e))
+
+
+def _load_text_model(path: Path):
+    from simulacra.model.checkpoint import CheckpointError
+    from simulacra.text.model import TextSimulator
+
+    try:
+        return TextSimulator.load(path)
+    except CheckpointError as e:
+        _fail(str(e))
+
+
+def _text_corpus_make(mix: str, n: int, out: Path, seed: int, overrides: list[str], force: bool) -> None:
+    from simulacra.corpus import CorpusError
+    from simulacra.corpus.store import check_writable
+    from simulacra.text import make_text_corpus
+    from simulacra.text.corpus import check_size
+
+    grammar = _grammar_or_exit(overrides)
+    mixture = _personas_or_exit(mix)
+    try:
+        check_size(n, seed)
+        check_writable(out, overwrite=force)
+    except CorpusError as e:
+        _fail(f"{e}" + ("" if force else "; pass --force to replace a corpus"))
+    except ValueError as e:
+        _fail(str(e))
+    with console.status(f"generating {n:,} documents"):
+        try:
+            corpus = make_text_corpus(grammar, mixture, n, seed=seed)
+        except MemoryError:
+            _fail(f"not enough memory for {n:,} documents (a corpus is held in memory); make fewer, or several corpora")
+    try:
+        corpus.save(out, overwrite=force)
+    except (CorpusError, OSError) as e:
+        _fail(str(e))
+    console.print(f"wrote {corpus.n_documents:,} documents ({int(corpus.lengths.sum()):,} words) of {mixture.spec()} to {out}")
+
+
+def _text_corpus_show(path: Path, ideal: bool) -> None:
+    from simulacra.text import SWEAR_WORDS, persona_name, text_ideal
+    from simulacra.text.corpus import PAD
+
+    corpus = _load_text_corpus(path)
+    swear = np.isin(corpus.words, [corpus.vocab.index(w) for w in SWEAR_WORDS if w in corpus.vocab])
+    live = corpus.words != PAD
+    nll = -text_ideal(corpus).logp if ideal else None
+    table = Table("persona", "documents", "words/doc", "swear words/doc", *(["ideal nats/word"] if ideal else []),
+                  title=f"{path}: {corpus.n_documents:,} documents, seed {corpus.seed}")
+    for p in corpus.mixture.personas:
+        sel = corpus.personas == p
+        row = [persona_name(p), f"{int(sel.sum()):,}", f"{corpus.lengths[sel].mean():.2f}" if sel.any() else "-",
+               f"{swear[sel].sum(1).mean():.3f}" if sel.any() else "-"]
+        if ideal:
+            row.append(f"{nll[sel][live[sel]].mean():.3f}" if sel.any() else "-")
+        table.add_row(*row)
+    console.print(table)
+    for i in range(min(3, corpus.n_documents)):
+        console.print(f"[dim]{persona_name(corpus.personas[i])}:[/dim] {escape(corpus.text(i))}", highlight=False)
+
+
+def _text_model_train(corpus_path: Path, config, out: Path, seed: int, force: bool) -> None:
+    from simulacra.text.model import TextFormat, fit_text
+
+    if config.rtg or config.grid or config.rtg_numeric or config.loss_on != "trajectory":
+        _fail("a text model takes no --rtg, --grid, --rtg-numeric or --loss-on actions (loss is on the words); --character puts the persona tag in the prompt")
+    corpus = _load_text_corpus(corpus_path)
+    tagged = config.character
+    config = dataclasses.replace(config, character=False)
+    try:
+        config.transformer(TextFormat(corpus.grammar, tagged))
+    except ValueError as e:
+        _fail(str(e))
+    sim = fit_text(corpus, config, seeds=[seed], tagged=tagged, progress=True)[0]
+    sim.card["corpus"]["path"] = str(corpus_path)
+    sim.save(out, overwrite=force)
+    m = sim.card["metrics"]
+    console.print(f"trained {config.steps} steps in {m['train_seconds']:.1f} s: loss {m['train_loss_first']:.3f} -> {m['train_loss_last']:.3f} nats/word; wrote {out}")
+
+
+def _text_model_show(path: Path) -> None:
+    sim = _load_text_model(path)
+    card = sim.card
+    flat = lambda d: ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in d.items())  # noqa: E731
+    corpus = card.get("corpus", {})
+    table = Table("field", "value", title=str(path))
+    table.add_row("world", f"text ({len(sim.fmt.words)} words, documents up to {sim.fmt.length - sim.fmt.prefix_len} words)")
+    table.add_row("prompt", "the persona's tag" if sim.fmt.tagged else "none")
+    table.add_row("process", f"{card['process']['name']}: {flat(card['process']['config'])}")
+    table.add_row("architecture", f"d_model={sim.spec.d_model}, n_layers={sim.spec.n_layers}, n_heads={sim.spec.n_heads}, d_mlp={sim.spec.d_mlp}")
+    table.add_row("corpus", f"{corpus.get('path')} ({corpus.get('n_documents')} documents, seed {corpus.get('seed')})")
+    table.add_row("personas", ", ".join(f"{d['persona']}:{d['weight']:g}" for d in corpus.get("mixture", [])))
+    table.add_row("metrics", flat(card.get("metrics", {})))
+    console.print(table)
+
+
+@text_app.command("show")
+def text_show(
+    mix: str = typer.Option("sailor:1,friendly+sailor:1,friendly:1,formal+terse:1", "--mix", help="personas and weights, e.g. friendly+sailor:1,sailor:1, or all"),
+    knob: list[str] = typer.Option(None, "--set", "-s", help="override a grammar term, e.g. -s tail.damn.sailor=3, or -s max_sentences=2"),
+    seed: int = typer.Option(0, min=0, max=2**32 - 1, help="seed of the documents shown"),
+) -> None:
+    """One document of each persona in the mixture, with the ideal's posterior as the text unfolds."""
+    from simulacra.text import TRAITS, make_text_corpus, persona_name, swear_prob, text_ideal
+
+    grammar = _grammar_or_exit(knob or [])
+    mixture = _personas_or_exit(mix)
+    corpus = make_text_corpus(grammar, mixture, 64 * len(mixture.personas), seed=seed)
+    ideal = text_ideal(corpus)
+    names = mixture.names
+    console.print(f"[bold]text world[/bold]: {len(grammar.words)} words, up to {grammar.max_sentences} sentences; "
+                  f"personas {mixture.spec()}", highlight=False)
+    console.print("per word, before it: the ideal's posterior of the document's own persona (P(own)), its likeliest persona, "
+                  "and P(trait) for each trait", style="dim")
+    for p in mixture.personas:
+        rows = np.flatnonzero(corpus.personas == p)
+        if not len(rows):
+            continue
+        i = int(rows[0])
+        me = mixture.personas.index(p)
+        console.print(f"\n[bold]{persona_name(p)}[/bold]  (P(swear | tail) = {swear_prob(grammar, p):.3f})", highlight=False)
+        table = Table("word", "P(own)", "likeliest", *TRAITS, box=None, pad_edge=False)
+        for t in range(int(corpus.lengths[i]) + 1):
+            post = ideal.posterior[i, t]
+            word = corpus.vocab[corpus.words[i, t]] if t < corpus.lengths[i] else "(all words)"
+            table.add_row(escape(word), f"{post[me]:.3f}", f"{names[int(post.argmax())]} {post.max():.2f}",
+                          *(f"{x:.2f}" for x in ideal.traits[i, t]))
+        console.print(table)
+
+
+@model_app.command("dream")
+def model_dream(
+    path: Path = typer.Argument(..., help="a text model's checkpoint directory"),
+    n: int = typer.Option(5, "-n", min=1, max=10_000, help="documents to generate"),
+    persona: str = typer.Option(None, "--persona", help="the persona in the prompt (models trained with --character), e.g. friendly+sailor"),
+    temperature: float = typer.Option(1.0, help="sampling temperature (> 0)"),
+    seed: int = typer.Option(0, min=0, max=2**32 - 1),
+) -> None:
+    """Print documents a text model generates (gridworld models dream through `Simulator.dream`)."""
+    import jax
+
+    from simulacra.text import parse_persona
+
+    if not _is_text_model(path):
+        if (Path(path) / "card.json").is_file():
+            _fail(f"{path} is a gridworld model: model dream prints text; dream gridworld episodes with Simulator.dream in Python")
+        _load_text_model(path)  # names the problem
+    sim = _load_text_model(path)
+    try:
+        index = None if persona is None else parse_persona(persona)
+        tokens = sim.generate(jax.random.PRNGKey(seed), n, persona=index, temperature=temperature)
+    except ValueError as e:
+        _fail(str(e))
+    for line in sim.fmt.decode(tokens):
+        console.print(escape(line), highlight=False)
 
 
 def _report(message: str) -> None:

@@ -318,6 +318,8 @@ class TrajectoryFormat:
 def encode(corpus, fmt: TrajectoryFormat | None = None) -> dict[str, np.ndarray]:
     """Token rows of a corpus: `tokens` (N, L) int32 global ids, `types` (N, L) int8
     (`TYPE_NAMES`), and `mask` (N, L) bool (not padding)."""
+    if getattr(corpus, "family", None) == "text":
+        raise ValueError("this is a text corpus: gridworld models and lenses read gridworld corpora (text lenses: simulacra.text.lenses)")
     fmt = fmt or TrajectoryFormat(corpus.params)
     e = corpus.episodes
     n, horizon, s = e.n_episodes, e.horizon, fmt.state_len

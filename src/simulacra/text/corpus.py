@@ -48,6 +48,9 @@ class TextCorpus:
     lengths: np.ndarray
     personas: np.ndarray
 
+    family = FAMILY
+    """"text" (gridworld code refuses a corpus of this family with one clear error)."""
+
     @property
     def n_documents(self) -> int:
         return int(len(self.words))

@@ -28,7 +28,7 @@ import numpy as np
 
 from simulacra.model.checkpoint import CheckpointError, load_model, save_model
 from simulacra.model.spec import ModelSpec
-from simulacra.nets.transformer import Transformer, TransformerConfig
+from simulacra.nets.transformer import Hooks, Transformer, TransformerConfig
 from simulacra.text.corpus import PAD as WORD_PAD
 from simulacra.text.corpus import TextCorpus, _tables
 from simulacra.text.grammar import N_PERSONAS, Grammar
@@ -154,9 +154,10 @@ class TextSimulator:
         nll = np.concatenate(out) * mask
         return nll[:, self.fmt.prefix_len :]
 
-    def generate(self, key: jax.Array, n: int, persona: int | None = None, temperature: float = 1.0) -> np.ndarray:
+    def generate(self, key: jax.Array, n: int, persona: int | None = None, temperature: float = 1.0, hooks: Hooks | None = None) -> np.ndarray:
         """(n, length) token rows sampled from the model (the tag slot set to `persona` when the
-        format is tagged; a tagged format needs one). Decode them with `fmt.decode`."""
+        format is tagged; a tagged format needs one), with `hooks` (e.g. a steering vector added
+        at a layer) applied at every position. Decode them with `fmt.decode`."""
         if self.fmt.tagged and persona is None:
             raise ValueError("this model's prompt names a persona: give one to generate")
         if not self.fmt.tagged and persona is not None:
@@ -167,7 +168,8 @@ class TextSimulator:
         tokens[:, 0] = BOS
         if self.fmt.tagged:
             tokens[:, 1] = TAG0 + int(persona)
-        out = _generate_fn(self.model.config, self.fmt.prefix_len, WORD0)(self.params, jnp.asarray(tokens), key, jnp.float32(temperature))
+        fn = _generate_fn(self.model.config, self.fmt.prefix_len, WORD0)
+        out = fn(self.params, jnp.asarray(tokens), key, jnp.float32(temperature), hooks if hooks is not None else Hooks())
         return np.asarray(out)
 
 
@@ -193,13 +195,13 @@ def _generate_fn(config: TransformerConfig, prefix_len: int, word0: int):
     eod = word0  # <eod> is the grammar's word 0
 
     @jax.jit
-    def gen(params, tokens, key, temperature):
+    def gen(params, tokens, key, temperature, hooks):
         n, length = tokens.shape
 
         def body(carry, pos):
             tokens, done, key = carry
             key, k = jax.random.split(key)
-            logits, _ = model.apply(params, tokens[:, :-1])
+            logits, _ = model.apply(params, tokens[:, :-1], hooks)
             step = jax.lax.dynamic_index_in_dim(logits, pos - 1, axis=1, keepdims=False)  # predicts token `pos`
             step = jnp.where(jnp.arange(step.shape[-1]) >= word0, step, -jnp.inf)  # words only
             w = jax.random.categorical(k, step / temperature, axis=-1)

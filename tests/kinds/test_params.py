@@ -22,6 +22,10 @@ KINDS = {
     "onset": (PPO_FIELDS, {"greedy", "gamma_low", "gamma_high", "gamma_points", "event"}),  # the grid's γ is traced
     "myopia": (MODEL, {"heldout", "hidden_threshold"}),  # myopic is set per model of the pair
     "lookahead": (MODEL, {"offsets", "targets", "heldout"}),
+    "text_traits": (MODEL, {"personas", "documents", "corpus_seed", "grammar", "heldout", "trained", "labels", "pair"}),
+    "text_steer": (MODEL, {"personas", "documents", "corpus_seed", "grammar", "heldout", "steer_k", "trait", "generated"}),
+    "text_finetune": (MODEL | {"beta", "updates"}, {"personas", "documents", "corpus_seed", "grammar", "heldout", "ft_documents", "ft_lr",
+                                                    "layer", "direction"}),  # fmt: skip
 }
 
 

@@ -140,7 +140,7 @@ BAD = [
     ("profiles/quick/sweep", {"agent": {"world.reward_delay": []}}, ["profiles.quick.sweep.agent", "empty list"]),
     ("profiles/quick/hypotheses", ["H9"], ["profiles.quick.hypotheses.0", "'H9' is not a hypothesis"]),
     ("name", "../escape", ["name", "'../escape'", "directory"]),
-    ("worlds", DELETE, ["worlds", "required"]),
+    ("worlds", DELETE, ["is not a world", "the study has no worlds: section"]),  # worlds: is optional (world-less kinds)
 ]
 
 

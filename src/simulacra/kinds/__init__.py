@@ -10,7 +10,8 @@
 * `lookahead.py`  a simulator (optionally multi-head) probed for the action, cell and event k steps ahead;
 * `onset.py`      PPO at a grid of discounts: where it turns instrumental, against the exact optimum;
 * `probe.py`      a linear probe of its residual stream;
-* `steer.py`      a character-tagged simulator steered along a tag direction.
+* `steer.py`      a character-tagged simulator steered along a tag direction;
+* `text.py`       the text world's kinds (no gridworld): trait probes, steering and fine-tuning against swearing.
 
 What they share: `behaviour.py` (the behaviour lens's settings, its metrics and `measure`, so a
 metric means the same thing for every kind), `inputs.py` (the param groups that describe a model,
@@ -19,6 +20,6 @@ and the corpus, trained and fine-tuned models made through the study's artifact 
 their params and metrics; docs/extending.md, "3. A process kind", writes a new one.
 """
 
-from simulacra.kinds import condition, finetune, layers, lookahead, myopia, onset, predict, probe, reinforce, steer
+from simulacra.kinds import condition, finetune, layers, lookahead, myopia, onset, predict, probe, reinforce, steer, text
 
-__all__ = ["condition", "finetune", "layers", "lookahead", "myopia", "onset", "predict", "probe", "reinforce", "steer"]
+__all__ = ["condition", "finetune", "layers", "lookahead", "myopia", "onset", "predict", "probe", "reinforce", "steer", "text"]

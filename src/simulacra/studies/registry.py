@@ -62,8 +62,8 @@ class Context:
     """The process kind."""
     params: BaseModel
     """The kind's params model, validated, defaults filled."""
-    world: WorldParams
-    """The world it trains or acts in (at this sweep point)."""
+    world: WorldParams | None
+    """The world it trains or acts in (at this sweep point); None for a kind that needs none."""
     eval_world: WorldParams | None
     """The world it is measured in, if not `world`."""
     corpus: CorpusRef | None
@@ -114,6 +114,9 @@ class ProcessKind:
     """If true, one call receives every seed of a sweep point (so it can `vmap` them); else one seed."""
     needs_corpus: bool = False
     """If true, a process of this kind must name a `corpus:`."""
+    needs_world: bool = True
+    """If false, a process of this kind names no world and no corpus (its params say what it
+    makes, e.g. a text world's personas); `ctx.world` is then None."""
     scale: Mapping[str, float] = dataclasses.field(default_factory=dict)
     """Scale values it reads (`ctx.scale`), with their defaults (a study or profile overrides them)."""
     lenses: tuple[str, ...] = ()
@@ -152,6 +155,7 @@ def register_process(
     metrics: tuple[str, ...] | list[str],
     batch_seeds: bool = False,
     needs_corpus: bool = False,
+    needs_world: bool = True,
     scale: Mapping[str, float] | None = None,
     lenses: tuple[str, ...] | list[str] = (),
     sections: tuple[Callable, ...] | list[Callable] = (),
@@ -175,6 +179,7 @@ def register_process(
             run=run,
             batch_seeds=batch_seeds,
             needs_corpus=needs_corpus,
+            needs_world=needs_world,
             scale=dict(scale or {}),
             lenses=tuple(lenses),
             sections=tuple(sections),

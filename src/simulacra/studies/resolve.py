@@ -196,7 +196,8 @@ def _corpora(study: Study, scale: dict[str, int | float], at: str) -> dict[str, 
     corpora = {}
     for name, c in study.corpora.items():
         if c.world not in study.worlds:
-            raise Problem(f"corpora.{name}.world", f"{c.world!r} is not a world; known: {known(study.worlds)}")
+            where = f"known: {known(study.worlds)}" if study.worlds else "the study has no worlds: section"
+            raise Problem(f"corpora.{name}.world", f"{c.world!r} is not a world; {where}")
         episodes = _substitute(c.episodes, f"corpora.{name}.episodes", scale)
         if not (isinstance(episodes, int) and not isinstance(episodes, bool) and 1 <= episodes <= MAX_EPISODES):
             raise Problem(
@@ -229,8 +230,14 @@ def _process(study: Study, name: str, prof: Profile, scale: dict, corpora: dict[
     references = ((p.world, study.worlds, "world"), (p.eval_world, study.worlds, "eval_world"), (p.corpus, study.corpora, "corpus"))
     for ref, pool, label in references:
         if ref is not None and ref not in pool:
-            raise Problem(f"{loc}.{label}", f"{ref!r} is not a {label.replace('eval_', '')}; known: {known(pool)}")
-    if p.world is None and p.corpus is None:
+            what = label.replace("eval_", "")
+            where = f"known: {known(pool)}" if pool else f"the study has no {'worlds' if what == 'world' else 'corpora'}: section"
+            raise Problem(f"{loc}.{label}", f"{ref!r} is not a {what}; {where}")
+    if not kind.needs_world:
+        for ref, label in ((p.world, "world"), (p.eval_world, "eval_world"), (p.corpus, "corpus")):
+            if ref is not None:
+                raise Problem(f"{loc}.{label}", f"process kind {p.kind!r} takes no {label}: its params say what it makes")
+    elif p.world is None and p.corpus is None:
         raise Problem(loc, "names neither a world nor a corpus; give world: or corpus:")
     if kind.needs_corpus and p.corpus is None:
         raise Problem(f"{loc}.corpus", f"process kind {p.kind!r} trains on a corpus; give corpus: (known: {known(study.corpora)})")
@@ -239,11 +246,12 @@ def _process(study: Study, name: str, prof: Profile, scale: dict, corpora: dict[
             raise Problem(f"{loc}.kind", f"process kind {p.kind!r} reads lens {lens!r}, which is not registered")
     sweep = {**p.sweep, **prof.sweep.get(name, {})}
     params = {k: _substitute(v, f"{loc}.params.{k}", scale) for k, v in p.params.items()}
-    world_name = p.world if p.world is not None else study.corpora[p.corpus].world
+    world_name = study.world_of(name)
     _check_model_options(kind, params, sweep, loc)
     _check_sweep_paths(sweep, kind, p, f"{at if name in prof.sweep else ''}{loc}.sweep")
     _check_params(kind, params, sweep, loc)
-    _check_worlds(study.worlds[world_name], sweep, f"{loc}.sweep", world_name)
+    if world_name is not None:
+        _check_worlds(study.worlds[world_name], sweep, f"{loc}.sweep", world_name)
     if p.corpus is not None:
         _check_corpora(corpora[p.corpus], sweep, f"{loc}.sweep")
     return p.model_copy(update={"params": params, "sweep": sweep})
@@ -275,6 +283,8 @@ def _hypotheses(study: Study, prof: Profile, processes: dict[str, ProcessSpec], 
 def _check_sweep_paths(sweep: dict[str, list], kind: ProcessKind, p: ProcessSpec, loc: str) -> None:
     for path in sweep:
         root, _, field = path.partition(".")
+        if root == "world" and not kind.needs_world:
+            raise Problem(f"{loc}.{path}", f"process kind {kind.name!r} has no world to sweep")
         if root == "world" and field not in WORLD_KNOBS:
             raise Problem(f"{loc}.{path}", f"{field!r} is not a world knob; known: {known(WORLD_KNOBS)}")
         if root == "corpus":

@@ -87,7 +87,7 @@ class Unit:
     kind: str
     """The process kind."""
     world: str
-    """The name of the world the process trains or acts in."""
+    """The name of the world the process trains or acts in ("" for a world-less kind)."""
     seed: int
     """The seed."""
     sweep: dict[str, Any]
@@ -132,7 +132,7 @@ def expand(study: Study) -> list[Unit]:
                 "kind": p.kind,
                 "kind_version": kind.version,
                 "params": _differing(kind.params, {**p.params, **part["params"]}),
-                "world": world(world_name).to_dict(),
+                "world": world(world_name).to_dict() if world_name is not None else None,
                 "eval_world": world(p.eval_world).to_dict() if p.eval_world is not None else None,
                 "corpus": corpus,
                 "lenses": {lens: _differing(LENSES[lens].settings, study.lenses.get(lens, {})) for lens in kind.lenses},
@@ -150,7 +150,7 @@ def expand(study: Study) -> list[Unit]:
                         profile=study.profile,
                         process=name,
                         kind=p.kind,
-                        world=world_name,
+                        world=world_name or "",
                         seed=seed,
                         sweep=point,
                         config=config,
@@ -204,7 +204,7 @@ def context(call: Call) -> Context:
         process=config["process"],
         kind=call.kind,
         params=kind.params.model_validate(config["params"]),
-        world=WorldParams.from_dict(config["world"]),
+        world=WorldParams.from_dict(config["world"]) if config["world"] is not None else None,
         eval_world=WorldParams.from_dict(eval_world) if eval_world is not None else None,
         corpus=CorpusRef.from_key(config["corpus"]) if config["corpus"] is not None else None,
         lenses={lens: LENSES[lens].settings.model_validate(config["lenses"].get(lens, {})) for lens in kind.lenses},

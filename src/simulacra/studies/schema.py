@@ -297,8 +297,8 @@ class Study(_Spec):
     """Named numbers (corpus sizes, training steps …) for `scale.<name>` references and process kinds."""
     profiles: dict[str, Profile] = {}
     """Named variants (`quick`, `full` …)."""
-    worlds: dict[str, WorldSpec]
-    """Named worlds."""
+    worlds: dict[str, WorldSpec] = {}
+    """Named worlds (a study of world-less kinds, such as the text world's, has none)."""
     corpora: dict[str, CorpusSpec] = {}
     """Named corpora."""
     lenses: dict[str, dict[str, Any]] = {}
@@ -319,9 +319,11 @@ class Study(_Spec):
             raise ValueError(f"name {v!r} is not allowed: use letters, digits, '_', '-', '.' (it names a directory)")
         return v
 
-    def world_of(self, process: str) -> str:
-        """The name of the world a process trains or acts in."""
+    def world_of(self, process: str) -> str | None:
+        """The name of the world a process trains or acts in (None: a world-less kind's process)."""
         p = self.processes[process]
+        if p.world is None and p.corpus is None:
+            return None
         return p.world if p.world is not None else self.corpora[p.corpus].world
 
     def only(self, ids: Sequence[str]) -> "Study":

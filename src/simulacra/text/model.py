@@ -143,7 +143,9 @@ class TextSimulator:
     def word_nll(self, corpus: TextCorpus, batch: int = 256) -> np.ndarray:
         """(N, max_len) the model's −log p of each word of each document (0 at padding)."""
         tokens, mask = self.fmt.encode(corpus)
-        fn = _nll_fn(self.model.config)
+        from simulacra.training.predict import _per_token_fn
+
+        fn = _per_token_fn(self.model.config)  # (B, L) −log p of each token given those before, 0 at position 0
         out = []
         for i in range(0, len(tokens), batch):
             chunk = tokens[i : i + batch]
@@ -171,20 +173,6 @@ class TextSimulator:
         fn = _generate_fn(self.model.config, self.fmt.prefix_len, WORD0)
         out = fn(self.params, jnp.asarray(tokens), key, jnp.float32(temperature), hooks if hooks is not None else Hooks())
         return np.asarray(out)
-
-
-@functools.lru_cache(maxsize=16)
-def _nll_fn(config: TransformerConfig):
-    model = Transformer(config)
-
-    @jax.jit
-    def nll(params, tokens):
-        logits, _ = model.apply(params, tokens[:, :-1])
-        logp = jax.nn.log_softmax(logits, axis=-1)
-        per = -jnp.take_along_axis(logp, tokens[:, 1:, None], axis=-1)[..., 0]
-        return jnp.concatenate([jnp.zeros((tokens.shape[0], 1)), per], axis=1)
-
-    return nll
 
 
 @functools.lru_cache(maxsize=16)

@@ -41,6 +41,14 @@ def tiny_study() -> dict:
 def test_the_tiny_text_study_runs_and_every_metric_is_stored(tmp_path):
     study = study_from_dict(tiny_study(), source="text.yaml")
     summary = run(study, root=tmp_path / "runs", progress=False)
+    path = tmp_path / "text.yaml"
+    path.write_text(yaml.safe_dump(tiny_study()))
+    r = runner.invoke(app, ["study", "report", str(path), "--root", str(tmp_path / "runs")])
+    assert r.exit_code == 0, r.output
+    report = (tmp_path / "runs" / "text" / "report.md").read_text()
+    assert "Text personas" in report and "Steering against the exact law" in report and "Traits read from the last block" in report
+    assert (tmp_path / "runs" / "text" / "figures" / "trait_probes.png").is_file()
+    assert (tmp_path / "runs" / "text" / "figures" / "steering_law.png").is_file()
     assert summary.failed == 0
     store = Store(tmp_path / "runs" / "text" / "results.sqlite")
     by: dict = {}

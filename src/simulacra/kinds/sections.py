@@ -141,4 +141,19 @@ def lookahead_curves(inputs: ReportInputs) -> Section:
     return Section("Look-ahead", [figure])
 
 
-__all__ = ["event_rates", "finetuning", "inside_the_network", "lookahead_curves", "misgeneralisation", "myopia_gaps", "onset_curves", "return_conditioning"]
+def text_personas(inputs: ReportInputs) -> Section:
+    """The text world's figures: trait probes against the ideal, and steering against the law."""
+    bars = F.trait_bars(inputs.series, "trait_probes")
+    probes = Figure("trait_probes", "Traits read from the last block",
+                    "Per trait of the speaking persona: a linear probe's cross-validated accuracy at the last block, per process and "
+                    "sweep point (mean over seeds), beside the ideal's Bayes accuracy from the words so far (the ceiling of any reader "
+                    "of the prefix) and the majority rate.", bars, 'no series named "trait_probes"')  # fmt: skip
+    steer = F.steering_against_law(inputs.rows, colours=inputs.colours)
+    steering = Figure("steering_law", "Steering against the exact law",
+                      "Swear words per generated document against the coefficient of the trait direction added at the last block "
+                      "(mean and 95% interval over seeds); dashed: the exact expected rate of the corpus's mixture, dotted: of its "
+                      "personas with the trait (a full shift of the posterior to the trait).", steer, 'no metric named "swear_rate"')  # fmt: skip
+    return Section("Text personas", [probes, steering])
+
+
+__all__ = ["event_rates", "text_personas", "finetuning", "inside_the_network", "lookahead_curves", "misgeneralisation", "myopia_gaps", "onset_curves", "return_conditioning"]

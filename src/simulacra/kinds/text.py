@@ -28,6 +28,7 @@ from pydantic import Field, field_validator
 
 import simulacra
 from simulacra.kinds.inputs import HELDOUT_SEED, PREDICT_FIELDS, ModelFields
+from simulacra.kinds.sections import text_personas
 from simulacra.studies import Context, Result, register_process
 from simulacra.text import TRAITS, TextCorpus, default_grammar, make_text_corpus, parse_personas
 from simulacra.text.model import TextSimulator, excess_nats, fit_text
@@ -139,7 +140,7 @@ TRAIT_METRICS = ("excess_nats", "trait_score", "trait_selectivity", "trait_contr
 
 
 @register_process(
-    "text_traits", params=TraitParams, metrics=TRAIT_METRICS, batch_seeds=True, needs_world=False,
+    "text_traits", params=TraitParams, metrics=TRAIT_METRICS, batch_seeds=True, needs_world=False, sections=(text_personas,),
     description="a text simulator (or a random-init one) probed per trait against the ideal's Bayes accuracy, "
     "a readout of the ideal posterior, and the additivity of two traits' offsets",
 )  # fmt: skip

@@ -636,8 +636,72 @@ def lookahead_curves(series: Iterable[Mapping], name: str = "lookahead", colours
     return _png(fig)
 
 
+def steering_against_law(rows: Iterable[Mapping], knob: str = "params.steer_k", metric: str = "swear_rate",
+                         references: Sequence[tuple[str, str]] = (("ideal_mixture", "the mixture's law"), ("ideal_trait", "a pure-trait posterior")),
+                         colours: Mapping[str, str] | None = None) -> bytes | None:  # fmt: skip
+    """`metric` against the swept `knob`, one line per process (mean ± 95% interval over seeds),
+    with a horizontal line per reference metric (its mean over units): what the exact law gives."""
+    rows = metric_rows(rows)
+    colours = colours or palette(r.get("process") for r in rows)
+    fig = Figure(figsize=(5.4, 3.6))
+    ax = fig.subplots()
+    if not _knob_panel(ax, rows, knob, metric, colours):
+        return None
+    for (name, label), style in zip(references, ("--", ":", "-.")):
+        vals = [as_float(r.get("value")) for r in rows if r.get("name") == name]
+        vals = [v for v in vals if math.isfinite(v)]
+        if vals:
+            ax.axhline(float(np.mean(vals)), ls=style, color="#555555", lw=1.0, label=_plain(f"{label} ({np.mean(vals):.3g})"))
+    ax.legend(fontsize=7, frameon=False)
+    ax.set_title(_plain(f"{metric} vs {knob}, against the exact law"), fontsize=9)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def trait_bars(series: Iterable[Mapping], name: str = "trait_probes") -> bytes | None:
+    """Per trait: the probe's accuracy per (process, sweep point) (mean over seeds), beside the
+    ideal's Bayes accuracy and the majority rate. Series `name` with `data = {"rows": [{"trait",
+    "score", "ideal", "chance"}, ...]}`."""
+    acc: dict[tuple[str, str], dict[str, list[float]]] = {}
+    for s in series:
+        d = s.get("data")
+        if s.get("name") != name or not isinstance(d, Mapping):
+            continue
+        sweep = s.get("sweep") or {}
+        label = str(s.get("process")) + (" [" + ", ".join(f"{k.split('.')[-1]}={_label(v)}" for k, v in sorted(sweep.items())) + "]" if sweep else "")
+        for r in d.get("rows") or []:
+            slot = acc.setdefault((label, str(r.get("trait"))), {"score": [], "ideal": [], "chance": []})
+            for f in slot:
+                v = as_float(r.get(f))
+                if math.isfinite(v):
+                    slot[f].append(v)
+    if not acc:
+        return None
+    labels = sorted({k[0] for k in acc})
+    traits = sorted({k[1] for k in acc})
+    fig = Figure(figsize=(min(12.0, 1.4 * len(traits) + 0.25 * len(traits) * len(labels) + 3.0), 3.4))
+    ax = fig.subplots()
+    width = 0.8 / (len(labels) + 2)
+    mean = lambda k, f: float(np.mean(acc[k][f])) if k in acc and acc[k][f] else float("nan")  # noqa: E731
+    x = np.arange(len(traits))
+    for i, label in enumerate(labels):
+        ax.bar(x + i * width, [mean((label, t), "score") for t in traits], width, color=_TAB10[i % len(_TAB10)], label=_plain(label))
+    first = labels[0]
+    ax.bar(x + len(labels) * width, [mean((first, t), "ideal") for t in traits], width, color="#333333", label="the ideal (Bayes, from the words so far)")
+    ax.bar(x + (len(labels) + 1) * width, [mean((first, t), "chance") for t in traits], width, color="#bbbbbb", label="majority rate")
+    ax.set_xticks(x + width * (len(labels) + 1) / 2, [_plain(t) for t in traits])
+    ax.set_ylabel("probe accuracy")
+    ax.set_ylim(0, 1)
+    ax.grid(alpha=0.3, axis="y")
+    ax.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.tight_layout()
+    return _png(fig)
+
+
 __all__ = [
     "VERDICT_COLOURS",
+    "steering_against_law",
+    "trait_bars",
     "conditioning_curves",
     "event_rates",
     "findings_forest",

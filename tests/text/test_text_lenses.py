@@ -131,3 +131,42 @@ def test_lenses_refuse_the_other_family(trained):
     with pytest.raises(ValueError, match="this is a text corpus"):
         encode(held)
     assert isinstance(held, TextCorpus)
+
+
+def test_steer_nats_at_zero_is_the_excess_over_each_ideal(trained):
+    from simulacra.text import persona_traits
+    from simulacra.text.lenses import steer_nats
+
+    sim, held = trained
+    row = steer_nats(sim, held, 0.0, trait="sailor")
+    has = np.array([persona_traits(p)[1] for p in held.personas]) == 1
+    assert row["nats_mixture"] == pytest.approx(excess_nats(sim, held.subset(np.flatnonzero(has))), abs=1e-6)
+    assert np.isfinite(row["nats_trait"]) and steer_nats(sim, held, 4.0, trait="sailor")["nats_mixture"] != row["nats_mixture"]
+
+
+def test_dream_personas_reads_documents_with_the_exact_law(trained):
+    """Fed real documents as its 'dreams', the lens finds them all valid and recovers the persona
+    shares (the mean posterior is the prior in expectation); a broken document is not read."""
+    from simulacra.text.lenses import dream_personas
+
+    sim, held = trained
+    tokens, _ = sim.fmt.encode(held)
+
+    class Fake:
+        fmt = sim.fmt
+
+        def __init__(self, rows):
+            self.rows = rows
+
+        def generate(self, key, n):
+            return self.rows[:n]
+
+    out = dream_personas(Fake(tokens), held.grammar, held.mixture, jax.random.PRNGKey(0), len(tokens))
+    assert out["valid"] == 1.0
+    assert sum(out["shares"].values()) == pytest.approx(1.0)
+    for name, share in out["shares"].items():
+        assert abs(share - float(np.mean([held.mixture.names[held.mixture.personas.index(p)] == name for p in held.personas]))) < 0.12
+    assert 0 < out["persona_entropy"] <= np.log(len(held.mixture.personas)) + 1e-9
+    broken = tokens.copy()
+    broken[0, sim.fmt.prefix_len] = tokens[0, sim.fmt.prefix_len + 2]  # a verb or noun where the greeting goes
+    assert dream_personas(Fake(broken), held.grammar, held.mixture, jax.random.PRNGKey(0), len(tokens))["valid"] == pytest.approx(1 - 1 / len(tokens))

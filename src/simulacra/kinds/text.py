@@ -202,21 +202,22 @@ class SteerParams(TextFields):
 
 
 @register_process(
-    "text_steer", params=SteerParams, metrics=("swear_rate", "steer_shift", "ideal_mixture", "ideal_trait"), batch_seeds=True,
+    "text_steer", params=SteerParams, metrics=("swear_rate", "steer_shift", "ideal_mixture", "ideal_trait", "steer_nats"), batch_seeds=True,
     needs_world=False,
     description="a text simulator generating with steer_k times a trait direction added at its last block: swear words per "
     "document against the ideal's rates",
 )  # fmt: skip
 def run_steer(ctx: Context, seeds: list[int]) -> list[Result]:
-    from simulacra.text.lenses import steer_swearing
+    from simulacra.text.lenses import steer_nats, steer_swearing
 
     p: SteerParams = ctx.params
     held = _corpus(ctx, p, heldout=True)
     results = []
     for sim, seed in zip(get_text_models(ctx, p, seeds), seeds):
         row = steer_swearing(sim, held, ks=(p.steer_k,), trait=p.trait, n_documents=p.generated, seed=seed)[0]
+        nats = steer_nats(sim, held, p.steer_k, trait=p.trait)["nats_trait"]
         results.append(Result({"swear_rate": row["swear_rate"], "steer_shift": row["shift"], "ideal_mixture": row["ideal_mixture"],
-                               "ideal_trait": row["ideal_trait"]}))  # fmt: skip
+                               "ideal_trait": row["ideal_trait"], "steer_nats": nats}))  # fmt: skip
     return results
 
 
@@ -246,7 +247,7 @@ class TextFinetuneParams(TextFields):
 
 
 FINETUNE_METRICS = ("weight_change", "cka", "transplant_swear_rate", "alignment", "swear_rate_before", "swear_rate_after",
-                    "excess_nats_before", "excess_nats_after")  # fmt: skip
+                    "excess_nats_before", "excess_nats_after", "persona_entropy_before", "persona_entropy_after", "dream_valid_after")  # fmt: skip
 
 
 @register_process(
@@ -286,6 +287,8 @@ def run_finetune(ctx: Context, seeds: list[int]) -> list[Result]:
             "alignment": abs(r["friendly_alignment"]) if p.direction == "friendly" else r["random_alignment"],
             "swear_rate_before": r["swear_rate_before"], "swear_rate_after": r["swear_rate_after"],
             "excess_nats_before": r["excess_nats_before"], "excess_nats_after": r["excess_nats_after"],
+            "persona_entropy_before": r["persona_entropy_before"], "persona_entropy_after": r["persona_entropy_after"],
+            "dream_valid_after": r["dream_valid_after"],
         }))  # fmt: skip
     return results
 

@@ -15,7 +15,10 @@ swear rate and excess nats before and after; per layer the relative weight chang
 CKA of the two models' activations (as H7 does for gridworld agents); the swear rate of the
 reference with one layer transplanted from the fine-tuned model; and whether the last block's
 mean activation moved along the friendly direction more than along random directions of the same
-norm (H16b's "through the simulator's concept, or by editing the output").
+norm (H16b's "through the simulator's concept, or by editing the output"); and persona
+collapse, in nats against the exact law: the entropy of the ideal's posterior over personas,
+averaged over the model's own generated documents, before and after (`text.lenses.
+dream_personas`; only documents the grammar allows are read, their share beside it).
 """
 
 from __future__ import annotations
@@ -186,9 +189,10 @@ def compare(before: TextSimulator, after: TextSimulator, corpus, n_documents: in
     per-layer `weight_change`, `cka` and `transplant_swear_rate` (the reference with that layer
     from the fine-tuned model), and `friendly_alignment`: the shift of the last block's mean
     activation projected on the unit friendly direction, `random_alignment` the mean absolute
-    projection on random unit directions, and `friendly_vs_random` their ratio."""
+    projection on random unit directions, and `friendly_vs_random` their ratio;
+    `persona_entropy_before/after` and `dream_valid_before/after` (see `dream_personas`)."""
     from simulacra.lenses.probes import residual_names
-    from simulacra.text.lenses import trait_direction, word_activations
+    from simulacra.text.lenses import dream_personas, trait_direction, word_activations
     from simulacra.text.model import excess_nats
 
     key = jax.random.PRNGKey(seed)
@@ -209,7 +213,11 @@ def compare(before: TextSimulator, after: TextSimulator, corpus, n_documents: in
     for layer in layer_names(n_layers):
         hybrid = transplant(before, after, layer)
         transplants[layer] = _swears_per_doc(hybrid, key, n_documents)
+    dreams_b = dream_personas(before, corpus.grammar, corpus.mixture, key, n_documents)
+    dreams_a = dream_personas(after, corpus.grammar, corpus.mixture, key, n_documents)
     return {
+        "persona_entropy_before": dreams_b["persona_entropy"], "persona_entropy_after": dreams_a["persona_entropy"],
+        "dream_valid_before": dreams_b["valid"], "dream_valid_after": dreams_a["valid"],
         "swear_rate_before": _swears_per_doc(before, key, n_documents),
         "swear_rate_after": _swears_per_doc(after, key, n_documents),
         "excess_nats_before": excess_nats(before, corpus),

@@ -37,7 +37,7 @@ from simulacra.text.corpus import TextCorpus, text_ideal
 from simulacra.text.grammar import SWEAR_WORDS, TRAITS, persona_traits
 
 __all__ = [
-    "additivity", "expected_swears", "persona_means", "posterior_probe", "steer_swearing", "swear_rate", "trait_direction", "trait_probes", "word_activations",
+    "additivity", "dream_personas", "expected_swears", "persona_means", "posterior_probe", "steer_nats", "steer_swearing", "swear_rate", "trait_direction", "trait_probes", "word_activations",
     "word_index",
 ]  # fmt: skip
 
@@ -312,3 +312,63 @@ def steer_swearing(sim, corpus: TextCorpus, ks=(0.0, 1.0, 2.0, 4.0), trait: str 
         rows.append({"k": float(k), "name": name, "trait": trait, "swear_rate": rate, "ideal_mixture": ideal_mix, "ideal_trait": ideal_trait,
                      "shift": (rate - base) / span if abs(span) > 1e-9 else float("nan"), "n": int(n_documents)})  # fmt: skip
     return rows
+
+
+def steer_nats(sim, corpus: TextCorpus, k: float, trait: str = "sailor", name: str | None = None, direction=None) -> dict:
+    """How far steering moves the model toward the exact law of the trait, in nats: on the
+    held-out documents whose persona has `trait`, the mean per-word log-loss of the model with
+    k × the trait direction added at `name`, minus that of the ideal restricted to the mixture's
+    personas with the trait (`nats_trait`: 0 would be a perfect simulator of those personas), and
+    minus that of the mixture's own ideal (`nats_mixture`)."""
+    from simulacra.lenses.steering import steering_hooks
+    from simulacra.text.grammar import PersonaMixture
+
+    name = name or residual_names(sim.spec.n_layers)[-1]
+    direction = trait_direction(sim, corpus, trait, name) if direction is None else direction
+    j = TRAITS.index(trait)
+    has = np.array([persona_traits(p)[j] for p in corpus.personas]) == 1
+    if not has.any():
+        raise ValueError(f"no held-out document has the trait {trait!r}")
+    sub = corpus.subset(np.flatnonzero(has))
+    w = dict(zip(corpus.mixture.personas, corpus.mixture.weights))
+    keep = tuple(p for p in corpus.mixture.personas if persona_traits(p)[j])
+    restricted = dataclasses.replace(sub, mixture=PersonaMixture(keep, tuple(w[p] for p in keep)))
+    live = sub.words != -1
+    nll = sim.word_nll(sub, hooks=steering_hooks(name, direction, float(k)))[live]
+    return {"k": float(k), "nats_trait": float((nll + text_ideal(restricted).logp[live]).mean()),
+            "nats_mixture": float((nll + text_ideal(sub).logp[live]).mean())}  # fmt: skip
+
+
+def dream_personas(sim, grammar, mixture, key, n: int = 256) -> dict:
+    """Who the model's own documents are spoken by, according to the exact law: `valid` (the
+    share of generated documents the grammar allows), and over the valid ones the ideal's final
+    posterior over `mixture`'s personas: `persona_entropy` (nats) of its mean over documents —
+    how many personas the dreams spread over (ln 16 = 2.77 for all 16 equally) — and `shares`
+    (that mean, per persona name)."""
+    from simulacra.text.corpus import PAD, TextCorpus
+    from simulacra.text.model import WORD0
+
+    tokens = sim.generate(key, n)
+    words = np.asarray(tokens)[:, sim.fmt.prefix_len :].astype(np.int64) - WORD0
+    words = np.where(words < 0, PAD, words)
+    tables = sim.fmt.grammar.compile() if grammar is None else grammar.compile()
+    lengths = (words != PAD).sum(1)
+    ok = lengths > 0
+    state = np.full(n, tables.start)
+    for t in range(words.shape[1]):
+        live = t < lengths
+        w = np.where(live, words[:, t], tables.eod)
+        nxt = tables.next[state, np.clip(w, 0, len(tables.words) - 1)]
+        ok &= ~live | ((w >= 0) & (w < len(tables.words)) & (nxt >= 0))
+        state = np.where(live, np.where(nxt >= 0, nxt, tables.end), tables.end)
+    ok &= state == tables.end
+    valid = float(ok.mean())
+    if not ok.any():
+        return {"valid": 0.0, "persona_entropy": float("nan"), "shares": {}}
+    idx = np.flatnonzero(ok)
+    dreams = TextCorpus(sim.fmt.grammar if grammar is None else grammar, mixture, 0, words[idx].astype(np.int16), lengths[idx].astype(np.int16),
+                        np.full(len(idx), mixture.personas[0], np.int8))  # fmt: skip
+    post = text_ideal(dreams).posterior[np.arange(len(idx)), dreams.lengths]  # after the whole document
+    mean = post.mean(0)
+    entropy = float(-(mean * np.log(np.maximum(mean, 1e-300))).sum())
+    return {"valid": valid, "persona_entropy": entropy, "shares": dict(zip(mixture.names, map(float, mean)))}

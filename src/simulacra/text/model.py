@@ -140,8 +140,9 @@ class TextSimulator:
             raise CheckpointError(f"{path}: the card's architecture does not match its model spec")
         return sim
 
-    def word_nll(self, corpus: TextCorpus, batch: int = 256) -> np.ndarray:
-        """(N, max_len) the model's −log p of each word of each document (0 at padding)."""
+    def word_nll(self, corpus: TextCorpus, batch: int = 256, hooks: Hooks | None = None) -> np.ndarray:
+        """(N, max_len) the model's −log p of each word of each document (0 at padding), with
+        `hooks` (e.g. a steering vector) applied."""
         tokens, mask = self.fmt.encode(corpus)
         from simulacra.training.predict import _per_token_fn
 
@@ -152,7 +153,7 @@ class TextSimulator:
             n = len(chunk)
             if n < batch:
                 chunk = np.concatenate([chunk, np.repeat(chunk[:1], batch - n, 0)])
-            out.append(np.asarray(fn(self.params, jnp.asarray(chunk)))[:n])
+            out.append(np.asarray(fn(self.params, jnp.asarray(chunk), hooks))[:n])
         nll = np.concatenate(out) * mask
         return nll[:, self.fmt.prefix_len :]
 

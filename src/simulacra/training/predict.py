@@ -245,16 +245,22 @@ def evaluate(config: PredictConfig, params, data: TrainData, fmt: TrajectoryForm
 
 @functools.lru_cache(maxsize=16)
 def _per_token_fn(architecture: TransformerConfig) -> Callable:
-    """`(params, tokens) -> (B, L) per-token log-loss`, compiled once per architecture (not once
-    per `evaluate` call)."""
+    """`(params, tokens, hooks=None) -> (B, L) per-token log-loss`, compiled once per architecture
+    (not once per `evaluate` call); `hooks` (a `nets.transformer.Hooks`, e.g. a steering vector)
+    are applied in the forward pass."""
+    from simulacra.nets.transformer import Hooks
+
     model = Transformer(architecture)
 
     @jax.jit
-    def per_token(params, tokens):
-        logits, _ = model.apply(params, tokens[:, :-1])
+    def run(params, tokens, hooks):
+        logits, _ = model.apply(params, tokens[:, :-1], hooks)
         logp = jax.nn.log_softmax(logits, axis=-1)
         nll = -jnp.take_along_axis(logp, tokens[:, 1:, None], axis=-1)[..., 0]
         return jnp.concatenate([jnp.zeros((tokens.shape[0], 1)), nll], axis=1)
+
+    def per_token(params, tokens, hooks=None):
+        return run(params, tokens, hooks if hooks is not None else Hooks())
 
     return per_token
 

@@ -459,3 +459,16 @@ def test_findings_table_reads_at_80_and_200_columns(width):
     for f in found:  # each note follows the table as a line of its own, wrapped to the width
         if f.note:
             assert f"{f.id}: {f.note}".split()[:4] == text[text.index(f"{f.id}: {f.note[:10]}"):].split()[:4], text
+
+
+def test_a_long_sweep_group_breaks_before_its_bracket_at_80_columns():
+    data = []
+    for s in range(3):
+        for d, v in (("friendly", 0.4 + 0.1 * s), ("random", 0.3 + 0.05 * s)):
+            data += rows("rl_direction", [v], {"params.direction": d}, seeds=[s], metric="m")
+    h = hyp("greater", compare={"a": {"process": "rl_direction", "where": {"params.direction": "friendly"}},
+                                "b": {"process": "rl_direction", "where": {"params.direction": "random"}}})  # fmt: skip
+    out = io.StringIO()
+    Console(file=out, width=80, color_system=None).print(findings_table(adjust([finding(h, data)]), "findings"))
+    text = out.getvalue()
+    assert "[params.direction=friendly]" in text and "[params.direction=random]" in text, text

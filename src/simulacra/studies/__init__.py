@@ -108,7 +108,8 @@ class FindingsTable:
         for f in self.items:
             verdict, holm = self._verdicts(f)
             cells = (Text(f.id), Text(f"{_num(f.effect)}\n{self._ci(f)}"), Text(str(f.n_seeds)), Text("\n").join([verdict, holm]))
-            table.add_row(*cells, Text(f"{f.metric} ({f.aggregate}): {f.groups} ({f.expect})"))
+            # a space before each "[": a long group ("process[params.knob=value]") may break there, not mid-word
+            table.add_row(*cells, Text(f"{f.metric} ({f.aggregate}): {f.groups.replace('[', ' [')} ({f.expect})"))
         return table
 
     @staticmethod

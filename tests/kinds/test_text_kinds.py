@@ -77,6 +77,9 @@ def test_the_tiny_text_study_runs_and_every_metric_is_stored(tmp_path):
         (lambda s: s["processes"]["traits"]["params"].update(grid=True), "no grid embedding"),
         (lambda s: s.update(worlds={"w": {"task": "coin-7x7"}}) or s["processes"]["traits"].update(world="w"), "takes no world"),
         (lambda s: s["processes"]["traits"]["sweep"].update({"world.horizon": [10]}), "has no world to sweep"),
+        (lambda s: s["processes"]["additive"]["params"].update(personas="sailor:1,friendly:1"), "needs a persona with neither"),
+        (lambda s: s["processes"]["steer"]["params"].update(personas="sailor:1,friendly+sailor:1"), "with and without 'sailor'"),
+        (lambda s: s["processes"]["rl_layers"]["params"].update(personas="sailor:1,plain:1"), "with and without 'friendly'"),
     ],
 )
 def test_bad_text_studies_are_one_line_and_store_nothing(tmp_path, edit, words):

@@ -24,13 +24,13 @@ from typing import Literal
 
 import jax
 import numpy as np
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 import simulacra
 from simulacra.kinds.inputs import HELDOUT_SEED, PREDICT_FIELDS, ModelFields
 from simulacra.kinds.sections import text_personas
 from simulacra.studies import Context, Result, register_process
-from simulacra.text import TRAITS, TextCorpus, default_grammar, make_text_corpus, parse_personas
+from simulacra.text import TRAITS, TextCorpus, default_grammar, make_text_corpus, parse_personas, persona_traits
 from simulacra.text.model import TextSimulator, excess_nats, fit_text
 from simulacra.training.predict import PredictConfig
 
@@ -72,6 +72,13 @@ class TextFields(ModelFields):
 
     def predict_config(self) -> PredictConfig:
         return PredictConfig(**self.model_dump(include=PREDICT_FIELDS))
+
+    def _varies(self, trait: str, why: str) -> None:
+        """Refuse a mixture in which `trait` does not vary (`why`: what needs it)."""
+        j = TRAITS.index(trait)
+        has = {persona_traits(p)[j] for p in parse_personas(self.personas).personas}
+        if has != {0, 1}:
+            raise ValueError(f"personas {self.personas!r}: {why} needs personas with and without {trait!r}")
 
 
 def _corpus(ctx: Context, p: TextFields, heldout: bool = False) -> TextCorpus:
@@ -123,6 +130,15 @@ class TraitParams(TextFields):
     """Additivity with the documents' own personas, or with them shuffled (the control)."""
     pair: tuple[str, str] = ("friendly", "sailor")
     """The two traits whose additivity is measured."""
+
+    @model_validator(mode="after")
+    def _corners(self):
+        a, b = (1 << TRAITS.index(t) for t in self.pair)
+        have = set(parse_personas(self.personas).personas)
+        if not any(p0 & (a | b) == 0 and {p0, p0 | a, p0 | b, p0 | a | b} <= have for p0 in have):
+            raise ValueError(f"personas {self.personas!r}: additivity of {'+'.join(self.pair)} needs a persona with neither, "
+                             f"only {self.pair[0]}, only {self.pair[1]} and both (on one background)")  # fmt: skip
+        return self
 
     @field_validator("pair")
     @classmethod
@@ -200,6 +216,11 @@ class SteerParams(TextFields):
             raise ValueError(f"unknown trait {v!r}; traits are {', '.join(TRAITS)}")
         return v
 
+    @model_validator(mode="after")
+    def _direction(self):
+        self._varies(self.trait, "a trait direction")
+        return self
+
 
 @register_process(
     "text_steer", params=SteerParams, metrics=("swear_rate", "steer_shift", "ideal_mixture", "ideal_trait", "steer_nats"), batch_seeds=True,
@@ -237,6 +258,11 @@ class TextFinetuneParams(TextFields):
     """The block compared (0 = first; −1 = last)."""
     direction: Literal["friendly", "random"] = "friendly"
     """Project the last block's activation shift on the friendly direction, or on random unit directions (the mean |projection|)."""
+
+    @model_validator(mode="after")
+    def _friendly(self):
+        self._varies("friendly", "the friendly direction")
+        return self
 
     @field_validator("ft_documents")
     @classmethod

@@ -769,7 +769,7 @@ def text_show(
     corpus = make_text_corpus(grammar, mixture, 64 * len(mixture.personas), seed=seed)
     ideal = text_ideal(corpus)
     names = mixture.names
-    console.print(f"[bold]text world[/bold]: {len(grammar.words)} words, up to {grammar.max_sentences} sentences; "
+    console.print(f"[bold]text world[/bold]: {len(grammar.words)} words, up to {grammar.max_sentences} sentence{'s' if grammar.max_sentences != 1 else ''}; "
                   f"personas {mixture.spec()}", highlight=False)
     console.print("per word, before it: the ideal's posterior of the document's own persona (P(own)), its likeliest persona, "
                   "and P(trait) for each trait", style="dim")

@@ -472,3 +472,13 @@ def test_a_long_sweep_group_breaks_before_its_bracket_at_80_columns():
     Console(file=out, width=80, color_system=None).print(findings_table(adjust([finding(h, data)]), "findings"))
     text = out.getvalue()
     assert "[params.direction=friendly]" in text and "[params.direction=random]" in text, text
+    data = []
+    for s in range(3):
+        for mix, v in (("seeker:1,tamperer:3,random:1", 0.02 + 0.01 * s), ("seeker:3,tamperer:1,random:1", 0.004 * s)):
+            data += rows("dt_share", [v], {"corpus.mixture": mix}, seeds=[s], metric="m")
+    h = hyp("greater", compare={"a": {"process": "dt_share", "where": {"corpus.mixture": "seeker:1,tamperer:3,random:1"}},
+                                "b": {"process": "dt_share", "where": {"corpus.mixture": "seeker:3,tamperer:1,random:1"}}})  # fmt: skip
+    out = io.StringIO()
+    Console(file=out, width=80, color_system=None).print(findings_table(adjust([finding(h, data)]), "findings"))
+    words = out.getvalue().split()
+    assert "tamperer:3," in words and "tamperer:1," in words, out.getvalue()

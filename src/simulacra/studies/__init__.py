@@ -28,6 +28,8 @@ The package's modules, in the order they build on each other:
 
 from __future__ import annotations
 
+import re
+
 import importlib
 from pathlib import Path
 from typing import Sequence
@@ -108,8 +110,10 @@ class FindingsTable:
         for f in self.items:
             verdict, holm = self._verdicts(f)
             cells = (Text(f.id), Text(f"{_num(f.effect)}\n{self._ci(f)}"), Text(str(f.n_seeds)), Text("\n").join([verdict, holm]))
-            # a space before each "[": a long group ("process[params.knob=value]") may break there, not mid-word
-            table.add_row(*cells, Text(f"{f.metric} ({f.aggregate}): {f.groups.replace('[', ' [')} ({f.expect})"))
+            # a space before each "[" and after each comma: a long group ("process[corpus.mixture=a:1,b:3]")
+            # may break there, not mid-word
+            groups = re.sub(r",(?=\S)", ", ", f.groups.replace("[", " ["))
+            table.add_row(*cells, Text(f"{f.metric} ({f.aggregate}): {groups} ({f.expect})"))
         return table
 
     @staticmethod

@@ -57,7 +57,11 @@ def test_the_tiny_text_study_runs_and_every_metric_is_stored(tmp_path):
     assert len(by) == summary.units == 2 * (2 + 2 + 2 + 2 + 2)
     for (process, sweep, _), m in by.items():
         assert set(m) == set(PROCESSES[study.processes[process].kind].metrics), process
-        assert all(v is not None and math.isfinite(v) for v in m.values()), (process, m)
+        # a tiny model's own documents may all leave the grammar: then there is no posterior to take the entropy of
+        empty = {"persona_entropy_before", "persona_entropy_after"}
+        assert all(v is not None and math.isfinite(v) for k, v in m.items() if k not in empty), (process, m)
+        if process.startswith("rl_") and m["dream_valid_after"] > 0:
+            assert math.isfinite(m["persona_entropy_after"]), (process, m)
         if process == "steer" and '"params.steer_k": 0' in sweep:
             assert m["steer_shift"] == 0.0
         if process == "traits":

@@ -110,11 +110,20 @@ def ray_cluster(tmp_path):
         shutil.rmtree(temp, ignore_errors=True)
 
 
+RAY_FIXED_PORTS = {6379, 8076, 8265, 10001, 52365}
+"""Ports Ray's components take by default (GCS, object manager, dashboard, client server, the
+dashboard agent's HTTP port): a random port equal to one of them makes `ray start` refuse
+("trying to use a port number 52365 that is used by other components"), as one CI run saw."""
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 free now (for Ray to bind)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A TCP port on 127.0.0.1 free now (for Ray to bind), and none of Ray's own defaults."""
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        if port not in RAY_FIXED_PORTS:
+            return port
 
 
 def study_run(cwd: Path, env: dict, *args: str) -> subprocess.CompletedProcess:

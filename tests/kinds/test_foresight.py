@@ -140,7 +140,7 @@ def test_the_myopia_study_loads_for_both_profiles():
     path = Path(__file__).resolve().parents[2] / "studies" / "myopia.yaml"
     quick, full = load_study(path, "quick"), load_study(path, "full")
     assert [h.id for h in quick.hypotheses] == [h.id for h in full.hypotheses] == ["H12", "H13", "H13b"]
-    assert quick.processes["heads_sim"].sweep == {"params.future_heads": [1, 4]}
+    assert quick.processes["heads_sim"].sweep == {"params.future_heads": [1, 2]}
     assert full.processes["heads_rl"].sweep == {"params.future_heads": [1, 2, 4]} and full.seeds >= 5
     assert quick.corpora["fork_hidden"].world == "fork" and quick.corpora["fork_shown"].world == "fork_visible"
     assert quick.corpora["fork_hidden"].mixture == quick.corpora["fork_shown"].mixture  # the twins differ in the world only

@@ -276,6 +276,32 @@ def test_trend_is_the_mean_of_per_seed_slopes():
     assert g.n_seeds == 7 and "1 seed(s)" in g.note
 
 
+def test_a_trend_versus_another_process_is_the_mean_of_per_seed_slope_differences():
+    rng = np.random.default_rng(2)
+    data = []
+    for g in (0.0, 0.5, 1.0):
+        data += rows("steep", 1.0 + 0.8 * g + rng.normal(0, 0.05, 6), {"params.gamma": g})
+        data += rows("flat", 3.0 + 0.2 * g + rng.normal(0, 0.05, 6), {"params.gamma": g})
+    h = hyp("less", trend={"process": "flat", "knob": "params.gamma", "versus": "steep"})
+    f = finding(h, data)
+    per = {p: np.array([[r["value"] for r in data if r["process"] == p and r["seed"] == s] for s in range(6)]) for p in ("steep", "flat")}
+    diffs = [np.polyfit([0, 0.5, 1], per["flat"][s], 1)[0] - np.polyfit([0, 0.5, 1], per["steep"][s], 1)[0] for s in range(6)]
+    assert f.effect == pytest.approx(np.mean(diffs)) and f.effect == pytest.approx(-0.6, abs=0.1)
+    t = sps.ttest_1samp(diffs, 0.0).confidence_interval(0.95)
+    assert (f.ci_low, f.ci_high) == pytest.approx((t.low, t.high)) and f.verdict == "supported" and f.n_seeds == 6
+    assert f.groups == "flat: slope vs params.gamma − steep: slope" and set(f.processes) == {"flat", "steep"}
+    assert "steep: params.gamma=1" in f.means and "flat: params.gamma=0" in f.means
+    assert finding(hyp("greater", trend=h.trend.model_dump()), data).verdict == "refuted"
+    # a seed that has a slope in one process only is left out of the pairs
+    g = finding(h, [r for r in data if not (r["process"] == "steep" and r["seed"] == 0 and r["sweep"]["params.gamma"] > 0)])
+    assert g.n_seeds == 5 and "1 seed(s) without a slope in both" in g.note
+    # the other process not run: inconclusive; neither: not run
+    assert finding(h, [r for r in data if r["process"] == "flat"]).verdict == "inconclusive"
+    assert finding(h, []).verdict == "not run"
+    with pytest.raises(pydantic.ValidationError, match="expect 'increasing' is not allowed with trend with versus"):
+        hyp("increasing", trend=h.trend.model_dump())
+
+
 def test_not_run_is_not_inconclusive():
     f = finding(hyp(), [])
     assert f.verdict == f.verdict_holm == "not run" and math.isnan(f.effect) and f.n_seeds == 0 and "no results" in f.note

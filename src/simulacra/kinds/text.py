@@ -10,7 +10,12 @@ make — the personas, the number of documents, the grammar's overrides and the 
 * `text_finetune` — the simulator fine-tuned by PPO against swearing (`simulacra.text.finetune`):
   block `layer`'s weight change, CKA and transplant, and the shift of the last block's mean
   activation along the friendly direction (`direction: friendly`) or along random unit
-  directions (`direction: random`).
+  directions (`direction: random`);
+* `text_critic` — the simulator fine-tuned by PPO on its own documents, each word graded by a
+  critic (`simulacra.text.critics`: the exact law, its own predictability, one persona's law) with
+  later grades discounted by `gamma`, optionally with the ideal's approval (H10–H10c): its drift
+  from the exact ideal, the personas of its own documents, their entropy, and whether its first
+  words moved toward futures the critic grades well.
 
 Corpora, trained models and fine-tuned models go through the study's artifact cache, so the
 sweep points of one model (layers, directions, steering coefficients) train it once.
@@ -28,7 +33,7 @@ from pydantic import Field, field_validator, model_validator
 
 import simulacra
 from simulacra.kinds.inputs import HELDOUT_SEED, PREDICT_FIELDS, ModelFields
-from simulacra.kinds.sections import text_personas
+from simulacra.kinds.sections import critic_drift, text_personas
 from simulacra.studies import Context, Result, register_process
 from simulacra.text import TRAITS, TextCorpus, default_grammar, make_text_corpus, parse_personas, persona_traits
 from simulacra.text.model import TextSimulator, excess_nats, fit_text
@@ -162,7 +167,7 @@ TRAIT_METRICS = ("excess_nats", "trait_score", "trait_selectivity", "trait_contr
 )  # fmt: skip
 def run_traits(ctx: Context, seeds: list[int]) -> list[Result]:
     from simulacra.text.grammar import parse_persona
-    from simulacra.text.lenses import _additive_error, persona_means, posterior_probe, trait_probes
+    from simulacra.text.lenses import _additive_error, persona_means, posterior_probe, trait_probes, word_activations
 
     p: TraitParams = ctx.params
     held = _corpus(ctx, p, heldout=True)
@@ -177,12 +182,13 @@ def run_traits(ctx: Context, seeds: list[int]) -> list[Result]:
     results = []
     for sim, seed in zip(sims, seeds):
         last = _last(sim)
-        rows = trait_probes(sim, held, names=[last], max_documents=p.heldout, seed=seed, baseline=False)
+        acts = word_activations(sim, held, [last])  # once: the probes and the persona means read the same words
+        rows = trait_probes(sim, held, names=[last], max_documents=len(held.lengths), seed=seed, baseline=False, acts=acts)
         if not rows:
             raise ValueError(f"mixture {p.personas!r}: no trait varies across its personas, so there is nothing to probe")
         mean = lambda k: float(np.mean([r[k] for r in rows]))  # noqa: E731
         target = held if p.labels == "personas" else dataclasses.replace(held, personas=np.random.default_rng(seed).permutation(held.personas))
-        error = _additive_error(persona_means(sim, target, last), a, b)
+        error = _additive_error(persona_means(sim, target, last, acts=acts[last]), a, b)
         if not np.isfinite(error):
             raise ValueError(f"mixture {p.personas!r} lacks a persona with neither, only {p.pair[0]}, only {p.pair[1]} or both: additivity needs all four")
         metrics = {
@@ -229,14 +235,15 @@ class SteerParams(TextFields):
     "document against the ideal's rates",
 )  # fmt: skip
 def run_steer(ctx: Context, seeds: list[int]) -> list[Result]:
-    from simulacra.text.lenses import steer_nats, steer_swearing
+    from simulacra.text.lenses import steer_nats, steer_swearing, trait_direction
 
     p: SteerParams = ctx.params
     held = _corpus(ctx, p, heldout=True)
     results = []
     for sim, seed in zip(get_text_models(ctx, p, seeds), seeds):
-        row = steer_swearing(sim, held, ks=(p.steer_k,), trait=p.trait, n_documents=p.generated, seed=seed)[0]
-        nats = steer_nats(sim, held, p.steer_k, trait=p.trait)["nats_trait"]
+        direction = trait_direction(sim, held, p.trait, _last(sim))
+        row = steer_swearing(sim, held, ks=(p.steer_k,), trait=p.trait, n_documents=p.generated, seed=seed, direction=direction)[0]
+        nats = steer_nats(sim, held, p.steer_k, trait=p.trait, direction=direction)["nats_trait"]
         results.append(Result({"swear_rate": row["swear_rate"], "steer_shift": row["shift"], "ideal_mixture": row["ideal_mixture"],
                                "ideal_trait": row["ideal_trait"], "steer_nats": nats}))  # fmt: skip
     return results
@@ -245,8 +252,10 @@ def run_steer(ctx: Context, seeds: list[int]) -> list[Result]:
 # -- text_finetune ----------------------------------------------------------------------------------
 
 
-class TextFinetuneParams(TextFields):
-    beta: float = Field(0.0, ge=0)
+class TextRLFields(TextFields):
+    """The simulator of `TextFields`, fine-tuned by PPO on its own documents (`text.finetune`)."""
+
+    beta: float = Field(0.0, ge=0, allow_inf_nan=False)
     """KL penalty to the pretrained model (0: plain RL)."""
     updates: int = Field(20, ge=1, le=100_000)
     """Generate-and-learn iterations."""
@@ -254,6 +263,30 @@ class TextFinetuneParams(TextFields):
     """Documents per update (even)."""
     ft_lr: float = Field(1e-4, gt=0)
     """Adam learning rate of fine-tuning."""
+
+    @field_validator("ft_documents")
+    @classmethod
+    def _even(cls, v):
+        if v % 2:
+            raise ValueError("ft_documents must be even (two minibatches)")
+        return v
+
+
+def _finetuned(ctx: Context, p: TextRLFields, sim: TextSimulator, seed: int, config) -> tuple[TextSimulator, dict]:
+    """`sim` fine-tuned under `config` (a `TextFinetuneConfig`), cached, and its artifact key."""
+    from simulacra.text.finetune import finetune_text
+
+    key = {**_model_key(p, seed), "artifact": "text_finetuned", "finetune": dataclasses.asdict(config)}
+    tuned = ctx.artifacts.get_or_make(
+        key,
+        lambda: finetune_text(sim, config, jax.random.fold_in(jax.random.PRNGKey(seed), 11), progress=False)[0],
+        lambda m, path: m.save(path / "model"),
+        lambda path: TextSimulator.load(path / "model"),
+    )
+    return tuned, key
+
+
+class TextFinetuneParams(TextRLFields):
     layer: int = 0
     """The block compared (0 = first; −1 = last)."""
     direction: Literal["friendly", "random"] = "friendly"
@@ -263,13 +296,6 @@ class TextFinetuneParams(TextFields):
     def _friendly(self):
         self._varies("friendly", "the friendly direction")
         return self
-
-    @field_validator("ft_documents")
-    @classmethod
-    def _even(cls, v):
-        if v % 2:
-            raise ValueError("ft_documents must be even (two minibatches)")
-        return v
 
 
 FINETUNE_METRICS = ("weight_change", "cka", "transplant_swear_rate", "alignment", "swear_rate_before", "swear_rate_after",
@@ -282,20 +308,14 @@ FINETUNE_METRICS = ("weight_change", "cka", "transplant_swear_rate", "alignment"
     "and the activation shift along the friendly or random directions",
 )  # fmt: skip
 def run_finetune(ctx: Context, seeds: list[int]) -> list[Result]:
-    from simulacra.text.finetune import TextFinetuneConfig, compare, finetune_text
+    from simulacra.text.finetune import TextFinetuneConfig, compare
 
     p: TextFinetuneParams = ctx.params
     held = _corpus(ctx, p, heldout=True)
     config = TextFinetuneConfig(beta=p.beta, updates=p.updates, documents=p.ft_documents, lr=p.ft_lr)
     results = []
     for sim, seed in zip(get_text_models(ctx, p, seeds), seeds):
-        key = {**_model_key(p, seed), "artifact": "text_finetuned", "finetune": dataclasses.asdict(config)}
-        tuned = ctx.artifacts.get_or_make(
-            key,
-            lambda sim=sim, seed=seed: finetune_text(sim, config, jax.random.fold_in(jax.random.PRNGKey(seed), 11), progress=False)[0],
-            lambda m, path: m.save(path / "model"),
-            lambda path: TextSimulator.load(path / "model"),
-        )
+        tuned, key = _finetuned(ctx, p, sim, seed, config)
         n = sim.spec.n_layers
         if not -n <= p.layer < n:
             raise ValueError(f"layer {p.layer} is out of range for a model of {n} blocks")
@@ -316,6 +336,68 @@ def run_finetune(ctx: Context, seeds: list[int]) -> list[Result]:
             "persona_entropy_before": r["persona_entropy_before"], "persona_entropy_after": r["persona_entropy_after"],
             "dream_valid_after": r["dream_valid_after"],
         }))  # fmt: skip
+    return results
+
+
+# -- text_critic ------------------------------------------------------------------------------------
+
+
+class CriticParams(TextRLFields):
+    critic: str = "self"
+    """Who grades each generated word (`text.critics`): truth, self, judge or swear."""
+    gamma: float = Field(1.0, ge=0, le=1)
+    """Discount of later grades credited to a word (0: myopic)."""
+    approval: float = Field(0.0, ge=0, allow_inf_nan=False)
+    """Weight of the ideal's log-probability of each word added to its reward (H10c's approval; use with gamma 0)."""
+    judge: str = "sailor"
+    """The persona whose exact law the judge critic scores by."""
+    generated: int = Field(256, ge=16, le=65_536)
+    """Documents each model generates for the measurements."""
+
+    @field_validator("critic")
+    @classmethod
+    def _critic(cls, v: str) -> str:
+        from simulacra.text.critics import parse_critic
+
+        return parse_critic(v)
+
+    @field_validator("judge")
+    @classmethod
+    def _judge(cls, v: str) -> str:
+        from simulacra.text.grammar import parse_persona
+
+        parse_persona(v)
+        return v
+
+    def finetune_config(self):
+        from simulacra.text.finetune import TextFinetuneConfig
+
+        return TextFinetuneConfig(beta=self.beta, updates=self.updates, documents=self.ft_documents, lr=self.ft_lr, critic=self.critic,
+                                  gamma=self.gamma, approval=self.approval, judge=self.judge)  # fmt: skip
+
+
+CRITIC_METRICS = ("drift", "excess_nats_before", "excess_nats_after", "critic_before", "critic_after", "critic_gain", "persona_tv_before",
+                  "persona_tv_after", "persona_entropy_before", "persona_entropy_after", "dream_valid_before", "dream_valid_after",
+                  "dream_entropy_before", "dream_entropy_after", "first_kl", "early_shift", "early_immediate", "length_before", "length_after")  # fmt: skip
+
+
+@register_process(
+    "text_critic", params=CriticParams, metrics=CRITIC_METRICS, batch_seeds=True, needs_world=False, sections=(critic_drift,),
+    description="a text simulator fine-tuned by PPO on its own documents, each word graded by a critic (the exact law, the model's "
+    "own predictability, or one persona's law) with later grades discounted by gamma: its drift from the exact ideal",
+)  # fmt: skip
+def run_critic(ctx: Context, seeds: list[int]) -> list[Result]:
+    from simulacra.text.critics import drift_report
+
+    p: CriticParams = ctx.params
+    held = _corpus(ctx, p, heldout=True)
+    config = p.finetune_config()
+    results = []
+    for sim, seed in zip(get_text_models(ctx, p, seeds), seeds):
+        tuned, _ = _finetuned(ctx, p, sim, seed, config)
+        report = drift_report(sim, tuned, held, config, jax.random.fold_in(jax.random.PRNGKey(seed), 13), n_documents=p.generated)
+        report["critic_gain"] = report["critic_after"] - report["critic_before"]
+        results.append(Result({k: float(report[k]) for k in CRITIC_METRICS}))
     return results
 
 

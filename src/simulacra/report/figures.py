@@ -21,6 +21,7 @@ The functions know no study: every series, metric and knob they draw is named by
 from __future__ import annotations
 
 import io
+import json
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -129,6 +130,14 @@ def _sort_key(v: Any) -> tuple:
     """Numbers in numeric order first, then anything else by its text."""
     f = as_float(v) if not isinstance(v, bool) else float("nan")
     return (0, f, "") if math.isfinite(f) else (1, 0.0, str(v))
+
+
+def _series_label(s: Mapping) -> str:
+    """A series' line label: its process, with its sweep point as `[knob=value, ...]` (the knob's
+    last dotted part) when it has one."""
+    sweep = s.get("sweep") or {}
+    point = ", ".join(f"{k.split('.')[-1]}={_label(v)}" for k, v in sorted(sweep.items()))
+    return str(s.get("process")) + (f" [{point}]" if sweep else "")
 
 
 def _label(v: Any) -> str:
@@ -525,8 +534,7 @@ def onset_curves(series: Iterable[Mapping], name: str = "onset") -> bytes | None
         rate = [as_float(x) for x in d.get("rate") or []]
         if len(gammas) < 2 or len(rate) != len(gammas):
             continue
-        sweep = s.get("sweep") or {}
-        label = str(s.get("process")) + (" [" + ", ".join(f"{k.split('.')[-1]}={_label(v)}" for k, v in sorted(sweep.items())) + "]" if sweep else "")
+        label = _series_label(s)
         c = curves.setdefault((label, tuple(gammas)), {"rates": [], "onsets": [], "exact": None, "exact_onset": float("nan"),
                                                        "critical": None, "event": d.get("event")})  # fmt: skip
         c["rates"].append(rate)
@@ -593,8 +601,7 @@ def lookahead_curves(series: Iterable[Mapping], name: str = "lookahead", colours
         d = s.get("data")
         if s.get("name") != name or not isinstance(d, Mapping):
             continue
-        sweep = s.get("sweep") or {}
-        label = str(s.get("process")) + (" [" + ", ".join(f"{k.split('.')[-1]}={_label(v)}" for k, v in sorted(sweep.items())) + "]" if sweep else "")
+        label = _series_label(s)
         for r in d.get("rows") or []:
             key = (label, str(r.get("target")), int(r.get("layer", 0)), int(r.get("offset", 0)))
             slot = acc.setdefault(key, {"score": [], "ideal": [], "baseline": []})
@@ -658,6 +665,41 @@ def steering_against_law(rows: Iterable[Mapping], knob: str = "params.steer_k", 
     return _png(fig)
 
 
+def tradeoff(rows: Iterable[Mapping], x: str, y: str, colours: Mapping[str, str] | None = None, xlabel: str | None = None,
+             ylabel: str | None = None, title: str | None = None) -> bytes | None:  # fmt: skip
+    """One point per (process, sweep point): metric `y` against metric `x`, each the mean over
+    seeds with its 95% interval (the seeds as faint points), labelled by the sweep point."""
+    rows = metric_rows(rows)
+    point = lambda r: (str(r.get("process")), json.dumps(r.get("sweep") or {}, sort_keys=True, default=str))  # noqa: E731
+    xs = _seed_means([r for r in rows if r.get("name") == x], point)
+    ys = _seed_means([r for r in rows if r.get("name") == y], point)
+    keys = sorted(set(xs) & set(ys))
+    if not keys:
+        return None
+    colours = dict(colours or palette(k[0] for k in keys))
+    fig = Figure(figsize=(6.0, 4.0))
+    ax = fig.subplots()
+    labelled: set[str] = set()
+    for process, sweep in keys:
+        sx, sy = over_seeds(xs[process, sweep]), over_seeds(ys[process, sweep])
+        colour = colours.get(process, "#333333")
+        seeds = sorted(set(xs[process, sweep]) & set(ys[process, sweep]))
+        ax.plot([np.mean(xs[process, sweep][s]) for s in seeds], [np.mean(ys[process, sweep][s]) for s in seeds], ".", color=colour, alpha=0.3)
+        ax.errorbar([sx[0]], [sy[0]], xerr=[[sx[0] - sx[1]], [sx[2] - sx[0]]], yerr=[[sy[0] - sy[1]], [sy[2] - sy[0]]], fmt="o", color=colour,
+                    capsize=2, ms=5, label=None if process in labelled else _plain(process))  # fmt: skip
+        labelled.add(process)
+        point_label = ", ".join(f"{k.split('.')[-1]}={_label(v)}" for k, v in sorted(json.loads(sweep).items()))
+        if point_label and _finite(sx[0], sy[0]):
+            ax.annotate(_plain(point_label), (sx[0], sy[0]), textcoords="offset points", xytext=(4, 3), fontsize=6, color=colour)
+    ax.set_xlabel(_plain(xlabel or x))
+    ax.set_ylabel(_plain(ylabel or y))
+    ax.set_title(_plain(title or f"{y} against {x}"), fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, frameon=False)
+    fig.tight_layout()
+    return _png(fig)
+
+
 def trait_bars(series: Iterable[Mapping], name: str = "trait_probes") -> bytes | None:
     """Per trait: the probe's accuracy per (process, sweep point) (mean over seeds), beside the
     ideal's Bayes accuracy and the majority rate. Series `name` with `data = {"rows": [{"trait",
@@ -667,8 +709,7 @@ def trait_bars(series: Iterable[Mapping], name: str = "trait_probes") -> bytes |
         d = s.get("data")
         if s.get("name") != name or not isinstance(d, Mapping):
             continue
-        sweep = s.get("sweep") or {}
-        label = str(s.get("process")) + (" [" + ", ".join(f"{k.split('.')[-1]}={_label(v)}" for k, v in sorted(sweep.items())) + "]" if sweep else "")
+        label = _series_label(s)
         for r in d.get("rows") or []:
             slot = acc.setdefault((label, str(r.get("trait"))), {"score": [], "ideal": [], "chance": []})
             for f in slot:

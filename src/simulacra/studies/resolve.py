@@ -349,6 +349,8 @@ def _check_hypothesis(h: Hypothesis, processes: dict[str, ProcessSpec], loc: str
             message = f"{h.metric!r} is not a metric of process {p!r} (kind {kind.name}); known: {known(kind.metrics)}"
             raise Problem(f"{loc}.metric", message)
     groups = [("compare.a", h.compare.a), ("compare.b", h.compare.b)] if h.compare is not None else [("trend", h.trend)]
+    if h.trend is not None and h.trend.versus is not None:
+        groups.append(("trend.versus", h.trend.versus))
     for gloc, g in groups:
         sweep = processes[g.process].sweep
         for k, v in g.where.items():
@@ -368,3 +370,9 @@ def _check_hypothesis(h: Hypothesis, processes: dict[str, ProcessSpec], loc: str
             raise Problem(f"{loc}.trend.knob", f"{t.knob!r} has non-numeric values {values}; a trend needs numbers (or booleans)")
         if len(values) < 2:
             raise Problem(f"{loc}.trend.knob", f"{t.knob!r} has one value {values}; a trend needs at least two")
+        if t.versus is not None:
+            other = processes[t.versus.process].sweep
+            if t.knob not in other:
+                raise Problem(f"{loc}.trend.versus", f"{t.knob!r} is not swept by process {t.versus.process!r}; its sweep keys: {known(other)}")
+            if t.knob in t.versus.where:
+                raise Problem(f"{loc}.trend.versus.where.{t.knob}", "the trend's knob cannot also be fixed by where")

@@ -220,6 +220,14 @@ class Trend(_Spec):
     """One of its sweep keys, with numeric (or boolean) values."""
     where: dict[str, Any] = {}
     """Other sweep keys -> the value(s) to keep; remaining points are averaged per seed and knob value."""
+    versus: Group | None = None
+    """Another process (and sweep points) swept over the same knob: the effect is then the mean
+    over seeds of this slope minus that one's (paired by seed)."""
+
+    def describe(self) -> str:
+        where = f"[{', '.join(f'{k}={v}' for k, v in self.where.items())}]" if self.where else ""
+        own = f"{self.process}{where}: slope vs {self.knob}"
+        return own if self.versus is None else f"{own} − {self.versus.describe()}: slope"
 
 
 class Seed(_Spec):
@@ -249,7 +257,8 @@ class Hypothesis(_Spec):
     trend: Trend | None = None
     """A process and a swept knob (give this or `compare`)."""
     expect: Literal["greater", "less", "increasing", "decreasing", "different"]
-    """Expected direction: greater/less (compare), increasing/decreasing (trend), different (either)."""
+    """Expected direction: greater/less (compare, and a trend's slope against its `versus`), increasing/decreasing
+    (trend), different (any)."""
     aggregate: Literal["mean", "iqm"] = "mean"
     """Per-group summary over seeds: mean, or the interquartile mean (robust to outlying seeds)."""
     min_effect: float = Field(0.0, ge=0, allow_inf_nan=False)
@@ -263,9 +272,10 @@ class Hypothesis(_Spec):
     def _shape(self) -> "Hypothesis":
         if (self.compare is None) == (self.trend is None):
             raise ValueError("give exactly one of compare (two groups) or trend (a process and a knob)")
-        allowed = EXPECT_COMPARE if self.compare is not None else EXPECT_TREND
+        versus = self.trend is not None and self.trend.versus is not None
+        allowed = EXPECT_COMPARE if self.compare is not None or versus else EXPECT_TREND
         if self.expect not in allowed:
-            which = "compare" if self.compare is not None else "trend"
+            which = "compare" if self.compare is not None else "trend with versus" if versus else "trend"
             raise ValueError(f"expect {self.expect!r} is not allowed with {which}; allowed: {known(allowed)}")
         if self.trend is not None and self.aggregate != "mean":
             raise ValueError(f"aggregate {self.aggregate!r} is not allowed with trend (the effect is a least-squares slope); allowed: mean")
@@ -274,14 +284,12 @@ class Hypothesis(_Spec):
     def processes(self) -> list[str]:
         if self.compare is not None:
             return list(dict.fromkeys([self.compare.a.process, self.compare.b.process]))
-        return [self.trend.process]
+        return list(dict.fromkeys([self.trend.process] + ([self.trend.versus.process] if self.trend.versus is not None else [])))
 
     def describe_groups(self) -> str:
         if self.compare is not None:
             return f"{self.compare.a.describe()} − {self.compare.b.describe()}"
-        t = self.trend
-        where = f"[{', '.join(f'{k}={v}' for k, v in t.where.items())}]" if t.where else ""
-        return f"{t.process}{where}: slope vs {t.knob}"
+        return self.trend.describe()
 
 
 class Study(_Spec):

@@ -15,6 +15,9 @@ per seed, and seeds stay independent). NaN values are left out.
 * `trend`: each seed's least-squares slope of the metric against the swept knob, then Student's t
   over the seeds' slopes; the effect is their mean (the pooled slope when every seed has every
   knob value), and the interval reflects seed-to-seed variation, not the number of knob values.
+  With `versus` (another process swept over the same knob) the effect is the mean over seeds of
+  the per-seed difference of the two slopes (paired by seed), with Student's t over those
+  differences: "does the metric grow faster with the knob here than there".
 
 When every seed gives the same value (all paired differences equal, all per-seed slopes equal,
 or both unpaired groups constant), se = 0 and the t-interval has zero width: that is not a
@@ -448,29 +451,49 @@ def compare(h: Hypothesis, rows: list[dict]) -> Finding:
     return _decided(h, common, difference(xa, xb, paired, trim), n, note)
 
 
-def trend(h: Hypothesis, rows: list[dict]) -> Finding:
-    """The finding of a `trend` hypothesis from metric rows (`Store.metrics_frame`)."""
-    t = h.trend
-    rows = [r for r in rows if r["metric"] == h.metric and _matches(r, t.process, t.where) and t.knob in r["sweep"]]
-    knob_values = sorted({float(r["sweep"][t.knob]) for r in rows})
-    values = {f"{t.knob}={x:g}": _per_seed([r for r in rows if float(r["sweep"][t.knob]) == x]) for x in knob_values}
-    means = {k: float(np.mean(list(v.values()))) if v else math.nan for k, v in values.items()}
-    common = dict(_base(h), test="trend", aggregate="slope", means=means, values=values, paired=True, method=METHODS["slope", True])
-    if not rows:
-        return _undecided(common, "not run", "no results stored for its process")
+def _slopes(rows: list[dict], process: str, where: dict, knob: str, label: str = "") -> tuple[dict, dict[int, float], int, int]:
+    """Per knob value {label knob=x: {seed: mean}}, each seed's slope over the knob values it has
+    (seeds with fewer than 2 left out), the number of seeds with any result, and of knob values."""
+    rows = [r for r in rows if _matches(r, process, where) and knob in r["sweep"]]
+    knob_values = sorted({float(r["sweep"][knob]) for r in rows})
+    values = {f"{label}{knob}={x:g}": _per_seed([r for r in rows if float(r["sweep"][knob]) == x]) for x in knob_values}
     points: dict[int, list[tuple[float, float]]] = {}
     for x, per_seed in zip(knob_values, values.values()):
         for s, y in per_seed.items():
             points.setdefault(s, []).append((x, y))
-    if len(knob_values) < 2:
-        return _undecided(common, "inconclusive", "results at fewer than 2 knob values", len(points))
-    slopes = np.array([float(slope(*np.array(p).T)) for s, p in sorted(points.items()) if len(p) >= 2])
-    short = len(points) - len(slopes)
-    note = f"{short} seed(s) with results at fewer than 2 knob values left out" if short else ""
-    if len(slopes) < 2:
-        effect = float(slopes[0]) if len(slopes) else math.nan
-        return _undecided(common, "inconclusive", "fewer than 2 seeds with a slope: no interval", len(slopes), effect)
-    return _decided(h, common, mean_slope(slopes), len(slopes), note)
+    slopes = {s: float(slope(*np.array(p).T)) for s, p in sorted(points.items()) if len(p) >= 2}
+    return values, slopes, len(points), len(knob_values)
+
+
+def trend(h: Hypothesis, rows: list[dict]) -> Finding:
+    """The finding of a `trend` hypothesis from metric rows (`Store.metrics_frame`); with
+    `versus`, of the per-seed difference of two slopes."""
+    t = h.trend
+    rows = [r for r in rows if r["metric"] == h.metric]
+    label = f"{t.process}: " if t.versus is not None else ""
+    values, slopes, n_points, n_knob = _slopes(rows, t.process, t.where, t.knob, label)
+    if t.versus is not None:
+        other_values, other, n_other, n_knob_other = _slopes(rows, t.versus.process, t.versus.where, t.knob, f"{t.versus.describe()}: ")
+        values.update(other_values)
+    means = {k: float(np.mean(list(v.values()))) if v else math.nan for k, v in values.items()}
+    common = dict(_base(h), test="trend", aggregate="slope", means=means, values=values, paired=True, method=METHODS["slope", True])
+    if not n_points and (t.versus is None or not n_other):
+        return _undecided(common, "not run", "no results stored for its process" + ("es" if t.versus is not None else ""))
+    if n_knob < 2 or (t.versus is not None and n_knob_other < 2):
+        return _undecided(common, "inconclusive", "results at fewer than 2 knob values", n_points)
+    if t.versus is not None:
+        seeds = sorted(set(slopes) & set(other))
+        short = len(set(slopes) | set(other)) - len(seeds)
+        estimates = np.array([slopes[s] - other[s] for s in seeds])
+        note = f"{short} seed(s) without a slope in both processes left out" if short else ""
+    else:
+        estimates = np.array(list(slopes.values()))
+        short = n_points - len(estimates)
+        note = f"{short} seed(s) with results at fewer than 2 knob values left out" if short else ""
+    if len(estimates) < 2:
+        effect = float(estimates[0]) if len(estimates) else math.nan
+        return _undecided(common, "inconclusive", "fewer than 2 seeds with a slope: no interval", len(estimates), effect)
+    return _decided(h, common, mean_slope(estimates), len(estimates), note)
 
 
 def finding(h: Hypothesis, rows: list[dict]) -> Finding:

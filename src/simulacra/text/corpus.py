@@ -57,7 +57,7 @@ class TextCorpus:
 
     @property
     def tables(self) -> Tables:
-        return _tables(self.grammar)
+        return tables_of(self.grammar)
 
     @property
     def vocab(self) -> tuple[str, ...]:
@@ -101,7 +101,7 @@ class TextCorpus:
 
 def _check_arrays(path, grammar: Grammar, mixture: PersonaMixture, words, lengths, personas) -> None:
     """Refuse arrays that no grammar walk could have made (shape, ranges, padding, transitions)."""
-    tables = _tables(grammar)
+    tables = tables_of(grammar)
 
     def bad(why: str):
         raise CorpusError(f"{path}: {why}; the corpus was changed after it was made")
@@ -132,7 +132,9 @@ def _check_arrays(path, grammar: Grammar, mixture: PersonaMixture, words, length
 _TABLES: dict[str, Tables] = {}
 
 
-def _tables(grammar: Grammar) -> Tables:
+def tables_of(grammar: Grammar) -> Tables:
+    """`grammar.compile()`, cached per grammar (by its dictionary): the compiled tables are
+    read-only and shared."""
     import json
 
     key = json.dumps(grammar.to_dict(), sort_keys=True)
@@ -155,7 +157,7 @@ def make_text_corpus(grammar: Grammar | None, mixture: PersonaMixture, n: int, s
 
     grammar = grammar or default_grammar()
     check_size(n, seed)
-    tables = _tables(grammar)
+    tables = tables_of(grammar)
     k_persona, k_words = jax.random.split(jax.random.PRNGKey(seed))
     personas = np.asarray(mixture.personas)[np.asarray(jax.random.choice(k_persona, len(mixture.personas), (n,), p=jnp.asarray(mixture.probs)))]
     logp = jnp.asarray(tables.logp, jnp.float32)

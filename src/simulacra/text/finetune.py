@@ -1,4 +1,5 @@
-"""RL fine-tuning of a text simulator against swearing: the RLHF analogue, with the KL leash.
+"""RL fine-tuning of a text simulator on its own documents: against swearing (the RLHF analogue,
+with the KL leash), or graded by a critic with later grades credited to earlier words (H10).
 
 `finetune_text(sim, config, key)` trains a copy of `sim` on its own generated documents by
 PPO-clip with the same loss as the gridworld's `training.finetune`,
@@ -6,9 +7,13 @@ PPO-clip with the same loss as the gridworld's `training.finetune`,
     loss = −E[min(ρ A, clip(ρ, 1 ± ε) A)] + β · E_t[ KL(π_θ(·|w_<t) ‖ π_ref(·|w_<t)) ]
 
 where π is the model's distribution over the words (the prompt tokens are never sampled), π_ref
-the frozen pretrained model's (exact over the vocabulary), the reward is −`penalty` at every
-swear word, and A the undiscounted reward still to come minus its batch mean at the same position,
-normalised. β = 0 is plain RL; a large β holds the model at its reference.
+the frozen pretrained model's (exact over the vocabulary), and A the return to each word,
+Σₖ γᵏ rₜ₊ₖ, minus its batch mean at the same position, normalised. The reward r_t is the score
+of `config.critic` (`text.critics`): −`penalty` at every swear word (`swear`, the default, with
+γ = 1), the exact law's log-probability (`truth`), the model's own (`self`) or one persona's law
+(`judge`); plus `approval` × the exact law's log-probability (H10c). β = 0 is plain RL; a large β
+holds the model at its reference. One compiled rollout and learning step serve every critic, γ
+and β of one model shape (they are arguments, not constants).
 
 `compare(before, after, corpus)` then says where the change went, against the exact ideal:
 swear rate and excess nats before and after; per layer the relative weight change and the linear
@@ -24,6 +29,7 @@ dream_personas`; only documents the grammar allows are read, their share beside 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 
 import jax
@@ -32,7 +38,8 @@ import numpy as np
 import optax
 
 from simulacra.lenses.layers import layer_names, linear_cka, transplant, weight_change
-from simulacra.text.grammar import SWEAR_WORDS
+from simulacra.text.critics import CRITICS, DEFAULT_FLOOR, law_arrays, law_logp, log_prior, persona_prior
+from simulacra.text.grammar import SWEAR_WORDS, parse_persona
 from simulacra.text.model import PAD, WORD0, TextSimulator, _generate_fn
 from simulacra.training.finetune import _advantages, _kl
 
@@ -56,8 +63,18 @@ class TextFinetuneConfig:
     clip_eps: float = 0.2
     """PPO ratio clip."""
     penalty: float = 1.0
-    """Reward −penalty at every swear word."""
+    """Reward −penalty at every swear word (critic `swear`)."""
     max_grad_norm: float = 1.0
+    critic: str = "swear"
+    """Who grades each word (`text.critics.CRITICS`): swear, truth, self or judge."""
+    gamma: float = 1.0
+    """Discount of later grades credited to a word: the return to word t is Σₖ γᵏ rₜ₊ₖ (0: myopic)."""
+    approval: float = 0.0
+    """Weight of the ideal's log-probability of each word, added to its reward (H10c's approval)."""
+    judge: str = "sailor"
+    """The persona whose exact law the `judge` critic scores by."""
+    floor: float = DEFAULT_FLOOR
+    """Score of a word the law does not allow, and of every word after it (truth, judge, approval)."""
 
     def __post_init__(self) -> None:
         def bad(f, v, why):
@@ -77,6 +94,25 @@ class TextFinetuneConfig:
             bad("clip_eps", self.clip_eps, "must be in (0, 1)")
         if not self.penalty > 0:
             bad("penalty", self.penalty, "must be positive")
+        if self.critic not in CRITICS:
+            bad("critic", self.critic, f"unknown critic; known: {', '.join(CRITICS)}")
+        if not 0 <= self.gamma <= 1:
+            bad("gamma", self.gamma, "a discount must be in [0, 1]")
+        if not (self.approval >= 0 and np.isfinite(self.approval)):
+            bad("approval", self.approval, "must be a finite weight >= 0")
+        try:
+            parse_persona(self.judge)
+        except ValueError as e:
+            bad("judge", self.judge, str(e))
+        if not (np.isfinite(self.floor) and self.floor < 0):
+            bad("floor", self.floor, "must be a finite negative score (nats)")
+
+    def weights(self) -> np.ndarray:
+        """(5,) the reward's weights on (swear, truth, self, judge, approval)."""
+        w = np.zeros(5, np.float32)
+        w[("swear", "truth", "self", "judge").index(self.critic)] = self.penalty if self.critic == "swear" else 1.0
+        w[4] = self.approval
+        return w
 
 
 def _swear_ids(sim: TextSimulator) -> np.ndarray:
@@ -89,86 +125,120 @@ def _word_logp(model, params, tokens, prefix_len: int):
     return jax.nn.log_softmax(logits[:, prefix_len - 1 :, WORD0:], axis=-1)
 
 
-def finetune_text(sim: TextSimulator, config: TextFinetuneConfig, key: jax.Array, progress: bool = True) -> tuple[TextSimulator, dict]:
-    """RL-fine-tune a copy of `sim` (an untagged text model; `sim` is left unchanged). Returns
-    the fine-tuned model and per-update metrics: swear_rate (swear words per document), kl
-    (KL(π ‖ π_ref) per word), length (words per document) and loss."""
-    from rich.progress import BarColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+def _scores(logp_words, tokens, prefix, law, swear, mix_prior, judge_prior, floor):
+    """(4, N, L) every critic's score of each word of the generated `tokens` (0 at padding):
+    swear (−1 per swear word), truth, self (from `logp_words`, the generating model's), judge."""
+    words = tokens[:, prefix:]
+    mask = words != PAD
+    w = jnp.maximum(words - WORD0, 0)
+    own = jnp.take_along_axis(logp_words, w[..., None], axis=-1)[..., 0] * mask
+    truth = law_logp(*law, w, mask, mix_prior, floor)
+    judge = law_logp(*law, w, mask, judge_prior, floor)
+    sw = -jnp.isin(words, swear).astype(jnp.float32) * mask
+    return jnp.stack([sw, truth, own, judge])
 
-    from simulacra.nets.transformer import Hooks
-    from simulacra.progress import progress as meter
 
-    if sim.fmt.tagged:
-        raise ValueError("fine-tune an untagged text model: with the persona in the prompt there is no persona left to choose")
-    model, fmt = sim.model, sim.fmt
-    prefix = fmt.prefix_len
-    n, mb = config.documents, config.documents // config.minibatches
-    swear = jnp.asarray(_swear_ids(sim))
-    gen = _generate_fn(model.config, prefix, WORD0)
-    opt = optax.chain(optax.clip_by_global_norm(config.max_grad_norm), optax.adam(config.lr))
-    ref_params = sim.params
-    start = np.zeros((n, fmt.length), np.int32)
+@functools.lru_cache(maxsize=8)
+def _programs(mconfig, prefix: int, length: int, n: int, minibatches: int, epochs: int, clip_eps: float, lr: float, max_grad_norm: float):
+    """The jitted rollout and learning step of a fine-tuning run, shared by every run of the same
+    model shape and batch (the critic, γ, β and the laws are arguments: one compilation serves a
+    whole sweep)."""
+    from simulacra.nets.transformer import Hooks, Transformer
+
+    model = Transformer(mconfig)
+    gen = _generate_fn(mconfig, prefix, WORD0)
+    opt = optax.chain(optax.clip_by_global_norm(max_grad_norm), optax.adam(lr))
+    mb = n // minibatches
+    start = np.zeros((n, length), np.int32)
     start[:, 0] = 1  # BOS
     start = jnp.asarray(start)
 
     @jax.jit
-    def rollout(params, key):
+    def rollout(params, ref_params, key, law, swear, mix_prior, judge_prior, weights, gamma, floor):
         tokens = gen(params, start, key, jnp.float32(1.0), Hooks())
-        words = tokens[:, prefix:]
-        mask = words != PAD
-        reward = -config.penalty * jnp.isin(words, swear).astype(jnp.float32) * mask
+        mask = tokens[:, prefix:] != PAD
         old = _word_logp(model, params, tokens, prefix)
         ref = _word_logp(model, ref_params, tokens, prefix)
-        adv = _advantages(reward, mask, 1.0)
-        return tokens, mask, reward, old, ref, adv
+        scores = _scores(old, tokens, prefix, law, swear, mix_prior, judge_prior, floor)
+        critic = jnp.tensordot(weights[:4], scores, axes=1)
+        approval = weights[4] * scores[1]
+        adv = _advantages(critic + approval, mask, gamma)
+        return tokens, mask, scores, critic, old, ref, adv
 
-    def loss_fn(params, batch):
+    def loss_fn(params, batch, beta):
         tokens, mask, old, ref, adv = batch
         logp = _word_logp(model, params, tokens, prefix)
         w = jnp.maximum(tokens[:, prefix:] - WORD0, 0)[..., None]
         lp = jnp.take_along_axis(logp, w, axis=-1)[..., 0]
         lp_old = jnp.take_along_axis(old, w, axis=-1)[..., 0]
         ratio = jnp.exp(lp - lp_old)
-        pg = -jnp.minimum(ratio * adv, jnp.clip(ratio, 1 - config.clip_eps, 1 + config.clip_eps) * adv)
+        pg = -jnp.minimum(ratio * adv, jnp.clip(ratio, 1 - clip_eps, 1 + clip_eps) * adv)
         m = mask.astype(jnp.float32)
-        return ((pg + config.beta * _kl(logp, ref)) * m).sum() / jnp.maximum(m.sum(), 1.0)
+        return ((pg + beta * _kl(logp, ref)) * m).sum() / jnp.maximum(m.sum(), 1.0)
 
     grad = jax.value_and_grad(loss_fn)
 
     @jax.jit
-    def learn(params, opt_state, batch, key):
+    def learn(params, opt_state, batch, key, beta):
         def epoch(carry, k):
             def minibatch(carry, idx):
                 params, opt_state = carry
-                loss, g = grad(params, jax.tree.map(lambda x: x[idx], batch))
+                loss, g = grad(params, jax.tree.map(lambda x: x[idx], batch), beta)
                 updates, opt_state = opt.update(g, opt_state, params)
                 return (optax.apply_updates(params, updates), opt_state), loss
 
-            perm = jax.random.permutation(k, n).reshape(config.minibatches, mb)
+            perm = jax.random.permutation(k, n).reshape(minibatches, mb)
             return jax.lax.scan(minibatch, carry, perm)
 
-        (params, opt_state), losses = jax.lax.scan(epoch, (params, opt_state), jax.random.split(key, config.epochs))
+        (params, opt_state), losses = jax.lax.scan(epoch, (params, opt_state), jax.random.split(key, epochs))
         return params, opt_state, losses.mean()
 
+    return rollout, learn, opt
+
+
+def finetune_text(sim: TextSimulator, config: TextFinetuneConfig, key: jax.Array, progress: bool = True) -> tuple[TextSimulator, dict]:
+    """RL-fine-tune a copy of `sim` (an untagged text model; `sim` is left unchanged) on its own
+    documents, each word graded by `config.critic` (`text.critics`). Returns the fine-tuned model
+    and per-update metrics: swear_rate (swear words per document), kl (KL(π ‖ π_ref) per word),
+    length (words per document), critic (the critic's mean score per word), truth (the ideal's
+    mean log-probability per word) and loss."""
+    from rich.progress import BarColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from simulacra.progress import progress as meter
+
+    if sim.fmt.tagged:
+        raise ValueError("fine-tune an untagged text model: with the persona in the prompt there is no persona left to choose")
+    fmt = sim.fmt
+    rollout, learn, opt = _programs(sim.model.config, fmt.prefix_len, fmt.length, config.documents, config.minibatches, config.epochs,
+                                    config.clip_eps, config.lr, config.max_grad_norm)  # fmt: skip
+    law = law_arrays(fmt.grammar)
+    swear = jnp.asarray(_swear_ids(sim))
+    priors = (jnp.asarray(log_prior(_mixture_of(sim))), jnp.asarray(persona_prior(config.judge)))
+    weights, gamma, floor, beta = jnp.asarray(config.weights()), jnp.float32(config.gamma), jnp.float32(config.floor), jnp.float32(config.beta)
+    ref_params = sim.params
     kl_of = jax.jit(_kl)
     params = jax.tree.map(jnp.array, ref_params)
     opt_state = opt.init(params)
-    names = ("swear_rate", "kl", "length", "loss")
+    names = ("swear_rate", "kl", "length", "critic", "truth", "loss")
     metrics = {k: np.zeros(config.updates, np.float32) for k in names}
     t0 = time.perf_counter()
-    columns = (TextColumn("fine-tuning"), BarColumn(), TextColumn("{task.completed}/{task.total} updates  swears/doc {task.fields[sw]}"),
-               TimeElapsedColumn(), TimeRemainingColumn())
-    with meter("fine-tuning", config.updates, "updates", enabled=progress, fields={"sw": "-"}, columns=columns) as bar:
+    label = "fine-tuning" if config.critic == "swear" else f"fine-tuning ({config.critic}, γ={config.gamma:g})"
+    columns = (TextColumn(label), BarColumn(), TextColumn("{task.completed}/{task.total} updates  {task.fields[sw]}"),
+               TimeElapsedColumn(), TimeRemainingColumn())  # fmt: skip
+    with meter(label, config.updates, "updates", enabled=progress, fields={"sw": "-"}, columns=columns) as bar:
         for u in range(config.updates):
             key, k_gen, k_learn = jax.random.split(key, 3)
-            tokens, mask, reward, old, ref, adv = rollout(params, k_gen)
+            tokens, mask, scores, critic, old, ref, adv = rollout(params, ref_params, k_gen, law, swear, *priors, weights, gamma, floor)
             m = np.asarray(mask)
+            live = max(int(m.sum()), 1)
             kl = np.asarray(kl_of(old, ref))
-            params, opt_state, loss = learn(params, opt_state, (tokens, mask, old, ref, adv), k_learn)
-            vals = (-np.asarray(reward).sum(1).mean() / config.penalty, kl[m].mean(), m.sum(1).mean(), float(loss))
+            params, opt_state, loss = learn(params, opt_state, (tokens, mask, old, ref, adv), k_learn, beta)
+            sc = np.asarray(scores)
+            vals = (-sc[0].sum(1).mean(), kl[m].mean(), m.sum(1).mean(), float(np.asarray(critic).sum()) / live, sc[1].sum() / live, float(loss))
             for k, v in zip(names, vals):
                 metrics[k][u] = float(v)
-            bar.advance(1, sw=f"{metrics['swear_rate'][u]:.3f}")
+            shown = f"swears/doc {metrics['swear_rate'][u]:.3f}" if config.critic == "swear" else f"critic {metrics['critic'][u]:.3f}/word"
+            bar.advance(1, sw=shown)
     card = {
         **sim.card,
         "process": {"name": "finetune_text", "config": dataclasses.asdict(config)},
@@ -176,6 +246,14 @@ def finetune_text(sim: TextSimulator, config: TextFinetuneConfig, key: jax.Array
         "metrics": {k: float(v[-1]) for k, v in metrics.items()} | {"finetune_seconds": round(time.perf_counter() - t0, 2)},
     }
     return TextSimulator(sim.spec, sim.fmt, jax.device_get(params), card), metrics
+
+
+def _mixture_of(sim: TextSimulator):
+    """The persona mixture of the corpus `sim` was trained on (its card), else all 16 equally."""
+    from simulacra.text.grammar import PersonaMixture, parse_personas
+
+    items = (sim.card.get("corpus") or {}).get("mixture")
+    return PersonaMixture.from_list(items) if items else parse_personas("all")
 
 
 def _swears_per_doc(sim: TextSimulator, key, n: int) -> float:
@@ -202,7 +280,7 @@ def compare(before: TextSimulator, after: TextSimulator, corpus, n_documents: in
     acts_a = word_activations(after, corpus, names)
     last = names[-1]
     shift = acts_a[last].mean(0) - acts_b[last].mean(0)
-    friendly = trait_direction(before, corpus, "friendly", last)
+    friendly = trait_direction(before, corpus, "friendly", last, acts=acts_b[last])
     friendly = friendly / max(np.linalg.norm(friendly), 1e-12)
     rng = np.random.default_rng(seed)
     rand = rng.normal(size=(random_directions, len(shift)))

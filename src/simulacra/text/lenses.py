@@ -94,6 +94,17 @@ def word_activations(sim, corpus: TextCorpus, names=None, batch: int = 128) -> d
     return {k: np.concatenate(v) for k, v in out.items()}
 
 
+def _given(acts: dict | None, sim, corpus: TextCorpus, names) -> dict[str, np.ndarray]:
+    """`acts` checked against the corpus's word count (one row per word), else computed."""
+    if acts is None:
+        return word_activations(sim, corpus, names)
+    n = int(np.asarray(corpus.lengths, np.int64).sum())
+    for name in names:
+        if name not in acts or len(acts[name]) != n:
+            raise ValueError(f"the activations handed in do not fit: {name!r} needs one row for each of the corpus's {n} words")
+    return acts
+
+
 def _first(corpus: TextCorpus, n: int) -> TextCorpus:
     return corpus.subset(np.arange(n)) if corpus.n_documents > n else corpus
 
@@ -114,16 +125,17 @@ def _random_init(sim, seed: int):
 
 
 def trait_probes(sim, corpus: TextCorpus, names=None, max_documents: int = 400, folds: int = 5, seed: int = 0,
-                 baseline: bool = True) -> list[dict]:  # fmt: skip
+                 baseline: bool = True, acts: dict | None = None) -> list[dict]:  # fmt: skip
     """One row per (layer, trait) that varies across the mixture: `score` (CV accuracy of a
     logistic probe for the document persona's trait), `control`, `selectivity = score − control`,
     `baseline` (random-init model; NaN without), `ideal` (the Bayes guess from the words so far),
-    `chance` (the majority share) and `n`."""
+    `chance` (the majority share) and `n`. `acts` may hand in `word_activations` of the corpus's
+    first `max_documents` documents at `names`."""
     _check_model(sim)
     _check_text(corpus)
     corpus = _first(corpus, max_documents)
     names = list(names or residual_names(sim.spec.n_layers))
-    acts = word_activations(sim, corpus, names)
+    acts = _given(acts, sim, corpus, names)
     base = word_activations(_random_init(sim, seed), corpus, names) if baseline else None
     doc, t = word_index(corpus)
     ideal = text_ideal(corpus)
@@ -174,9 +186,11 @@ def posterior_probe(sim, corpus: TextCorpus, name: str | None = None, max_docume
     return {"name": name, "r2": r2, "argmax_agreement": float((pred.argmax(1) == y.argmax(1)).mean()), "n": int(len(y))}
 
 
-def persona_means(sim, corpus: TextCorpus, name: str, min_t: int = 1) -> dict[int, np.ndarray]:
-    """{persona: mean activation at `name` over its documents' words at positions ≥ `min_t`}."""
-    x = word_activations(sim, corpus, [name])[name]
+def persona_means(sim, corpus: TextCorpus, name: str, min_t: int = 1, acts: np.ndarray | None = None) -> dict[int, np.ndarray]:
+    """{persona: mean activation at `name` over its documents' words at positions ≥ `min_t`}.
+    `acts` may hand in `word_activations(sim, corpus, [name])[name]` (they depend on the words
+    only, so those of a corpus with its persona labels shuffled serve too)."""
+    x = _given(None if acts is None else {name: acts}, sim, corpus, [name])[name]
     doc, t = word_index(corpus)
     keep = t >= min_t
     out = {}
@@ -226,15 +240,16 @@ def additivity(sim, corpus: TextCorpus, name: str | None = None, pairs=(("friend
     return rows
 
 
-def trait_direction(sim, corpus: TextCorpus, trait: str, name: str | None = None) -> np.ndarray:
+def trait_direction(sim, corpus: TextCorpus, trait: str, name: str | None = None, acts: np.ndarray | None = None) -> np.ndarray:
     """(d,) mean activation at `name` of words of documents whose persona has `trait`, minus the
-    mean of those without it (positions t ≥ 1)."""
+    mean of those without it (positions t ≥ 1). `acts` may hand in `word_activations(sim, corpus,
+    [name])[name]`."""
     _check_model(sim)
     _check_text(corpus)
     if trait not in TRAITS:
         raise ValueError(f"unknown trait {trait!r}; traits are {', '.join(TRAITS)}")
     name = name or residual_names(sim.spec.n_layers)[-1]
-    x = word_activations(sim, corpus, [name])[name]
+    x = _given(None if acts is None else {name: acts}, sim, corpus, [name])[name]
     doc, t = word_index(corpus)
     has = np.array([persona_traits(p)[TRAITS.index(trait)] for p in corpus.personas])[doc] == 1
     keep = t >= 1
@@ -255,9 +270,9 @@ def expected_swears(grammar, persona: int) -> float:
     """Exact expected swear words per document of `persona` in `grammar`: the probability of
     being in each compiled state at each position (forward over the automaton), times the
     probability of a swear word there."""
-    from simulacra.text.corpus import _tables
+    from simulacra.text.corpus import tables_of
 
-    tables = _tables(grammar)
+    tables = tables_of(grammar)
     probs = np.exp(tables.logp[persona])  # (S + 1, V)
     swear = [tables.words.index(w) for w in SWEAR_WORDS if w in tables.words]
     at = np.zeros(len(tables.states) + 1)
@@ -283,16 +298,17 @@ def _ideal_swears(corpus: TextCorpus, personas) -> float:
 
 
 def steer_swearing(sim, corpus: TextCorpus, ks=(0.0, 1.0, 2.0, 4.0), trait: str = "sailor", name: str | None = None,
-                   n_documents: int = 256, seed: int = 0) -> list[dict]:  # fmt: skip
+                   n_documents: int = 256, seed: int = 0, direction=None) -> list[dict]:  # fmt: skip
     """Per k: the swear words per document the model generates with k × `trait_direction` added
     at `name` at every position, and the ideal references: `ideal_mixture` (the corpus mixture's
     rate) and `ideal_trait` (the rate of the mixture's personas with the trait: a full shift of
     the posterior to the trait), and `shift` = (rate − rate at k = 0) / (ideal_trait −
-    ideal_mixture), the fraction of that shift achieved."""
+    ideal_mixture), the fraction of that shift achieved. `direction` may hand in the trait's
+    direction (`trait_direction`)."""
     from simulacra.lenses.steering import steering_hooks
 
     name = name or residual_names(sim.spec.n_layers)[-1]
-    direction = trait_direction(sim, corpus, trait, name)
+    direction = trait_direction(sim, corpus, trait, name) if direction is None else direction
     j = TRAITS.index(trait)
     with_trait = [p for p in corpus.mixture.personas if persona_traits(p)[j]]
     ideal_mix = _ideal_swears(corpus, corpus.mixture.personas)
@@ -345,13 +361,13 @@ def dream_personas(sim, grammar, mixture, key, n: int = 256) -> dict:
     posterior over `mixture`'s personas: `persona_entropy` (nats) of its mean over documents —
     how many personas the dreams spread over (ln 16 = 2.77 for all 16 equally) — and `shares`
     (that mean, per persona name)."""
-    from simulacra.text.corpus import PAD, TextCorpus
+    from simulacra.text.corpus import PAD, TextCorpus, tables_of
     from simulacra.text.model import WORD0
 
     tokens = sim.generate(key, n)
     words = np.asarray(tokens)[:, sim.fmt.prefix_len :].astype(np.int64) - WORD0
     words = np.where(words < 0, PAD, words)
-    tables = sim.fmt.grammar.compile() if grammar is None else grammar.compile()
+    tables = tables_of(sim.fmt.grammar if grammar is None else grammar)
     lengths = (words != PAD).sum(1)
     ok = lengths > 0
     state = np.full(n, tables.start)

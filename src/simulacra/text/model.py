@@ -30,7 +30,7 @@ from simulacra.model.checkpoint import CheckpointError, load_model, save_model
 from simulacra.model.spec import ModelSpec
 from simulacra.nets.transformer import Hooks, Transformer, TransformerConfig
 from simulacra.text.corpus import PAD as WORD_PAD
-from simulacra.text.corpus import TextCorpus, _tables
+from simulacra.text.corpus import TextCorpus, tables_of
 from simulacra.text.grammar import N_PERSONAS, Grammar
 
 PAD, BOS, TAG0 = 0, 1, 2
@@ -54,7 +54,7 @@ class TextFormat:
 
     @functools.cached_property
     def length(self) -> int:
-        return self.prefix_len + _tables(self.grammar).max_len
+        return self.prefix_len + tables_of(self.grammar).max_len
 
     @property
     def vocab_size(self) -> int:
@@ -208,7 +208,7 @@ def fit_text(corpus: TextCorpus, config, seeds=(0,), tagged: bool = False, progr
     """Train one text simulator per seed on `corpus` (`config`: a `training.predict.PredictConfig`;
     its loss is always on the words). Seeds are vmapped, as `fit_seeds` does."""
     import simulacra
-    from simulacra.training.predict import TrainData, train_loop
+    from simulacra.training.predict import TrainData, loss_summary, train_loop
 
     if config.character or config.rtg or config.grid or config.rtg_numeric:
         raise ValueError("a text model has no character, return-to-go or grid slots; use tagged=True to prompt with the persona")
@@ -218,7 +218,6 @@ def fit_text(corpus: TextCorpus, config, seeds=(0,), tagged: bool = False, progr
     # the BOS (and tag) are the prompt: the first target is the first word
     data = TrainData(jnp.asarray(tokens), jnp.asarray(mask))
     params, loss, seconds = train_loop(config, data, fmt, seeds, progress, batched=len(seeds) > 1)
-    tail = max(1, config.steps // 10)
     out = []
     for j, seed in enumerate(seeds):
         card = {
@@ -226,11 +225,7 @@ def fit_text(corpus: TextCorpus, config, seeds=(0,), tagged: bool = False, progr
             "process": {"name": "predict", "config": dataclasses.asdict(config)},
             "seed": seed,
             "corpus": {"family": "text", "mixture": corpus.mixture.to_list(), "seed": corpus.seed, "n_documents": corpus.n_documents},
-            "metrics": {
-                "train_loss_first": float(loss[j, :tail].mean()),
-                "train_loss_last": float(loss[j, -tail:].mean()),
-                "train_seconds": round(seconds, 2),
-            },
+            "metrics": loss_summary(loss[j], seconds),
         }
         out.append(TextSimulator(config.spec, fmt, params[j], card))
     return out

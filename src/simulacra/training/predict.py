@@ -297,7 +297,6 @@ def _fit(corpus, config: PredictConfig, seeds: list[int], progress: bool, batche
     fmt = config.format(corpus.params)
     data = train_data(corpus, config)
     params, loss, seconds = train_loop(config, data, fmt, seeds, progress, batched)
-    tail = max(1, config.steps // 10)
     out = []
     for j, seed in enumerate(seeds):
         card = {
@@ -311,15 +310,18 @@ def _fit(corpus, config: PredictConfig, seeds: list[int], progress: bool, batche
                 "seed": corpus.seed,
                 "n_episodes": corpus.n_episodes,
             },
-            "metrics": {
-                "train_loss_first": float(loss[j, :tail].mean()),
-                "train_loss_last": float(loss[j, -tail:].mean()),
-                "train_seconds": round(seconds, 2),
-                "tokens_seen": int(config.steps * config.batch_size * (fmt.length - 1)),
-            },
+            "metrics": {**loss_summary(loss[j], seconds), "tokens_seen": int(config.steps * config.batch_size * (fmt.length - 1))},
         }
         out.append(Simulator(config.spec, fmt, params[j], card))
     return out
+
+
+def loss_summary(loss, seconds: float) -> dict[str, float]:
+    """A model card's training metrics from one seed's per-step losses: the mean loss over the
+    first and the last tenth of the steps, and the wall time of the (possibly vmapped) run."""
+    loss = np.asarray(loss)
+    tail = max(1, len(loss) // 10)
+    return {"train_loss_first": float(loss[:tail].mean()), "train_loss_last": float(loss[-tail:].mean()), "train_seconds": round(seconds, 2)}
 
 
 def train_loop(config: PredictConfig, data: TrainData, fmt, seeds: list[int], progress: bool, batched: bool):

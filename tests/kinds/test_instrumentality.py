@@ -65,7 +65,7 @@ def test_the_tiny_instrumentality_study_runs_with_its_report(tmp_path):
 
 def test_the_shipped_study_loads_at_both_profiles():
     quick, full = load_study(STUDY, "quick"), load_study(STUDY, "full")
-    ids = ["H10", "H10j", "H10b", "H10bj", "H10c", "H10cj"]
+    ids = ["H10", "H10j", "H10b", "H10bj", "H10c", "H10cj", "H10e", "H10ej", "H10et"]
     assert [h.id for h in quick.hypotheses] == [h.id for h in full.hypotheses] == ids
     assert quick.processes["critic_self"].sweep == {"params.gamma": [0.0, 1.0]} and quick.seeds == 3
     assert full.processes["critic_truth"].sweep == {"params.gamma": [0.0, 0.5, 0.9, 1.0]} and full.seeds >= 5

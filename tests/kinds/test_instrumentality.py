@@ -49,6 +49,8 @@ def test_the_tiny_instrumentality_study_runs_with_its_report(tmp_path):
     report = (out / "report.md").read_text()
     assert "Critics and the feedback gap" in report and "Drift from the exact ideal against γ" in report
     assert (out / "figures" / "critic_drift.png").is_file() and (out / "figures" / "critic_tradeoff.png").is_file()
+    samples = report[report.index("fine-tuned model writes") :].split("\n\n")[0]  # the samples table: a row per process and point
+    assert samples.count("| critic_") == 6 and samples.count("| mona_") == 2, samples
     by: dict = {}
     for row in Store(out / "results.sqlite").metrics_frame("instrumentality"):
         by.setdefault((row["process"], json.dumps(row["sweep"], sort_keys=True), row["seed"]), {})[row["metric"]] = row["value"]

@@ -15,10 +15,11 @@ what was missing.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 from simulacra.report import Figure, ReportInputs, Section
 from simulacra.report import figures as F
-from simulacra.report.document import safe_name
+from simulacra.report.document import Table, safe_name
 from simulacra.report.sections import EVENT_RATE_PREFIX
 
 RETURN_SWEEP = "return_sweep"
@@ -174,7 +175,33 @@ def critic_drift(inputs: ReportInputs) -> Section:
                       "against the drift from the exact ideal (mean and 95% interval over seeds; faint: seeds). The MONA analogue (γ = 0 "
                       "with the ideal's approval) against the myopic and far-sighted runs of the same critic.", trade,
                       'no metrics "drift" and "critic_gain"')  # fmt: skip
-    return Section("Critics and the feedback gap", [drift, tradeoff])
+    return Section("Critics and the feedback gap", [drift, tradeoff], tables=_samples_table(inputs.series))
+
+
+SAMPLES = "samples"
+"""The series in which a text kind stores a few documents its models wrote: `{"before": [...],
+"after": [...]}`."""
+
+
+def _samples_table(series, per: int = 2) -> list:
+    """One row per process and sweep point (its lowest seed): the first `per` documents the
+    fine-tuned model wrote, and the pretrained model's (the same for every row of a seed)."""
+    best: dict[tuple[str, str], tuple[int, Mapping]] = {}
+    for s in series:
+        d = s.get("data")
+        if s.get("name") != SAMPLES or not isinstance(d, Mapping):
+            continue
+        point = ", ".join(f"{k.split('.')[-1]}={v}" for k, v in sorted((s.get("sweep") or {}).items()))
+        key = (str(s.get("process")), point)
+        seed = int(s.get("seed") or 0)
+        if key not in best or seed < best[key][0]:
+            best[key] = (seed, d)
+    if not best:
+        return []
+    show = lambda docs: " ‖ ".join(str(x) or "(empty)" for x in list(docs)[:per])  # noqa: E731
+    rows = tuple((process, point or "–", str(seed), show(d.get("after") or []), show(d.get("before") or []))
+                 for (process, point), (seed, d) in sorted(best.items()))  # fmt: skip
+    return [Table(("process", "sweep point", "seed", "fine-tuned model writes", "pretrained model writes"), rows)]
 
 
 __all__ = ["critic_drift", "event_rates", "text_personas", "finetuning", "inside_the_network", "lookahead_curves", "misgeneralisation", "myopia_gaps", "onset_curves", "return_conditioning"]

@@ -33,7 +33,7 @@ from pydantic import Field, field_validator, model_validator
 
 import simulacra
 from simulacra.kinds.inputs import HELDOUT_SEED, PREDICT_FIELDS, ModelFields
-from simulacra.kinds.sections import critic_drift, text_personas
+from simulacra.kinds.sections import SAMPLES, critic_drift, text_personas
 from simulacra.studies import Context, Result, register_process
 from simulacra.text import TRAITS, TextCorpus, default_grammar, make_text_corpus, parse_personas, persona_traits
 from simulacra.text.model import TextSimulator, excess_nats, fit_text
@@ -397,7 +397,9 @@ def run_critic(ctx: Context, seeds: list[int]) -> list[Result]:
         tuned, _ = _finetuned(ctx, p, sim, seed, config)
         report = drift_report(sim, tuned, held, config, jax.random.fold_in(jax.random.PRNGKey(seed), 13), n_documents=p.generated)
         report["critic_gain"] = report["critic_after"] - report["critic_before"]
-        results.append(Result({k: float(report[k]) for k in CRITIC_METRICS}))
+        k_write = jax.random.fold_in(jax.random.PRNGKey(seed), 17)
+        samples = {"before": sim.fmt.decode(sim.generate(k_write, 3)), "after": tuned.fmt.decode(tuned.generate(k_write, 3))}
+        results.append(Result({k: float(report[k]) for k in CRITIC_METRICS}, {SAMPLES: samples}))
     return results
 
 

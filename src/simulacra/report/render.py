@@ -171,9 +171,9 @@ def _findings_blocks(findings: list[dict]) -> list[Block]:
 
 
 def _section_blocks(section: Section) -> list[Block]:
-    if not section.figures:
+    if not section.figures and not section.tables:
         return [Heading(section.title), Text(f"No data: {section.empty}.", "nodata")]
-    return [Heading(section.title), *section.figures]
+    return [Heading(section.title), *section.figures, *section.tables]
 
 
 def _rollout_blocks(files: Iterable[Mapping], limit: int, base: Path) -> list[Block]:

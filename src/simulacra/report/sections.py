@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from simulacra.report import figures as F
-from simulacra.report.document import Figure, safe_name
+from simulacra.report.document import Figure, Table, safe_name
 
 EVENT_RATE_PREFIX = "rate_"
 """Event metrics are named `rate_<event>` (a convention of every kind that counts events)."""
@@ -47,14 +47,16 @@ class ReportInputs:
 
 @dataclass(frozen=True)
 class Section:
-    """A titled section of figures; `empty` is shown when it has none. `knobs` are the sweep
-    knobs it draws itself, which the generic "Swept knobs" figures then skip (a knob matches a
-    sweep key equal to it or ending in `.knob`)."""
+    """A titled section of figures, then `tables` (e.g. samples of what the models wrote);
+    `empty` is shown when it has neither. `knobs` are the sweep knobs it draws itself, which the
+    generic "Swept knobs" figures then skip (a knob matches a sweep key equal to it or ending in
+    `.knob`)."""
 
     title: str
     figures: list[Figure] = field(default_factory=list)
     empty: str = ""
     knobs: tuple[str, ...] = ()
+    tables: list[Table] = field(default_factory=list)
 
 
 SectionProvider = Callable[[ReportInputs], Section | None]

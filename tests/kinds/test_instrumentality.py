@@ -83,6 +83,7 @@ def test_the_shipped_study_loads_at_both_profiles():
         (lambda s: s["processes"]["critic_judge"]["params"].update(judge="pirate"), "unknown trait 'pirate'"),
         (lambda s: s["hypotheses"][2]["trend"].update(versus="mona_self"), "'params.gamma' is not swept by process 'mona_self'"),
         (lambda s: s["hypotheses"][2].update(expect="increasing"), "not allowed with trend with versus"),
+        (lambda s: s["hypotheses"][2]["trend"].update(versus="critic_truth"), "versus names the trend's own process"),
     ],
 )
 def test_bad_instrumentality_studies_are_one_line_and_store_nothing(tmp_path, edit, words):

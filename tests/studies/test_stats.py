@@ -296,7 +296,8 @@ def test_a_trend_versus_another_process_is_the_mean_of_per_seed_slope_difference
     g = finding(h, [r for r in data if not (r["process"] == "steep" and r["seed"] == 0 and r["sweep"]["params.gamma"] > 0)])
     assert g.n_seeds == 5 and "1 seed(s) without a slope in both" in g.note
     # the other process not run: inconclusive; neither: not run
-    assert finding(h, [r for r in data if r["process"] == "flat"]).verdict == "inconclusive"
+    only = finding(h, [r for r in data if r["process"] == "flat"])
+    assert only.verdict == "inconclusive" and only.note == "no results for steep"
     assert finding(h, []).verdict == "not run"
     with pytest.raises(pydantic.ValidationError, match="expect 'increasing' is not allowed with trend with versus"):
         hyp("increasing", trend=h.trend.model_dump())

@@ -102,12 +102,51 @@ def test_one_compiled_program_serves_every_critic_discount_and_leash(pretrained)
 
 
 def test_the_swear_critic_is_the_old_fine_tuning(pretrained):
+    import jax.numpy as jnp
+
+    from simulacra.text.critics import law_arrays, log_prior, persona_prior
+    from simulacra.text.finetune import _mixture_of, _swear_ids
+    from simulacra.text.model import PAD
+    from simulacra.training.finetune import _advantages
+
     sim, _ = pretrained
-    cfg = TextFinetuneConfig(updates=2, documents=16)
-    assert cfg.critic == "swear" and cfg.gamma == 1.0 and cfg.weights().tolist() == [1.0, 0.0, 0.0, 0.0, 0.0]
-    _, curve = finetune_text(sim, cfg, jax.random.PRNGKey(1), progress=False)
-    # the swear critic's score per word is minus the swear words per document over the words per document
-    np.testing.assert_allclose(curve["critic"], -curve["swear_rate"] / curve["length"], rtol=1e-5)
+    cfg = TextFinetuneConfig(penalty=2.5, documents=16)
+    assert cfg.critic == "swear" and cfg.gamma == 1.0 and cfg.weights().tolist() == [2.5, 0.0, 0.0, 0.0, 0.0]
+    fmt = sim.fmt
+    rollout, _, _ = _programs(sim.model.config, fmt.prefix_len, fmt.length, 16, 2, 2, 0.2, 1e-4, 1.0)
+    swear = jnp.asarray(_swear_ids(sim))
+    out = rollout(sim.params, sim.params, jax.random.PRNGKey(4), law_arrays(fmt.grammar), swear, jnp.asarray(log_prior(_mixture_of(sim))),
+                  jnp.asarray(persona_prior(cfg.judge)), jnp.asarray(cfg.weights()), jnp.float32(cfg.gamma), jnp.float32(cfg.floor))  # fmt: skip
+    tokens, mask, _, critic, _, _, adv = out
+    # the reward and advantages the fine-tuning had before critics: −penalty per swear word, undiscounted
+    words = tokens[:, fmt.prefix_len :]
+    old_reward = -cfg.penalty * jnp.isin(words, swear).astype(jnp.float32) * (words != PAD)
+    assert bool(jnp.isin(words, swear).any())  # the check has something to check
+    np.testing.assert_array_equal(np.asarray(critic), np.asarray(old_reward))
+    np.testing.assert_array_equal(np.asarray(adv), np.asarray(_advantages(old_reward, mask, 1.0)))
+
+
+def test_the_first_word_shift_by_hand():
+    from simulacra.text.critics import first_word_shift
+
+    before, after = np.array([0.5, 0.3, 0.2]), np.array([0.2, 0.3, 0.5])  # mass moved from word 0 to word 2
+    first = np.array([0, 0, 1, 2])  # the pretrained model's documents began with these words
+    future = np.array([-4.0, -6.0, -3.0, -1.0])  # the critic's grade of the rest of each
+    # F = (−5, −3, −1), mean −3.5: Σ Δπ (F − mean) = −0.3 · (−1.5) + 0.3 · 2.5 = 1.2
+    shift, immediate = first_word_shift(before, after, first, future, np.array([-1.0, -2.0, -3.0]))
+    assert shift == pytest.approx(1.2) and immediate == pytest.approx(-0.3 * -1.0 + 0.3 * -3.0)
+    # a word none of the documents began with counts at the mean: no contribution
+    shift, _ = first_word_shift(np.array([0.5, 0.5, 0.0]), np.array([0.5, 0.0, 0.5]), np.array([0, 0, 1]), np.array([-1.0, -3.0, -8.0]), np.zeros(3))
+    assert shift == pytest.approx(-0.5 * (-8.0 - -4.0))
+
+
+def test_an_unchanged_model_drifts_nowhere(pretrained):
+    sim, held = pretrained
+    r = drift_report(sim, sim, held, TextFinetuneConfig(critic="judge"), jax.random.PRNGKey(2), n_documents=32)
+    assert r["drift"] == 0.0 and r["early_shift"] == 0.0 and r["early_immediate"] == 0.0
+    for m in ("persona_tv", "dream_entropy", "critic", "length", "dream_valid"):
+        assert r[f"{m}_before"] == r[f"{m}_after"], m
+    assert r["first_kl"] > 0 and 0 <= r["persona_tv_after"] <= 1
 
 
 @pytest.mark.parametrize(

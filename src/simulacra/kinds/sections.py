@@ -175,7 +175,7 @@ def critic_drift(inputs: ReportInputs) -> Section:
                       "against the drift from the exact ideal (mean and 95% interval over seeds; faint: seeds). The MONA analogue (γ = 0 "
                       "with the ideal's approval) against the myopic and far-sighted runs of the same critic.", trade,
                       'no metrics "drift" and "critic_gain"')  # fmt: skip
-    return Section("Critics and the feedback gap", [drift, tradeoff], tables=_samples_table(inputs.series))
+    return Section("Critics and the feedback gap", [drift, tradeoff], tables=_samples_table(inputs.series), knobs=("params.gamma",))
 
 
 SAMPLES = "samples"

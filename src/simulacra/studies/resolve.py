@@ -360,19 +360,19 @@ def _check_hypothesis(h: Hypothesis, processes: dict[str, ProcessSpec], loc: str
                 if x not in sweep[k]:
                     raise Problem(f"{loc}.{gloc}.where.{k}", f"{x!r} is not a swept value; allowed: {known(sweep[k])}")
     if h.trend is not None:
-        t, sweep = h.trend, processes[h.trend.process].sweep
-        if t.knob not in sweep:
-            raise Problem(f"{loc}.trend.knob", f"{t.knob!r} is not swept by process {t.process!r}; its sweep keys: {known(sweep)}")
-        if t.knob in t.where:
-            raise Problem(f"{loc}.trend.where.{t.knob}", "the trend's knob cannot also be fixed by where")
-        values = sweep[t.knob]
-        if not all(isinstance(v, (int, float)) for v in values):
-            raise Problem(f"{loc}.trend.knob", f"{t.knob!r} has non-numeric values {values}; a trend needs numbers (or booleans)")
-        if len(values) < 2:
-            raise Problem(f"{loc}.trend.knob", f"{t.knob!r} has one value {values}; a trend needs at least two")
-        if t.versus is not None:
-            other = processes[t.versus.process].sweep
-            if t.knob not in other:
-                raise Problem(f"{loc}.trend.versus", f"{t.knob!r} is not swept by process {t.versus.process!r}; its sweep keys: {known(other)}")
-            if t.knob in t.versus.where:
-                raise Problem(f"{loc}.trend.versus.where.{t.knob}", "the trend's knob cannot also be fixed by where")
+        t = h.trend
+        sides = [("trend", t.process, t.where)] + ([("trend.versus", t.versus.process, t.versus.where)] if t.versus is not None else [])
+        for gloc, process, where in sides:
+            sweep = processes[process].sweep
+            if t.knob not in sweep:
+                at = f"{loc}.trend.knob" if gloc == "trend" else f"{loc}.{gloc}"
+                raise Problem(at, f"{t.knob!r} is not swept by process {process!r}; its sweep keys: {known(sweep)}")
+            if t.knob in where:
+                raise Problem(f"{loc}.{gloc}.where.{t.knob}", "the trend's knob cannot also be fixed by where")
+            values = sweep[t.knob]
+            if not all(isinstance(v, (int, float)) for v in values):
+                raise Problem(f"{loc}.trend.knob", f"{t.knob!r} has non-numeric values {values} in process {process!r}; a trend needs numbers (or booleans)")
+            if len(values) < 2:
+                raise Problem(f"{loc}.trend.knob", f"{t.knob!r} has one value {values} in process {process!r}; a trend needs at least two")
+        if t.versus is not None and t.versus.process == t.process and t.versus.where == t.where:
+            raise Problem(f"{loc}.trend.versus", "versus names the trend's own process and sweep points: compare two different groups")

@@ -470,7 +470,8 @@ def trend(h: Hypothesis, rows: list[dict]) -> Finding:
     `versus`, of the per-seed difference of two slopes."""
     t = h.trend
     rows = [r for r in rows if r["metric"] == h.metric]
-    label = f"{t.process}: " if t.versus is not None else ""
+    own = Group(process=t.process, where=t.where)
+    label = f"{own.describe()}: " if t.versus is not None else ""
     values, slopes, n_points, n_knob = _slopes(rows, t.process, t.where, t.knob, label)
     if t.versus is not None:
         other_values, other, n_other, n_knob_other = _slopes(rows, t.versus.process, t.versus.where, t.knob, f"{t.versus.describe()}: ")
@@ -479,11 +480,16 @@ def trend(h: Hypothesis, rows: list[dict]) -> Finding:
     common = dict(_base(h), test="trend", aggregate="slope", means=means, values=values, paired=True, method=METHODS["slope", True])
     if not n_points and (t.versus is None or not n_other):
         return _undecided(common, "not run", "no results stored for its process" + ("es" if t.versus is not None else ""))
+    if t.versus is not None:
+        missing = [g.describe() for g, n in ((own, n_points), (t.versus, n_other)) if not n]
+        if missing:
+            return _undecided(common, "inconclusive", f"no results for {missing[0]}")
     if n_knob < 2 or (t.versus is not None and n_knob_other < 2):
         return _undecided(common, "inconclusive", "results at fewer than 2 knob values", n_points)
     if t.versus is not None:
         seeds = sorted(set(slopes) & set(other))
-        short = len(set(slopes) | set(other)) - len(seeds)
+        measured = {int(r["seed"]) for r in rows if _matches(r, t.process, t.where) or _matches(r, t.versus.process, t.versus.where)}
+        short = len(measured) - len(seeds)
         estimates = np.array([slopes[s] - other[s] for s in seeds])
         note = f"{short} seed(s) without a slope in both processes left out" if short else ""
     else:

@@ -1,4 +1,4 @@
-"""Critics of generated text, scored against the text world's exact law (H10–H10d).
+"""Critics of generated text, scored against the text world's exact law (H10–H10et).
 
 The instrumentality review's first example: a predictor fine-tuned on its own generations, each
 token graded by a critic, with later grades credited to earlier tokens. `text.finetune.
@@ -29,6 +29,7 @@ Measurements (`drift_report`), against the exact law:
     excess_nats_before/after, drift  held-out real documents' excess nats over the ideal, and
                                      after − before
     critic_before/after              the critic's mean score per word of each model's own documents
+                                     (the critic's own row: −1 per swear word, whatever the penalty)
     persona_tv_before/after          total variation between the persona shares of the model's own
                                      (grammatical) documents, by the ideal's posterior, and the
                                      corpus's mixture
@@ -44,7 +45,8 @@ Measurements (`drift_report`), against the exact law:
                                      word it never wrote: their overall mean); positive when first
                                      words moved toward futures the critic grades well
     early_immediate                  Σ_w Δπ(w₀ = w) r₀(w): the same shift valued by the first word's
-                                     own score (what a myopic learner is paid for)
+                                     own score under the critic (what a myopic learner is paid for;
+                                     an approval's share is left out)
 """
 
 from __future__ import annotations
@@ -188,8 +190,8 @@ def drift_report(before, after, held, config, key, n_documents: int = 256, first
 
     if first_words < 1:
         raise ValueError(f"first_words must be at least 1, got {first_words}")
-    k_b, k_a, k_p = jax.random.split(key, 3)
-    own_b, own_a = _own_documents(before, k_b, n_documents, config), _own_documents(after, k_a, n_documents, config)
+    k_own, k_p = jax.random.split(key)  # the same draws for both models (common random numbers)
+    own_b, own_a = _own_documents(before, k_own, n_documents, config), _own_documents(after, k_own, n_documents, config)
     per_word = lambda d, f: float((d[f] * d["mask"]).sum() / max(d["mask"].sum(), 1))  # noqa: E731
     out = {"excess_nats_before": excess_nats(before, held), "excess_nats_after": excess_nats(after, held)}
     out["drift"] = out["excess_nats_after"] - out["excess_nats_before"]
@@ -213,20 +215,27 @@ def drift_report(before, after, held, config, key, n_documents: int = 256, first
         kl = np.where(p[:, :k] > 0, p[:, :k] * (np.log(p[:, :k]) - q[:, :k]), 0.0).sum(-1)
     out["first_kl"] = float(kl[live].mean())
     # the instrumental signature: did first words move toward futures the critic grades well?
-    prefix = after.fmt.prefix_len
-    first_b, first_a = np.exp(own_b["first"]), np.exp(own_a["first"])
-    delta = first_a - first_b
     from simulacra.text.model import WORD0
 
-    w0 = own_b["tokens"][:, prefix] - WORD0
+    w0 = own_b["tokens"][:, after.fmt.prefix_len] - WORD0
     future = (own_b["critic"][:, 1:] * own_b["mask"][:, 1:]).sum(1)
-    mean_future = float(future.mean())
-    f = np.full(len(delta), mean_future)
-    for w in np.unique(w0):
-        f[w] = future[w0 == w].mean()
-    out["early_shift"] = float((delta * (f - mean_future)).sum())
-    out["early_immediate"] = float((delta * _first_scores(before, config, own_b["first"])).sum())
+    first = _first_scores(before, config, own_b["first"])
+    out["early_shift"], out["early_immediate"] = first_word_shift(np.exp(own_b["first"]), np.exp(own_a["first"]), w0, future, first)
     return out
 
 
-__all__ = ["CRITICS", "CRITIC_ROW", "DEFAULT_FLOOR", "drift_report", "law_arrays", "law_logp", "log_prior", "next_word_probs", "parse_critic", "persona_prior"]
+def first_word_shift(before: np.ndarray, after: np.ndarray, first_words: np.ndarray, future: np.ndarray, first_scores: np.ndarray) -> tuple[float, float]:
+    """(early_shift, early_immediate) from the first word's distribution before and after (V,),
+    the first word of each of the pretrained model's documents (N,), the critic's total grade of
+    the rest of each (N,), and the critic's grade of each word as a first word (V,):
+    Σ_w Δπ(w) F(w), with F(w) the mean of `future` over documents beginning with w (their
+    overall mean for a word none begins with), and Σ_w Δπ(w) r₀(w)."""
+    delta = np.asarray(after, np.float64) - np.asarray(before, np.float64)
+    future = np.asarray(future, np.float64)
+    f = np.full(len(delta), future.mean())
+    for w in np.unique(first_words):
+        f[w] = future[first_words == w].mean()
+    return float((delta * (f - future.mean())).sum()), float((delta * np.asarray(first_scores, np.float64)).sum())
+
+
+__all__ = ["CRITICS", "CRITIC_ROW", "DEFAULT_FLOOR", "drift_report", "first_word_shift", "law_arrays", "law_logp", "log_prior", "next_word_probs", "parse_critic", "persona_prior"]

@@ -160,7 +160,7 @@ def _programs(mconfig, prefix: int, length: int, n: int, minibatches: int, epoch
         old = _word_logp(model, params, tokens, prefix)
         ref = _word_logp(model, ref_params, tokens, prefix)
         scores = _scores(old, tokens, prefix, law, swear, mix_prior, judge_prior, floor)
-        critic = jnp.tensordot(weights[:4], scores, axes=1)
+        critic = (weights[:4, None, None] * scores).sum(0)  # elementwise: no reduced-precision matrix product on a GPU
         approval = weights[4] * scores[1]
         adv = _advantages(critic + approval, mask, gamma)
         return tokens, mask, scores, critic, old, ref, adv

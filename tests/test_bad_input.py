@@ -48,6 +48,19 @@ def snapshot(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file() and p.name != ".lock"}
 
 
+def bad_study_run_fails_cleanly(tmp_path: Path, raw: dict, *names: str) -> str:
+    """`study run` of the study `raw` (written to a file) into an empty root: one clean line on
+    stderr naming `names`, and nothing stored; that line."""
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    root = tmp_path / "runs"
+    root.mkdir()
+    before = snapshot(root)
+    line = fails_cleanly(runner.invoke(app, ["study", "run", str(path), "--root", str(root)]), *names)
+    assert snapshot(root) == before
+    return line
+
+
 @pytest.fixture(scope="module")
 def stored_runs(tmp_path_factory) -> Path:
     """A runs/ folder holding the toy study's results (fake process kinds)."""

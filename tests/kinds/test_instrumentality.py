@@ -18,7 +18,7 @@ from simulacra.cli import app
 from simulacra.studies import PROCESSES, load_study, run
 from simulacra.studies.resolve import study_from_dict
 from simulacra.studies.store import Store
-from tests.test_bad_input import fails_cleanly, snapshot
+from tests.test_bad_input import bad_study_run_fails_cleanly
 
 runner = CliRunner()
 STUDY = Path(__file__).resolve().parents[2] / "studies" / "instrumentality.yaml"
@@ -89,10 +89,4 @@ def test_the_shipped_study_loads_at_both_profiles():
 def test_bad_instrumentality_studies_are_one_line_and_store_nothing(tmp_path, edit, words):
     raw = copy.deepcopy(tiny_study())
     edit(raw)
-    path = tmp_path / "bad.yaml"
-    path.write_text(yaml.safe_dump(raw))
-    root = tmp_path / "runs"
-    root.mkdir()
-    before = snapshot(root)
-    fails_cleanly(runner.invoke(app, ["study", "run", str(path), "--root", str(root)]), words)
-    assert snapshot(root) == before
+    bad_study_run_fails_cleanly(tmp_path, raw, words)

@@ -290,6 +290,7 @@ def test_a_trend_versus_another_process_is_the_mean_of_per_seed_slope_difference
     t = sps.ttest_1samp(diffs, 0.0).confidence_interval(0.95)
     assert (f.ci_low, f.ci_high) == pytest.approx((t.low, t.high)) and f.verdict == "supported" and f.n_seeds == 6
     assert f.groups == "flat: slope vs params.gamma − steep: slope" and set(f.processes) == {"flat", "steep"}
+    assert f.method == "Student t on per-seed slope differences"
     assert "steep: params.gamma=1" in f.means and "flat: params.gamma=0" in f.means
     assert finding(hyp("greater", trend=h.trend.model_dump()), data).verdict == "refuted"
     # a seed that has a slope in one process only is left out of the pairs

@@ -477,7 +477,8 @@ def trend(h: Hypothesis, rows: list[dict]) -> Finding:
         other_values, other, n_other, n_knob_other = _slopes(rows, t.versus.process, t.versus.where, t.knob, f"{t.versus.describe()}: ")
         values.update(other_values)
     means = {k: float(np.mean(list(v.values()))) if v else math.nan for k, v in values.items()}
-    common = dict(_base(h), test="trend", aggregate="slope", means=means, values=values, paired=True, method=METHODS["slope", True])
+    method = METHODS["slope", True] if t.versus is None else "Student t on per-seed slope differences"
+    common = dict(_base(h), test="trend", aggregate="slope", means=means, values=values, paired=True, method=method)
     if not n_points and (t.versus is None or not n_other):
         return _undecided(common, "not run", "no results stored for its process" + ("es" if t.versus is not None else ""))
     if t.versus is not None:

@@ -40,7 +40,7 @@ def tiny_study() -> dict:
 def test_the_tiny_instrumentality_study_runs_with_its_report(tmp_path):
     study = study_from_dict(tiny_study(), source="instrumentality.yaml")
     summary = run(study, root=tmp_path / "runs", progress=False)
-    assert summary.failed == 0 and summary.units == 2 * (2 + 2 + 2 + 1 + 1)
+    assert summary.failed == 0 and summary.units == 2 * (2 + 2 + 2 + 2 + 2 + 1 + 1)
     path = tmp_path / "instrumentality.yaml"
     path.write_text(yaml.safe_dump(tiny_study()))
     r = runner.invoke(app, ["study", "report", str(path), "--root", str(tmp_path / "runs")])
@@ -50,7 +50,7 @@ def test_the_tiny_instrumentality_study_runs_with_its_report(tmp_path):
     assert "Critics and the feedback gap" in report and "Drift from the exact ideal against γ" in report
     assert (out / "figures" / "critic_drift.png").is_file() and (out / "figures" / "critic_tradeoff.png").is_file()
     samples = report[report.index("fine-tuned model writes") :].split("\n\n")[0]  # the samples table: a row per process and point
-    assert samples.count("| critic_") == 6 and samples.count("| mona_") == 2, samples
+    assert samples.count("| critic_") == 6 and samples.count("| leash_") == 4 and samples.count("| mona_") == 2, samples
     by: dict = {}
     for row in Store(out / "results.sqlite").metrics_frame("instrumentality"):
         by.setdefault((row["process"], json.dumps(row["sweep"], sort_keys=True), row["seed"]), {})[row["metric"]] = row["value"]
@@ -67,7 +67,7 @@ def test_the_tiny_instrumentality_study_runs_with_its_report(tmp_path):
 
 def test_the_shipped_study_loads_at_both_profiles():
     quick, full = load_study(STUDY, "quick"), load_study(STUDY, "full")
-    ids = ["H10", "H10j", "H10b", "H10bj", "H10c", "H10cj", "H10e", "H10ej", "H10et"]
+    ids = ["H10", "H10j", "H10b", "H10bj", "H10c", "H10cj", "H10e", "H10ej", "H10et", "H10l", "H10lj"]
     assert [h.id for h in quick.hypotheses] == [h.id for h in full.hypotheses] == ids
     assert quick.processes["critic_self"].sweep == {"params.gamma": [0.0, 1.0]} and quick.seeds == 3
     assert full.processes["critic_truth"].sweep == {"params.gamma": [0.0, 0.5, 0.9, 1.0]} and full.seeds >= 5

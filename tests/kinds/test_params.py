@@ -26,6 +26,8 @@ KINDS = {
     "text_steer": (MODEL, {"personas", "documents", "corpus_seed", "grammar", "heldout", "steer_k", "trait", "generated"}),
     "text_finetune": (MODEL | {"beta", "updates"}, {"personas", "documents", "corpus_seed", "grammar", "heldout", "ft_documents", "ft_lr",
                                                     "layer", "direction"}),  # fmt: skip
+    "text_critic": (MODEL | {"beta", "updates", "critic", "gamma", "approval", "judge"},
+                    {"personas", "documents", "corpus_seed", "grammar", "heldout", "ft_documents", "ft_lr", "generated"}),  # fmt: skip
 }
 
 
@@ -54,3 +56,8 @@ def test_params_map_to_the_configs_they_name():
     look = PROCESSES["lookahead"].params(future_heads=4, myopic=True, offsets=[4, 1, 1]).predict_config()
     assert (look.future_heads, look.myopic) == (4, True)
     assert PROCESSES["lookahead"].params(offsets=[4, 1, 1]).offsets == (1, 4)
+    graded = PROCESSES["text_critic"].params(critic="judge", gamma=0.5, approval=1.0, judge="friendly", beta=0.3, updates=4, ft_documents=6,
+                                             ft_lr=0.002).finetune_config()  # fmt: skip
+    assert (graded.critic, graded.gamma, graded.approval, graded.judge, graded.beta, graded.updates, graded.documents, graded.lr) == (
+        "judge", 0.5, 1.0, "friendly", 0.3, 4, 6, 0.002,
+    )  # fmt: skip

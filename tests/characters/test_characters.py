@@ -103,4 +103,5 @@ def test_parsing_mixtures_and_characters():
     ]:
         with pytest.raises(ValueError, match=msg):
             parse_mixture(bad)
-    assert set(REGISTRY) == {"random", "seeker", "cautious", "presser", "tamperer", "keyseeker", "lazy", "committed"}
+    assert set(REGISTRY) == {"random", "seeker", "cautious", "presser", "tamperer", "keyseeker", "lazy", "committed",
+                             "sleuth", "fixer", "guesser", "hedger"}

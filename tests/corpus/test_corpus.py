@@ -55,7 +55,7 @@ def test_save_load_round_trip(small, tmp_path):
     assert back.params == small.params and back.mixture == small.mixture and back.seed == 1
     assert all(np.array_equal(back.arrays[k], small.arrays[k]) for k in small.arrays)
     manifest = json.loads((tmp_path / "c" / "manifest.json").read_text())
-    assert manifest["schema_version"] == 1 and len(manifest["arrays"]["actions"]["sha256"]) == 64
+    assert manifest["schema_version"] == 2 and len(manifest["arrays"]["actions"]["sha256"]) == 64
 
 
 def _saved(small, tmp_path):
@@ -86,7 +86,7 @@ def test_a_wrong_schema_version_fails_to_load(small, tmp_path):
     m = json.loads((path / "manifest.json").read_text())
     m["schema_version"] = 99
     (path / "manifest.json").write_text(json.dumps(m))
-    with pytest.raises(CorpusError, match="schema version 99; this simulacra reads version 1"):
+    with pytest.raises(CorpusError, match="schema version 99; this simulacra reads version 2"):
         Corpus.load(path)
     (path / "manifest.json").write_text("{not json")
     with pytest.raises(CorpusError, match="not valid JSON"):

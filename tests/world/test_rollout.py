@@ -19,7 +19,7 @@ def test_same_seed_same_numbers_and_other_seed_other_numbers():
 def test_rollout_totals_are_consistent():
     p = task("tamper", step_cost=-0.01)
     stats = jax.device_get(make_random_rollout(p, n_envs=64, n_steps=100)(jax.random.PRNGKey(0)))
-    coins, hazards, _, _, tampers, _, _ = stats.events
+    coins, hazards, _, _, tampers = stats.events[:5]
     assert stats.episodes >= coins  # every coin ends an episode in this one-coin world
     # observed - true = tamper bonus per tampering step (no delay here)
     np.testing.assert_allclose(stats.reward - stats.true_reward, 0.2 * tampers, rtol=1e-4)

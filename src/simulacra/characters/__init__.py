@@ -58,6 +58,9 @@ class Navigator:
     key: jax.Array | None  # (door, regime, H, W)
     button: jax.Array | None  # (door, regime, H, W)
     tamper: jax.Array | None  # (door, regime, H, W) to the nearest tamper tile
+    clue: jax.Array | None = None  # (door, regime, H, W) to the nearest clue tile (oracle worlds)
+    fixer: jax.Array | None = None  # (door, regime, H, W) to the nearest fixer tile
+    answers: jax.Array | None = None  # (3, door, regime, H, W) to the answer tiles 0, 1 and ? (FAR for one the map lacks)
     doors: int = struct.field(pytree_node=False, default=1)  # size of the door axis
 
 
@@ -67,8 +70,9 @@ def navigate(state: State, params: WorldParams) -> Navigator:
     walls = wall_grid(state, params)
     n_door = 2 if lay.door.any() else 1
     passable = []
+    answer_tiles = lay.answer >= 0  # answering ends the episode: never a way through
     for has_key in range(n_door):
-        open_ = ~walls & (jnp.asarray(~lay.door) | bool(has_key))
+        open_ = ~walls & (jnp.asarray(~lay.door) | bool(has_key)) & jnp.asarray(~answer_tiles)
         passable.append([open_, open_ & jnp.asarray(~lay.lava & ~lay.interrupt)])
     passable = jnp.stack([jnp.stack(p) for p in passable])  # (door, regime, H, W)
     rows, cols = np.arange(params.height)[:, None], np.arange(params.width)[None, :]
@@ -81,10 +85,14 @@ def navigate(state: State, params: WorldParams) -> Navigator:
         return fields(jnp.asarray(mask)[None])[0] if mask.any() else None
 
     coins = fields(coin_targets) if params.n_coins else jnp.zeros((0, n_door, 2, *params.shape), jnp.int16)
+    answers = None
+    if answer_tiles.any():
+        answers = jnp.minimum(fields(jnp.asarray(np.stack([lay.answer == i for i in range(3)]))), FAR).astype(jnp.int16)
     return Navigator(
         coins=coins, key=fields(key_grid(state, params)[None])[0] if lay.key.any() else None,  # the episode's key cell
-        button=field_to(lay.button), tamper=field_to(lay.tamper), doors=n_door
-    )
+        button=field_to(lay.button), tamper=field_to(lay.tamper), clue=field_to(lay.clue), fixer=field_to(lay.fixer),
+        answers=answers, doors=n_door,
+    )  # fmt: skip
 
 
 # ------------------------------------------------------------------------------------------------
@@ -304,6 +312,72 @@ class Committed(Character):
         return jnp.where(state.t < 2, signal, walk)
 
 
+def answer_field(which: jax.Array | int, state: State, nav: Navigator) -> jax.Array:
+    """(H, W) distance to answer tile `which` (0: "h = 0", 1: "h = 1", 2: the hedge `?`); all
+    `FAR` in a world without answer tiles."""
+    if nav.answers is None:
+        return jnp.full(nav.coins.shape[-2:], FAR, jnp.int16)
+    return nav.answers[which, _door_index(state, nav), 0]
+
+
+def _answer_known(state: State, params: WorldParams, nav: Navigator, eps: float, unknown: jax.Array) -> jax.Array:
+    """(A,) probabilities of the oracle characters (docs/characters.md, "Oracle characters"):
+    toward `unknown` (a field) while the hidden bit is unknown, then toward the answer tile of the
+    known bit; toward the hedge while the bit is unknown and `unknown` cannot be reached."""
+    known = state.hidden > 0
+    first = toward(unknown, state, params)
+    hedge = toward(answer_field(2, state, nav), state, params)
+    answer = toward(answer_field(jnp.maximum(state.hidden - 1, 0), state, nav), state, params)
+    return with_noise(jnp.where(known, answer, jnp.where(jnp.any(first), first, hedge)), eps)
+
+
+@character("sleuth")
+@dataclasses.dataclass(frozen=True)
+class Sleuth(Character):
+    """Oracle worlds: fetches the clue, then gives the answer it reveals (information)."""
+
+    eps: float = 0.1
+
+    def probs(self, state, params, nav):
+        return _answer_known(state, params, nav, self.eps, field_of(nav.clue, state, nav))
+
+
+@character("fixer")
+@dataclasses.dataclass(frozen=True)
+class Fixer(Character):
+    """Oracle worlds: steps on the fixer, then gives the answer it made true (control: the
+    self-fulfilling prophecy)."""
+
+    eps: float = 0.1
+
+    def probs(self, state, params, nav):
+        return _answer_known(state, params, nav, self.eps, field_of(nav.fixer, state, nav))
+
+
+@character("guesser")
+@dataclasses.dataclass(frozen=True)
+class Guesser(Character):
+    """Oracle worlds: answers 0 or 1 at once, at the nearer of the two tiles (a blind guess;
+    the answer the bit names if the bit is already known)."""
+
+    eps: float = 0.1
+
+    def probs(self, state, params, nav):
+        blind = jnp.minimum(answer_field(0, state, nav), answer_field(1, state, nav))
+        return _answer_known(state, params, nav, self.eps, blind)
+
+
+@character("hedger")
+@dataclasses.dataclass(frozen=True)
+class Hedger(Character):
+    """Oracle worlds: goes straight to the hedge `?` (log 0.5 whatever the bit is)."""
+
+    eps: float = 0.1
+
+    def probs(self, state, params, nav):
+        return with_noise(toward(answer_field(2, state, nav), state, params), self.eps)
+
+
 # ------------------------------------------------------------------------------------------------
 # mixtures
 
@@ -422,6 +496,9 @@ __all__ = [
     "Cautious",
     "Character",
     "Committed",
+    "Fixer",
+    "Guesser",
+    "Hedger",
     "KeySeeker",
     "Lazy",
     "Mixture",
@@ -429,8 +506,10 @@ __all__ = [
     "Presser",
     "Random",
     "Seeker",
+    "Sleuth",
     "Tamperer",
     "character",
+    "answer_field",
     "character_index",
     "field_of",
     "first_then_coins",

@@ -27,6 +27,7 @@ from simulacra.characters import Mixture
 from simulacra.corpus.episodes import DTYPES, Episodes
 from simulacra.corpus.generate import generate_arrays
 from simulacra.corpus.store import CorpusError, read_corpus_dir, write_corpus_dir
+from simulacra.world.core import EVENT_NAMES
 from simulacra.world.params import WorldParams
 
 REQUIRED = (
@@ -220,7 +221,7 @@ def _check_arrays(path, params: WorldParams, mixture: Mixture, arrays: dict[str,
         "scene": (n, scene_length(params)),
         "states": (n, t + 1, state_length(params)),
         "obs": (n, t + 1, h, w, 3),
-        "events": (n, t, 7),
+        "events": (n, t, len(EVENT_NAMES)),
         **{k: (n, t) for k in ("actions", "reward", "true_reward", "rtg")},
         **{k: (n,) for k in ("character", "length", "terminated", "truncated", "return", "true_return", "optimal_return")},
     }

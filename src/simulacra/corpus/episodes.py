@@ -10,7 +10,7 @@ N episodes, T = the world's horizon; steps t >= length are padding (`mask`):
     scene (N, 2+H*W) int16         the episode's scene tokens (world.tokens)
     states (N, T+1, S) int16       state tokens of s_0 .. s_T (frozen after the end)
     actions (N, T) int8            reward, true_reward (N, T) float32
-    events (N, T, 7) bool          per step, the events of `world.core.EVENT_NAMES`
+    events (N, T, E) bool          per step, the events of `world.core.EVENT_NAMES`
     length (N,) int16              terminated, truncated (N,) bool
     return_, true_return, optimal_return (N,) float32   (stored as "return", …)
 

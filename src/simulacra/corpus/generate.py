@@ -26,7 +26,7 @@ from simulacra.world.params import WorldParams
 from simulacra.world.planning import abstract_index, optimal_values
 from simulacra.world.tokens import decode, scene_tokens, state_length, state_tokens
 
-_EVENT_BITS = np.arange(len(EVENT_NAMES), dtype=np.uint8)
+_EVENT_BITS = np.arange(len(EVENT_NAMES), dtype=np.uint16)
 
 MAX_EPISODES = 10_000_000
 """The most episodes one corpus may have. A corpus is generated and held in memory: about 1.5 kB
@@ -68,7 +68,7 @@ def _episode_fns(params: WorldParams, mixture: Mixture, phase: int):
                 actions=jnp.where(live, a, 0).astype(jnp.int8),
                 reward=jnp.where(live, st.reward, 0.0),
                 true_reward=jnp.where(live, st.true_reward, 0.0),
-                events=jnp.sum(events.astype(jnp.uint8) << jnp.arange(len(EVENT_NAMES), dtype=jnp.uint8), dtype=jnp.uint8),
+                events=jnp.sum(events.astype(jnp.uint16) << jnp.arange(len(EVENT_NAMES), dtype=jnp.uint16), dtype=jnp.uint16),
                 live=live,
                 terminated=st.terminated & live,
             )

@@ -13,7 +13,7 @@ def character_rows(corpus) -> list[dict]:
     length, and the fraction of episodes in which each event happened at least once."""
     a = corpus.episodes
     frac = corpus.fraction_of_optimal
-    ever = a.events.any(axis=1)  # (N, 7)
+    ever = a.events.any(axis=1)  # (N, len(EVENT_NAMES))
     groups = [(name, a.character == i) for i, name in enumerate(corpus.mixture.names)]
     groups.append(("all", np.ones(corpus.n_episodes, bool)))
     rows = []

@@ -18,7 +18,7 @@ import numpy as np
 from simulacra.atomic import write_dir
 
 SCHEMA = "simulacra.corpus"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 MANIFEST = "manifest.json"
 
 

@@ -9,6 +9,7 @@
 * `myopia.py`     an ordinary and a myopic simulator against the exact ideal, and a probe of the hidden choice;
 * `lookahead.py`  a simulator (optionally multi-head) probed for the action, cell and event k steps ahead;
 * `onset.py`      PPO at a grid of discounts: where it turns instrumental, against the exact optimum;
+* `oracle.py`     H11: PPO and a Decision Transformer in an oracle world, whose last step is a graded prediction;
 * `probe.py`      a linear probe of its residual stream;
 * `steer.py`      a character-tagged simulator steered along a tag direction;
 * `text.py`       the text world's kinds (no gridworld): trait probes, steering and fine-tuning against swearing.
@@ -20,6 +21,6 @@ and the corpus, trained and fine-tuned models made through the study's artifact 
 their params and metrics; docs/extending.md, "3. A process kind", writes a new one.
 """
 
-from simulacra.kinds import condition, finetune, layers, lookahead, myopia, onset, predict, probe, reinforce, steer, text
+from simulacra.kinds import condition, finetune, layers, lookahead, myopia, onset, oracle, predict, probe, reinforce, steer, text
 
-__all__ = ["condition", "finetune", "layers", "lookahead", "myopia", "onset", "predict", "probe", "reinforce", "steer", "text"]
+__all__ = ["condition", "finetune", "layers", "lookahead", "myopia", "onset", "oracle", "predict", "probe", "reinforce", "steer", "text"]

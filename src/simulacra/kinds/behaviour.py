@@ -52,7 +52,10 @@ from simulacra.world.params import WorldParams, derive_layout
 from simulacra.world.render import episode_frames, rollout_gif, tile_episodes
 from simulacra.world.tokens import decode
 
-EVENTS = tuple(EVENT_NAMES)
+EVENTS = tuple(e for e in EVENT_NAMES if e not in ("clue", "fix", "answer"))
+"""The events whose rates every acting kind reports. The oracle world's events (clue, fix, answer)
+are reported by the oracle kinds (`kinds.oracle`), so that the metrics, and the unit ids, of every
+other kind stay as they were."""
 BEHAVIOUR_METRICS = (
     "return", "true_return", "reward_gap", "fraction_of_optimal", "success", "length",
     *(f"rate_{e}" for e in EVENTS), "tamper_steps",

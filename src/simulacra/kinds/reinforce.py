@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 from pydantic import BaseModel, ConfigDict, Field
 
+from simulacra.corpus import Episodes
 from simulacra.kinds.behaviour import BEHAVIOUR_METRICS, BEHAVIOUR_VERSION, eval_key, measured
 from simulacra.kinds.inputs import get_corpus
 from simulacra.kinds.sections import event_rates, misgeneralisation
@@ -62,18 +63,24 @@ class ReinforceParams(PPORunParams):
     description="PPO from scratch (training.reinforce), seeds vmapped; a corpus, if named, is only the reference of ood_rate",
 )  # fmt: skip
 def run(ctx: Context, seeds: list[int]) -> list[Result]:
+    corpus = get_corpus(ctx)
+    episodes, seconds = train_and_act(ctx, seeds)
+    return [measured(ctx, seed, e, corpus, {"train_seconds": seconds}) for seed, e in zip(seeds, episodes)]
+
+
+def train_and_act(ctx: Context, seeds: list[int]) -> tuple[list[Episodes], float]:
+    """PPO trained from scratch for every seed (vmapped, one program) in `ctx.world`, then each
+    seed's evaluation episodes in the world it is measured in; and the training seconds per seed."""
     p: ReinforceParams = ctx.params
     ppo = p.ppo_config()
-    corpus = get_corpus(ctx)
     keys = jnp.stack([jax.random.PRNGKey(s) for s in seeds])
     t0 = time.perf_counter()
     weights, _ = jax.block_until_ready(jax.jit(jax.vmap(make_train(ppo, ctx.world)))(keys))
     seconds = (time.perf_counter() - t0) / len(seeds)
     policy = make_policy(ppo, ctx.measured_in, greedy=p.greedy)
-    results = []
     weights = jax.device_get(weights)  # each seed's slice taken on the host (no program per leaf shape)
+    episodes = []
     for i, seed in enumerate(seeds):
         seed_weights = jax.tree.map(lambda x, i=i: x[i], weights)
-        episodes = behaviour.rollouts(policy, ctx.measured_in, eval_key(seed), ctx.lenses["behaviour"].episodes, seed_weights)
-        results.append(measured(ctx, seed, episodes, corpus, {"train_seconds": seconds}))
-    return results
+        episodes.append(behaviour.rollouts(policy, ctx.measured_in, eval_key(seed), ctx.lenses["behaviour"].episodes, seed_weights))
+    return episodes, seconds

@@ -48,6 +48,21 @@ def event_rates(inputs: ReportInputs) -> Section:
     return Section("Event rates by process", [figure])
 
 
+ORACLE_CHOICES = ("rate_clue", "rate_fix", "rate_hedge")
+"""The oracle kinds' choices (`kinds.oracle`), each with its exact optimum `optimal_<metric>`."""
+
+
+def oracle_choices(inputs: ReportInputs) -> Section:
+    caption = (
+        "Prediction as the last step of an episode (H11): per process and sweep point, the share of episodes that take the "
+        "clue (information), the fixer (control: it sets the hidden bit) and the hedge (no information), mean over seeds "
+        "with 95% intervals and each seed as a point; black bars: what the exact optimum's own episodes do in the same world."
+    )
+    png = F.choice_rates(inputs.rows, ORACLE_CHOICES, "optimal_", title="Clue, fixer and hedge against the exact optimum")
+    figure = Figure("oracle_choices", "Clue, fixer and hedge", caption, png, 'no metric named "rate_clue", "rate_fix" or "rate_hedge"')
+    return Section("Prediction as the last step", [figure])
+
+
 def return_conditioning(inputs: ReportInputs) -> Section:
     caption = (
         "Achieved return against the prompted target return, mean and 95% band over seeds, with the diagonal "

@@ -106,7 +106,7 @@ def _batched(run, key: jax.Array, n_episodes: int, policy_params, batch: int):
 
 
 def _results(params: WorldParams, ret, true_return, optimal, length, terminated, events) -> dict[str, np.ndarray]:
-    events = np.asarray(events, np.int32)  # (N, 7)
+    events = np.asarray(events, np.int32)  # (N, E)
     optimal = np.asarray(optimal, np.float32)
     with np.errstate(divide="ignore", invalid="ignore"):
         fraction = np.where(optimal > 0, np.asarray(true_return) / optimal, np.nan).astype(np.float32)

@@ -167,7 +167,7 @@ def _structure(tokens: np.ndarray, fmt) -> tuple[np.ndarray, np.ndarray, np.ndar
 def legality(sim, dreams: dict, world=None) -> dict:
     """Check dreamed episodes against the world's law. Returns the fraction of illegal
     transitions and per-episode arrays: `n_transitions`, `n_illegal`, `malformed`, `return`
-    (dreamed rewards summed over the checked transitions), `length`, and `events` (N, 7)
+    (dreamed rewards summed over the checked transitions), `length`, and `events` (N, E)
     counts of each event in the legal transitions (the outcome of the law that matches)."""
     fmt = sim.fmt
     world = world or fmt.params

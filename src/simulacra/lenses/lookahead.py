@@ -78,7 +78,7 @@ def lookahead_targets(corpus, offset: int, which=LOOKAHEAD_TARGETS) -> dict[str,
             if name == "action":
                 y = np.asarray(e.actions[ep[rows], t[rows] + k], np.int64)
             else:
-                ev = np.asarray(e.events[ep[rows], t[rows] + k], bool)  # (M, 7)
+                ev = np.asarray(e.events[ep[rows], t[rows] + k], bool)  # (M, E)
                 y = np.where(ev.any(1), ev.argmax(1), len(EVENT_NAMES)).astype(np.int64)
         out[name] = (rows, y)
     return out

@@ -210,7 +210,7 @@ class ActRecord(NamedTuple):
     actions: jax.Array  # (N, T) int8
     reward: jax.Array  # (N, T) observed reward (0 after the end)
     true_reward: jax.Array  # (N, T)
-    events: jax.Array  # (N, T, 7) bool
+    events: jax.Array  # (N, T, E) bool, E = len(EVENT_NAMES)
     states: jax.Array  # (N, T+1, S) int16 state tokens of s_0 .. s_T (frozen after the end)
     action_probs: jax.Array  # (N, T, 5) the model's distribution over actions at each step
     live: jax.Array  # (N, T) bool: step t happened (t < length)

@@ -305,6 +305,53 @@ def event_rates(rows: Iterable[Mapping], prefix: str = "rate_", colours: Mapping
     return _png(fig)
 
 
+def choice_rates(rows: Iterable[Mapping], metrics: Sequence[str], reference_prefix: str = "optimal_",
+                 colours: Mapping[str, str] | None = None, title: str = "Choices against the exact optimum") -> bytes | None:  # fmt: skip
+    """Grouped bars, one group per process and sweep point (`_series_label`): for each of
+    `metrics` (e.g. `rate_clue`, `rate_fix`, `rate_hedge`) the mean over seeds with its 95%
+    interval and each seed as a point, and a black bar at the same metric of the reference
+    (`reference_prefix + metric`, e.g. the exact optimum's `optimal_rate_fix`) where measured."""
+    rows = metric_rows(rows)
+    wanted = set(metrics) | {reference_prefix + m for m in metrics}
+    data = _seed_means((r for r in rows if r["name"] in wanted), lambda r: (_series_label(r), str(r["name"])))
+    groups = sorted({g for g, m in data if m in metrics}, key=str)
+    if not groups:
+        return None
+    colours = colours or palette(metrics)
+    hatch_of = dict(zip(metrics, ["", "//", ".."]))
+    width = 0.8 / len(metrics)
+    fig = Figure(figsize=(max(6.0, 1.3 * len(groups) + 2), 4.4))
+    ax = fig.add_subplot()
+    rng = np.random.default_rng(0)  # jitter of the per-seed points only
+    shown_ref = False
+    for j, metric in enumerate(metrics):
+        label = metric
+        for i, g in enumerate(groups):
+            x = i - 0.4 + width * (j + 0.5)
+            if (g, metric) in data:
+                m, lo, hi, vals = over_seeds(data[(g, metric)])
+                ax.bar(x, m, width * 0.9, color=colours.get(metric, "#333333"), alpha=0.75, hatch=hatch_of.get(metric, ""),
+                       label=label and _plain(label))  # fmt: skip
+                label = None
+                if _finite(lo, hi):
+                    ax.errorbar(x, m, yerr=[[m - lo], [hi - m]], color="#222222", capsize=3, lw=1)
+                ax.plot(x + rng.uniform(-0.25, 0.25, len(vals)) * width, vals, "o", color="#111111", ms=2.5, alpha=0.8)
+            ref = (g, reference_prefix + metric)
+            if ref in data:
+                r = over_seeds(data[ref])[0]
+                if math.isfinite(r):
+                    ax.hlines(r, x - width * 0.45, x + width * 0.45, color="#000000", lw=2.5,
+                              label=None if shown_ref else _plain(f"{reference_prefix.rstrip('_')} (reference)"))  # fmt: skip
+                    shown_ref = True
+    ax.set_xticks(range(len(groups)), [_plain(g) for g in groups], rotation=15 if len(groups) > 3 else 0, ha="right" if len(groups) > 3 else "center")
+    ax.set_ylabel("share of episodes (mean over seeds, 95% CI)")
+    ax.set_ylim(-0.02, 1.05)
+    ax.set_title(title)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8, frameon=False)
+    return _png(fig)
+
+
 # ---------------------------------------------------------------------------------------------
 # a metric against a swept knob
 

@@ -128,6 +128,9 @@ class ProcessKind:
     metrics) changes, so that stored units are rerun."""
     description: str = ""
     """One line for listings."""
+    check_world: Callable[[WorldParams], None] | None = None
+    """Raises ValueError (one line) when the world a process of this kind trains in cannot serve it
+    (called when a study is resolved, for every sweep point, before anything runs)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -161,6 +164,7 @@ def register_process(
     sections: tuple[Callable, ...] | list[Callable] = (),
     version: int = 1,
     description: str = "",
+    check_world: Callable[[WorldParams], None] | None = None,
 ) -> Callable[[ProcessRun], ProcessRun]:
     """Decorator registering `run(ctx, seeds)` as the process kind `name` (a later registration
     under the same name replaces the earlier one)."""
@@ -185,6 +189,7 @@ def register_process(
             sections=tuple(sections),
             version=version,
             description=description,
+            check_world=check_world,
         )
         return run
 

@@ -252,6 +252,13 @@ def _process(study: Study, name: str, prof: Profile, scale: dict, corpora: dict[
     _check_params(kind, params, sweep, loc)
     if world_name is not None:
         _check_worlds(study.worlds[world_name], sweep, f"{loc}.sweep", world_name)
+        if kind.check_world is not None:
+            for point in _points(sweep, "world"):
+                try:
+                    kind.check_world(study.worlds[world_name].build(**point))
+                except ValueError as e:
+                    at_point = f" (at sweep point {point})" if point else ""
+                    raise Problem(f"{loc}.kind", f"kind {p.kind!r} cannot train in world {world_name!r}{at_point}: {e}") from None
     if p.corpus is not None:
         _check_corpora(corpora[p.corpus], sweep, f"{loc}.sweep")
     return p.model_copy(update={"params": params, "sweep": sweep})

@@ -182,12 +182,20 @@ def orthogonal(scale: float = 1.0) -> Callable:
     return init
 
 
-def encode_obs(obs: jax.Array) -> jax.Array:
-    """(..., H, W, 3) uint8 observation -> (..., H, W, Tile.COUNT + 3) float32 network input:
-    one-hot tile id, agent mask, flag bits (interruption disabled, holding the key)."""
-    tile = jax.nn.one_hot(obs[..., 0], Tile.COUNT, dtype=jnp.float32)
+LEGACY_TILES, LEGACY_FLAGS = 9, 2
+"""The input sizes of worlds without oracle tiles: the tiles and flag bits there were before oracle
+worlds, so that those worlds' networks (and every PPO result on them) stay exactly as they were."""
+
+
+def encode_obs(obs: jax.Array, oracle: bool = False) -> jax.Array:
+    """(..., H, W, 3) uint8 observation -> (..., H, W, Tile.COUNT + 5) float32 network input:
+    one-hot tile id, agent mask, flag bits (interruption disabled, holding the key, the hidden bit's
+    status as two bits). `oracle=False` (worlds without oracle tiles): the first `LEGACY_TILES` tile
+    ids and `LEGACY_FLAGS` flag bits only, (..., H, W, 12)."""
+    n_tiles, n_flags = (Tile.COUNT, 4) if oracle else (LEGACY_TILES, LEGACY_FLAGS)
+    tile = jax.nn.one_hot(obs[..., 0], n_tiles, dtype=jnp.float32)
     agent = obs[..., 1:2].astype(jnp.float32)
-    flags = ((obs[..., 2:3] >> jnp.array([0, 1], jnp.uint8)) & 1).astype(jnp.float32)
+    flags = ((obs[..., 2:3] >> jnp.arange(n_flags, dtype=jnp.uint8)) & 1).astype(jnp.float32)
     return jnp.concatenate([tile, agent, flags], axis=-1)
 
 
@@ -216,10 +224,11 @@ class ActorCritic(nn.Module):
     network: str = "mlp"
     hidden: tuple[int, ...] = (64, 64)
     channels: tuple[int, ...] = (16, 32)
+    oracle: bool = False  # the world has oracle tiles (`encode_obs`)
 
     @nn.compact
     def __call__(self, obs: jax.Array) -> tuple[jax.Array, jax.Array]:  # (..., H, W, 3) uint8
-        x = encode_obs(obs)
+        x = encode_obs(obs, self.oracle)
         actor = Torso(self.network, self.hidden, self.channels, name="actor")(x)
         logits = nn.Dense(self.num_actions, kernel_init=orthogonal(0.01), bias_init=constant(0.0), name="policy")(actor)
         critic = Torso(self.network, self.hidden, self.channels, name="critic")(x)
@@ -229,7 +238,7 @@ class ActorCritic(nn.Module):
 
 def network(config: PPOConfig, params: WorldParams) -> ActorCritic:
     """The `ActorCritic` a config describes, for a world's action count."""
-    return ActorCritic(params.num_actions, config.network, config.hidden, config.channels)
+    return ActorCritic(params.num_actions, config.network, config.hidden, config.channels, params.has_oracle)
 
 
 def init_params(config: PPOConfig, params: WorldParams, key: jax.Array) -> dict:
@@ -294,7 +303,7 @@ class EpisodeStats(NamedTuple):
     reward: jax.Array  # observed return so far, float32
     true_reward: jax.Array  # true return so far, float32
     length: jax.Array  # steps so far, int32
-    events: jax.Array  # (n_envs, 7) int32 event counts, `EVENT_NAMES` order
+    events: jax.Array  # (n_envs, len(EVENT_NAMES)) int32 event counts, `EVENT_NAMES` order
 
 
 class Transition(NamedTuple):
@@ -352,7 +361,7 @@ class Metrics(NamedTuple):
     true_return: jax.Array
     success: jax.Array  # fraction of episodes that collected every coin of the world
     length: jax.Array
-    events: jax.Array  # (n_updates, 7) event counts per episode, `EVENT_NAMES` order
+    events: jax.Array  # (n_updates, len(EVENT_NAMES)) event counts per episode, `EVENT_NAMES` order
     entropy: jax.Array
     value_loss: jax.Array
     policy_loss: jax.Array

@@ -4,11 +4,18 @@ A step is a composition of small pure *pieces* (NAVIX style), each of which read
 static `WorldParams` and is compiled away when its task feature is absent:
 
     move -> collect coins -> key -> door -> button -> tamper -> lava -> interruption
-         -> termination -> time limit -> reward payment (delay / sparse) -> observation
+         -> oracle (clue, fixer, answer) -> termination -> time limit
+         -> reward payment (delay / sparse) -> observation
 
-The only randomness inside a step is interruption. `transition(state, action, params, interrupt)`
-is the deterministic core; `law` enumerates both outcomes with their probabilities (the exact law
-later issues measure simulators against), and `step` samples one of them.
+A step has at most one coin flip, its *branch*: whether an interruption fires, or, in an oracle
+world, the value of the hidden bit where the step is the first to need it (entering a clue tile or
+an answer tile `0`/`1` while the bit is unknown). The bit is drawn lazily, when it is first needed
+(the principle of deferred decisions): nothing observable depends on it before then, so the
+episodes have the same law as if it were drawn at reset, and every step keeps two outcomes.
+Interruption, clue and answer tiles are distinct cells, so the two kinds of flip never meet.
+`transition(state, action, params, branch)` is the deterministic core; `law` enumerates both
+outcomes with their probabilities (the exact law later issues measure simulators against), and
+`step` samples one of them.
 """
 
 from __future__ import annotations
@@ -25,9 +32,13 @@ from simulacra.world.params import ACTION_DELTAS, Layout, Tile, WorldParams, der
 OBS_CHANNELS = ("tile", "agent", "flags")
 """Channels of the symbolic observation (H, W, 3) uint8: the tile id (`Tile`), 1 where the
 agent stands, and the flag bits broadcast over the grid (bit 0: interruption disabled,
-bit 1: holding the key)."""
+bit 1: holding the key, bits 2-3: the hidden bit's status in an oracle world, `HIDDEN_NAMES`)."""
 
-EVENT_NAMES = ("coin", "hazard", "interrupted", "button", "tamper", "key", "door")
+EVENT_NAMES = ("coin", "hazard", "interrupted", "button", "tamper", "key", "door", "clue", "fix", "answer")
+"""Events of a step (`Events`): clue (entered a clue tile), fix (entered a fixer tile) and answer
+(entered an answer tile, which ends the episode) happen only in oracle worlds."""
+HIDDEN_NAMES = ("unknown", "h=0", "h=1")
+"""Status of an oracle world's hidden bit (`State.hidden`): not yet revealed or set, or known to be 0 or 1."""
 COIN = EVENT_NAMES.index("coin")
 
 
@@ -51,6 +62,7 @@ class State:
     t: jax.Array  # () int32 steps taken
     pending: jax.Array  # (d,) int8 reward codes not yet paid (reward delay d; oldest first)
     tamper_count: jax.Array  # () int32 steps spent tampering (only tracked when sparse)
+    hidden: jax.Array  # () int32 the hidden bit's status, `HIDDEN_NAMES` (always 0 outside oracle worlds)
 
 
 @struct.dataclass
@@ -64,9 +76,12 @@ class Events:
     tamper: jax.Array
     key: jax.Array
     door: jax.Array
+    clue: jax.Array
+    fix: jax.Array
+    answer: jax.Array
 
     def as_array(self) -> jax.Array:
-        """(..., 7) bool in `EVENT_NAMES` order."""
+        """(..., len(EVENT_NAMES)) bool in `EVENT_NAMES` order."""
         return jnp.stack([getattr(self, n) for n in EVENT_NAMES], axis=-1)
 
 
@@ -248,6 +263,7 @@ def reset(key: jax.Array, params: WorldParams) -> State:
         t=jnp.int32(0),
         pending=jnp.zeros((params.reward_delay,), jnp.int8),
         tamper_count=jnp.int32(0),
+        hidden=jnp.int32(0),
     )
 
 
@@ -272,11 +288,16 @@ def tile_grid(state: State, params: WorldParams) -> jax.Array:
     return tiles
 
 
+def flag_bits(state: State) -> jax.Array:
+    """() int32: the state's flags, as the observation and the FLAGS token carry them (`OBS_CHANNELS`)."""
+    return state.switch_off.astype(jnp.int32) | (state.has_key.astype(jnp.int32) << 1) | (state.hidden.astype(jnp.int32) << 2)
+
+
 def observe(state: State, params: WorldParams) -> jax.Array:
     """The symbolic observation (H, W, 3) uint8; see `OBS_CHANNELS`."""
     rows, cols = _cell_grid(*params.shape)
     agent = ((rows == state.agent[0]) & (cols == state.agent[1])).astype(jnp.int32)
-    flags = state.switch_off.astype(jnp.int32) | (state.has_key.astype(jnp.int32) << 1)
+    flags = flag_bits(state)
     # Build one int32 per cell and split it into channels: on CPU this is much faster than
     # stacking three (H, W) planes along the last axis.
     packed = tile_grid(state, params).astype(jnp.int32) | (agent << 8) | (flags << 16)  # (H, W)
@@ -294,6 +315,7 @@ class _Transit(NamedTuple):
     code: jax.Array  # () int32 reward code of this step
     events: dict  # event name -> () bool
     terminated: jax.Array
+    extra: jax.Array | float = 0.0  # () reward outside the reward codes: an oracle world's log-loss
 
 
 def _move(x: _Transit, action: jax.Array, params: WorldParams, lay: Layout) -> _Transit:
@@ -385,14 +407,35 @@ def _can_interrupt(params: WorldParams) -> bool:
     return bool(derive_layout(params).interrupt.any()) and params.interrupt_prob > 0.0
 
 
-def interrupt_prob(state: State, action: jax.Array, params: WorldParams) -> jax.Array:
-    """Probability that this (state, action) is interrupted: q when it enters an active interruption tile."""
+def _flips_hidden(x: _Transit, lay: Layout) -> jax.Array:
+    """() bool: this step is the first to need an unknown hidden bit (it enters a clue tile or an
+    answer tile 0/1 while the bit is unknown)."""
+    here = x.state.agent
+    needs = _at(lay.clue, here) | (_at(lay.answer, here) == 0) | (_at(lay.answer, here) == 1)
+    return needs & x.moved & (x.prev.hidden == 0)
+
+
+def branch_prob(state: State, action: jax.Array, params: WorldParams) -> jax.Array:
+    """Probability of this (state, action)'s second outcome (`law`): q when it enters an active
+    interruption tile; `hidden_prob` (that the hidden bit is 1) when it is the first step to need
+    an unknown hidden bit; else 0."""
     lay = derive_layout(params)
-    if not _can_interrupt(params):
+    can_interrupt, oracle = _can_interrupt(params), params.has_oracle
+    if not (can_interrupt or oracle):
         return jnp.float32(0.0)
     x = _move(_Transit(state, state, jnp.array(False), jnp.int32(0), {}, jnp.array(False)), action, params, lay)
-    entering = _at(lay.interrupt, x.state.agent) & x.moved & ~state.switch_off
-    return jnp.where(entering, jnp.float32(params.interrupt_prob), jnp.float32(0.0))
+    p = jnp.float32(0.0)
+    if can_interrupt:
+        entering = _at(lay.interrupt, x.state.agent) & x.moved & ~state.switch_off
+        p = jnp.where(entering, jnp.float32(params.interrupt_prob), p)
+    if oracle:
+        p = jnp.where(_flips_hidden(x, lay), jnp.float32(params.hidden_prob), p)
+    return p
+
+
+def interrupt_prob(state: State, action: jax.Array, params: WorldParams) -> jax.Array:
+    """Deprecated name of `branch_prob` (the second outcome was only ever an interruption before oracle worlds)."""
+    return branch_prob(state, action, params)
 
 
 def _interruption(x: _Transit, interrupt: jax.Array, params: WorldParams, lay: Layout) -> _Transit:
@@ -401,6 +444,33 @@ def _interruption(x: _Transit, interrupt: jax.Array, params: WorldParams, lay: L
     entering = _at(lay.interrupt, x.state.agent) & x.moved & ~x.prev.switch_off
     hit = entering & interrupt
     return x._replace(events={**x.events, "interrupted": hit}, terminated=x.terminated | hit)
+
+
+def _oracle(x: _Transit, flip: jax.Array, params: WorldParams, lay: Layout) -> _Transit:
+    """Clue, fixer and answer tiles (docs/world.md, "Oracle worlds"); `flip` is the hidden bit's
+    value where this step is the first to need it (`_flips_hidden`)."""
+    if not params.has_oracle:
+        off = jnp.array(False)
+        return x._replace(events={**x.events, "clue": off, "fix": off, "answer": off})
+    s = x.state
+    entered = x.moved
+    bit = jnp.where(x.prev.hidden == 0, flip.astype(jnp.int32), x.prev.hidden - 1)  # h, drawn now if unknown
+    clue = _at(lay.clue, s.agent) & entered
+    fix = _at(lay.fixer, s.agent) & entered
+    which = _at(lay.answer, s.agent)
+    answer = (which >= 0) & entered
+    hidden = jnp.where(clue & (x.prev.hidden == 0), 1 + bit, x.prev.hidden)
+    hidden = jnp.where(fix, 1 + params.fix_value, hidden)
+    c = params.answer_confidence
+    log_q = jnp.where(which == 2, jnp.log(0.5), jnp.where(which == bit, jnp.log(c), jnp.log1p(-c)))
+    if params.has_answers:  # the grade of an answer 0 or 1 reveals the bit (the hedge's grade does not depend on it)
+        hidden = jnp.where(answer & (which < 2), 1 + bit, hidden)
+    return x._replace(
+        state=s.replace(hidden=hidden.astype(jnp.int32)),
+        events={**x.events, "clue": clue, "fix": fix, "answer": answer},
+        terminated=x.terminated | answer,
+        extra=x.extra + jnp.where(answer, log_q, 0.0).astype(jnp.float32),
+    )
 
 
 def _pay(x: _Transit, truncated: jax.Array, params: WorldParams) -> tuple[_Transit, jax.Array]:
@@ -417,7 +487,7 @@ def _pay(x: _Transit, truncated: jax.Array, params: WorldParams) -> tuple[_Trans
         )
         return x, jnp.where(done, total, 0.0).astype(jnp.float32)
     if params.reward_delay == 0:
-        return x, code_value(x.code, params)
+        return x, code_value(x.code, params) + x.extra
     queue = jnp.concatenate([s.pending, x.code.astype(jnp.int8)[None]])  # (d + 1,)
     owed = jnp.sum(code_value(queue, params))
     paid = jnp.where(done, owed, code_value(queue[0], params))
@@ -425,8 +495,9 @@ def _pay(x: _Transit, truncated: jax.Array, params: WorldParams) -> tuple[_Trans
     return x._replace(state=s.replace(pending=pending)), paid.astype(jnp.float32)
 
 
-def transition(state: State, action: jax.Array, params: WorldParams, interrupt: jax.Array) -> tuple[State, Step]:
-    """The deterministic core of a step, given whether an interruption fires (if it can)."""
+def transition(state: State, action: jax.Array, params: WorldParams, branch: jax.Array) -> tuple[State, Step]:
+    """The deterministic core of a step, given its branch (`branch_prob`): whether an interruption
+    fires, or the hidden bit's value where this step is the first to need it."""
     lay = derive_layout(params)
     x = _Transit(state, state, jnp.array(False), jnp.int32(CODE_VALID), {}, jnp.array(False))
     x = _move(x, action, params, lay)
@@ -436,12 +507,15 @@ def transition(state: State, action: jax.Array, params: WorldParams, interrupt: 
     x = _button(x, lay)
     x = _tamper(x, params, lay)
     x = _lava(x, lay)
-    x = _interruption(x, interrupt, params, lay)
+    x = _interruption(x, branch, params, lay)
+    x = _oracle(x, branch, params, lay)
     t = x.state.t + 1
     x = x._replace(state=x.state.replace(t=t))
     truncated = (t >= params.horizon) & ~x.terminated
+    if params.has_answers:  # failing to predict is punished
+        x = x._replace(extra=x.extra + jnp.where(truncated, jnp.float32(params.miss_penalty), 0.0))
     x, reward = _pay(x, truncated, params)
-    true_reward = code_value(x.code & (CODE_VALID | CODE_COIN | CODE_HAZARD), params)
+    true_reward = code_value(x.code & (CODE_VALID | CODE_COIN | CODE_HAZARD), params) + x.extra
     step = Step(
         obs=observe(x.state, params),
         reward=reward,
@@ -455,17 +529,17 @@ def transition(state: State, action: jax.Array, params: WorldParams, interrupt: 
 
 def step(key: jax.Array, state: State, action: jax.Array, params: WorldParams) -> tuple[State, Step]:
     """One step of the world: `(key, state, action, params) -> (state, Step)`. Pure; no auto-reset."""
-    if not _can_interrupt(params):  # deterministic world: draw nothing
+    if not (_can_interrupt(params) or params.has_oracle):  # deterministic world: draw nothing
         return transition(state, action, params, jnp.array(False))
-    interrupt = jax.random.uniform(key) < interrupt_prob(state, action, params)
-    return transition(state, action, params, interrupt)
+    branch = jax.random.uniform(key) < branch_prob(state, action, params)
+    return transition(state, action, params, branch)
 
 
 def law(state: State, action: jax.Array, params: WorldParams) -> tuple[State, Step, jax.Array]:
-    """The exact law of a step: both possible outcomes (no interruption, interruption), each with
-    its probability. Returns (states, steps, probs) with a leading axis of size 2; the second
-    outcome has probability 0 wherever interruption cannot happen."""
-    p = interrupt_prob(state, action, params)
+    """The exact law of a step: both possible outcomes of its branch (no interruption or h = 0;
+    interruption or h = 1), each with its probability. Returns (states, steps, probs) with a
+    leading axis of size 2; the second outcome has probability 0 wherever nothing is drawn."""
+    p = branch_prob(state, action, params)
     states, steps = jax.vmap(lambda i: transition(state, action, params, i))(jnp.array([False, True]))
     return states, steps, jnp.stack([1.0 - p, p])
 

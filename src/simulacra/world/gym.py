@@ -13,13 +13,13 @@ Observations (`obs=`):
 
 * `"grid"` (the plain ids): the world's symbolic (H, W, 3) uint8 grid (`core.observe`), flattened
   row-major to an (H * W * 3,) uint8 vector in a Box with the exact bounds of each entry (tile id
-  0..Tile.COUNT-1, agent 0..1, flag bits 0..3); `obs.reshape(*env.unwrapped.params.shape, 3)` is
+  0..Tile.COUNT-1, agent 0..1, flags 0..3, or 0..15 in oracle worlds); `obs.reshape(*env.unwrapped.params.shape, 3)` is
   the grid again. It is flat because SB3 takes every 3-D box for an image: its `check_env` warns
   on any (H, W, 3) box, whatever the dtype (bounds not 0..255, smaller than 36x36), and its
   policies divide a uint8 one by 255. Flat, it is a plain vector to SB3.
 * `"onehot"` (the `-onehot-v0` ids): a flat (H * W * 12,) float32 vector in {0, 1}, the grid
-  (H, W, 12) flattened row-major: per cell the tile id one-hot (`Tile.COUNT`), the agent mask and
-  the two flag bits; the input the project's own PPO gets (`training.reinforce.encode_obs`), and
+  (H, W, 12) flattened row-major: per cell the tile id one-hot (the 9 tiles of every world), the
+  agent mask and the two flag bits (oracle worlds: all `Tile.COUNT` tiles and four flag bits, 19 per cell); the input the project's own PPO gets (`training.reinforce.encode_obs`), and
   the better input for an `MlpPolicy` (a tile id is a category, not a magnitude).
 
 Gymnasium's `check_env` and SB3's `check_env` pass every registered id without a warning, and SB3's
@@ -65,8 +65,12 @@ _TASK_IDS = {
 OBSERVATIONS = ("grid", "onehot")
 """The observation variants (`SimulacraEnv(obs=...)`); see the module docstring."""
 
-ONEHOT_CHANNELS = Tile.COUNT + 3
-"""Per-cell length of the one-hot observation: tile id one-hot, agent mask, two flag bits."""
+ONEHOT_CHANNELS = 12
+"""Per-cell length of the one-hot observation: tile id one-hot (the 9 tiles of every world), agent
+mask, two flag bits; in oracle worlds `ORACLE_ONEHOT_CHANNELS`."""
+ORACLE_ONEHOT_CHANNELS = Tile.COUNT + 5
+"""Per-cell length of the one-hot observation in oracle worlds: all `Tile.COUNT` tiles, the agent
+mask and four flag bits (the hidden bit's status in bits 2-3)."""
 
 GYM_IDS: dict[str, tuple[str, str]] = {
     f"simulacra/{name}{'' if obs == 'grid' else '-' + obs}-v0": (task_name, obs)
@@ -76,10 +80,12 @@ GYM_IDS: dict[str, tuple[str, str]] = {
 """Every registered id -> (task name, observation variant)."""
 
 
-def onehot(grid: np.ndarray) -> np.ndarray:
-    """(H, W, 3) uint8 symbolic grid -> (H * W * ONEHOT_CHANNELS,) float32 one-hot vector."""
-    tile = np.eye(Tile.COUNT, dtype=np.float32)[grid[..., 0]]
-    flags = (grid[..., 2:3] >> np.array([0, 1], np.uint8)) & 1
+def onehot(grid: np.ndarray, oracle: bool = False) -> np.ndarray:
+    """(H, W, 3) uint8 symbolic grid -> (H * W * ONEHOT_CHANNELS,) float32 one-hot vector
+    (`ORACLE_ONEHOT_CHANNELS` per cell with `oracle`); `training.reinforce.encode_obs`, flat."""
+    n_tiles, n_flags = (Tile.COUNT, 4) if oracle else (ONEHOT_CHANNELS - 3, 2)
+    tile = np.eye(n_tiles, dtype=np.float32)[grid[..., 0]]
+    flags = (grid[..., 2:3] >> np.arange(n_flags, dtype=np.uint8)) & 1
     return np.concatenate([tile, grid[..., 1:2], flags], axis=-1, dtype=np.float32).ravel()
 
 
@@ -103,11 +109,11 @@ class SimulacraEnv(gymnasium.Env):
         h, w = params.shape
         if obs == "grid":
             high = np.zeros((h, w, 3), np.uint8)
-            high[..., 0], high[..., 1], high[..., 2] = Tile.COUNT - 1, 1, 3
+            high[..., 0], high[..., 1], high[..., 2] = Tile.COUNT - 1, 1, 15 if params.has_oracle else 3
             # Flat, not (H, W, 3): SB3 takes every 3-D box for an image (see the module docstring).
             self.observation_space = spaces.Box(low=0, high=high.ravel(), shape=(h * w * 3,), dtype=np.uint8)
         else:
-            self.observation_space = spaces.Box(low=0.0, high=1.0, shape=(h * w * ONEHOT_CHANNELS,), dtype=np.float32)
+            self.observation_space = spaces.Box(low=0.0, high=1.0, shape=(h * w * (ORACLE_ONEHOT_CHANNELS if params.has_oracle else ONEHOT_CHANNELS),), dtype=np.float32)
         self.action_space = spaces.Discrete(len(ACTIONS))
         self._key = jax.random.PRNGKey(0)
         self._state = None
@@ -119,7 +125,7 @@ class SimulacraEnv(gymnasium.Env):
 
     def _observation(self, grid: jax.Array) -> np.ndarray:
         grid = np.array(grid)
-        return grid.ravel() if self.obs == "grid" else onehot(grid)
+        return grid.ravel() if self.obs == "grid" else onehot(grid, self.params.has_oracle)
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)

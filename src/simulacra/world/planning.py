@@ -2,9 +2,11 @@
 an optimal action that takes the shortest way to it.
 
 `optimal_return` is computed by finite-horizon dynamic programming over the *abstract* state
-(agent cell, coins still alive, interruption disabled, holding the key) with the world's own
+(agent cell, coins still alive, interruption disabled, holding the key, and in oracle worlds the
+hidden bit's status: unknown, known 0, known 1) with the world's own
 `transition` function, so it is exact for every task piece, including stochastic interruption,
-lava, keys and doors. It maximises the expected *true* return: delay and sparse mode only move
+lava, keys and doors, and the oracle world's lazily drawn hidden bit, whose answer pays a log-loss
+and whose horizon pays `miss_penalty` (the value with no step left). It maximises the expected *true* return: delay and sparse mode only move
 observed reward in time (the total is the same), and tampering changes only the observed reward.
 
 Optimal actions often tie: with no step cost, every way that reaches the coin before the horizon
@@ -22,7 +24,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from simulacra.world.core import State, interrupt_prob, law, transition
+from simulacra.world.core import State, branch_prob, law, transition
 from simulacra.world.params import ACTIONS, WorldParams, derive_layout
 
 UNREACHABLE = 1 << 20
@@ -63,24 +65,26 @@ def distance_field(passable: jax.Array, targets: jax.Array) -> jax.Array:
     return d
 
 
-def _abstract_shape(params: WorldParams) -> tuple[int, int, int, int]:
+def _abstract_shape(params: WorldParams) -> tuple[int, int, int, int, int]:
     lay = derive_layout(params)
     return (
         params.height * params.width,
         2**params.n_coins,
         2 if lay.button.any() else 1,
         2 if lay.key.any() else 1,
+        3 if params.has_oracle else 1,
     )
 
 
 def abstract_index(state: State, params: WorldParams) -> jax.Array:
-    """() int32: the index of `state` in the tables of `optimal_values` (cell, coins alive, switch, key)."""
-    n_cells, n_masks, n_sw, n_key = _abstract_shape(params)
+    """() int32: the index of `state` in the tables of `optimal_values` (cell, coins alive, switch, key, hidden bit)."""
+    n_cells, n_masks, n_sw, n_key, n_hid = _abstract_shape(params)
     cell = state.agent[0] * params.width + state.agent[1]
     mask = jnp.sum(state.coin_alive.astype(jnp.int32) << jnp.arange(params.n_coins, dtype=jnp.int32))
     sw = state.switch_off.astype(jnp.int32) if n_sw == 2 else 0
     key = state.has_key.astype(jnp.int32) if n_key == 2 else 0
-    return ((cell * n_masks + mask) * n_sw + sw) * n_key + key
+    hid = state.hidden.astype(jnp.int32) if n_hid == 3 else 0
+    return (((cell * n_masks + mask) * n_sw + sw) * n_key + key) * n_hid + hid
 
 
 class _AbstractModel(NamedTuple):
@@ -93,33 +97,45 @@ class _AbstractModel(NamedTuple):
 
 
 def _abstract_model(state: State, params: WorldParams) -> _AbstractModel:
-    n_cells, n_masks, n_sw, n_key = _abstract_shape(params)
-    n = n_cells * n_masks * n_sw * n_key
+    n_cells, n_masks, n_sw, n_key, n_hid = _abstract_shape(params)
+    n = n_cells * n_masks * n_sw * n_key * n_hid
     idx = jnp.arange(n)
-    key_bit, rest = idx % n_key, idx // n_key
+    hid, rest = idx % n_hid, idx // n_hid
+    key_bit, rest = rest % n_key, rest // n_key
     sw_bit, rest = rest % n_sw, rest // n_sw
     mask, cell = rest % n_masks, rest // n_masks
 
-    def outcomes(cell, mask, sw_bit, key_bit, action):
+    # The model's steps never reach the horizon (the horizon's miss penalty is the value with no
+    # step left, `_terminal`): t far below it.
+    t_model = -params.horizon if params.has_answers else 0
+
+    def outcomes(cell, mask, sw_bit, key_bit, hid, action):
         s = state.replace(
             agent=jnp.stack([cell // params.width, cell % params.width]).astype(jnp.int32),
             coin_alive=((mask >> jnp.arange(params.n_coins)) & 1).astype(bool),
             switch_off=sw_bit.astype(bool),
             has_key=key_bit.astype(bool),
-            t=jnp.int32(0),
+            t=jnp.int32(t_model),
             pending=jnp.zeros_like(state.pending),
             tamper_count=jnp.int32(0),
+            hidden=hid.astype(jnp.int32),
         )
-        p = interrupt_prob(s, action, params)
+        p = branch_prob(s, action, params)
         nxt, st = jax.vmap(lambda i: transition(s, action, params, i))(jnp.array([False, True]))
         nidx = jax.vmap(lambda ns: abstract_index(ns, params))(nxt)
         return nidx, st.true_reward, st.terminated, jnp.stack([1.0 - p, p])
 
     actions = jnp.arange(params.num_actions)
-    per_action = jax.vmap(outcomes, in_axes=(None, None, None, None, 0))
-    per_state = jax.vmap(per_action, in_axes=(0, 0, 0, 0, None))
-    nidx, reward, term, prob = per_state(cell, mask, sw_bit, key_bit, actions)  # (n, A, 2)
+    per_action = jax.vmap(outcomes, in_axes=(None, None, None, None, None, 0))
+    per_state = jax.vmap(per_action, in_axes=(0, 0, 0, 0, 0, None))
+    nidx, reward, term, prob = per_state(cell, mask, sw_bit, key_bit, hid, actions)  # (n, A, 2)
     return _AbstractModel(nidx=nidx, immediate=jnp.sum(prob * reward, axis=-1), cont=prob * (1.0 - term.astype(jnp.float32)))
+
+
+def _terminal(m: _AbstractModel, params: WorldParams) -> jax.Array:
+    """The value with no step left: 0, or an oracle world's `miss_penalty` (the episode reaches the
+    horizon unanswered)."""
+    return jnp.full(m.immediate.shape[:1], params.miss_penalty if params.has_answers else 0.0, jnp.float32)
 
 
 def _backups(backup, init, steps: jax.Array | int):
@@ -145,7 +161,7 @@ def optimal_values(state: State, params: WorldParams, steps: jax.Array | int) ->
     def backup(v):
         return (jnp.max(m.immediate + jnp.sum(m.cont * v[m.nidx], axis=-1), axis=-1),)
 
-    (v,) = _backups(backup, (jnp.zeros(m.immediate.shape[:1], jnp.float32),), steps)
+    (v,) = _backups(backup, (_terminal(m, params),), steps)
     return v
 
 
@@ -173,8 +189,8 @@ def sooner_values(state: State, params: WorldParams, steps: jax.Array | int) -> 
         sooner = m.immediate + SOONER * jnp.sum(m.cont * w[m.nidx], axis=-1)
         return best, jnp.max(jnp.where(_tied(q, best[:, None]), sooner, -jnp.inf), axis=-1)
 
-    zeros = jnp.zeros(m.immediate.shape[:1], jnp.float32)
-    return _backups(backup, (zeros, zeros), steps)
+    end = _terminal(m, params)
+    return _backups(backup, (end, end), steps)
 
 
 def _lookahead(state: State, params: WorldParams, table: jax.Array, discount: float) -> jax.Array:
@@ -184,7 +200,8 @@ def _lookahead(state: State, params: WorldParams, table: jax.Array, discount: fl
     def q(action):
         nxt, st, prob = law(state, action, params)
         idx = jax.vmap(lambda s: abstract_index(s, params))(nxt)
-        return jnp.sum(prob * (st.true_reward + discount * (1.0 - st.terminated) * table[idx]))
+        going_on = 1.0 - (st.terminated | st.truncated).astype(jnp.float32)  # truncation's reward is in true_reward
+        return jnp.sum(prob * (st.true_reward + discount * going_on * table[idx]))
 
     return jax.vmap(q)(jnp.arange(params.num_actions))
 

@@ -26,6 +26,11 @@ _TILE_CHAR = {
     Tile.TAMPER: "T",
     Tile.KEY: "K",
     Tile.DOOR: "D",
+    Tile.CLUE: "C",
+    Tile.FIXER: "F",
+    Tile.ANSWER0: "0",
+    Tile.ANSWER1: "1",
+    Tile.HEDGE: "?",
 }
 
 # RGB colours per tile id.
@@ -40,6 +45,11 @@ PALETTE = np.array(
         [240, 120, 200],  # tamper tile
         [235, 235, 228],  # key (drawn as a disc on floor)
         [150, 100, 50],  # door
+        [120, 210, 200],  # clue
+        [250, 160, 60],  # fixer
+        [60, 90, 200],  # answer 0
+        [200, 50, 60],  # answer 1
+        [160, 160, 160],  # hedge
     ],
     dtype=np.uint8,
 )

@@ -8,7 +8,7 @@ from typing import Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from simulacra.world.core import reset, step_auto_reset
+from simulacra.world.core import EVENT_NAMES, reset, step_auto_reset
 from simulacra.world.params import WorldParams
 
 
@@ -18,7 +18,7 @@ class RolloutStats(NamedTuple):
     reward: jax.Array  # () float32 observed reward
     true_reward: jax.Array  # () float32
     episodes: jax.Array  # () int32 episodes that ended (terminated or truncated)
-    events: jax.Array  # (7,) int32 event counts, `EVENT_NAMES` order
+    events: jax.Array  # (len(EVENT_NAMES),) int32 event counts, `EVENT_NAMES` order
     obs_checksum: jax.Array  # () uint32 sum of every observation entry (keeps them computed)
 
 
@@ -54,7 +54,7 @@ def make_random_rollout(params: WorldParams, n_envs: int, n_steps: int) -> Calla
             )
             return (states, key, stats), None
 
-        zero = RolloutStats(jnp.float32(0), jnp.float32(0), jnp.int32(0), jnp.zeros(7, jnp.int32), jnp.uint32(0))
+        zero = RolloutStats(jnp.float32(0), jnp.float32(0), jnp.int32(0), jnp.zeros(len(EVENT_NAMES), jnp.int32), jnp.uint32(0))
         (_, _, stats), _ = jax.lax.scan(body, (states, key, zero), None, length=n_steps)
         return stats
 

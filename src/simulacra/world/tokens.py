@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from simulacra.world.core import NUM_CODES, State, wall_grid
+from simulacra.world.core import NUM_CODES, State, flag_bits, wall_grid
 from simulacra.world.params import ACTIONS, MAX_COINS, MAX_HORIZON, MAX_SIZE, Tile, WorldParams, derive_layout
 
 
@@ -29,7 +29,7 @@ class Vocab:
     NUM = (TILE[0] + TILE[1], MAX_HORIZON + 1)  # integers 0..511 (sizes, time, counts)
     CELL = (NUM[0] + NUM[1], MAX_SIZE * MAX_SIZE)  # cell (r, c) -> r * 15 + c
     COINS = (CELL[0] + CELL[1], 2**MAX_COINS)  # bit i set: coin i not yet collected
-    FLAGS = (COINS[0] + COINS[1], 4)  # bit 0: interruption disabled, bit 1: holding the key
+    FLAGS = (COINS[0] + COINS[1], 16)  # bit 0: interruption disabled, bit 1: holding the key, bits 2-3: the hidden bit (core.HIDDEN_NAMES)
     RCODE = (FLAGS[0] + FLAGS[1], NUM_CODES)  # a reward still owed (core.code_value)
     ACTION = (RCODE[0] + RCODE[1], len(ACTIONS))  # actions (used by trajectory formats)
     SIZE = ACTION[0] + ACTION[1]
@@ -80,7 +80,7 @@ def state_tokens(state: State, params: WorldParams) -> jax.Array:
     """(4 [+ d] [+ 1],) int32: the dynamic part of the state."""
     cell = state.agent[0] * MAX_SIZE + state.agent[1]
     mask = jnp.sum(state.coin_alive.astype(jnp.int32) << jnp.arange(params.n_coins, dtype=jnp.int32))
-    flags = state.switch_off.astype(jnp.int32) | (state.has_key.astype(jnp.int32) << 1)
+    flags = flag_bits(state)
     parts = [
         jnp.stack([cell + Vocab.CELL[0], mask + Vocab.COINS[0], flags + Vocab.FLAGS[0], state.t + Vocab.NUM[0]]),
         state.pending.astype(jnp.int32) + Vocab.RCODE[0],
@@ -118,6 +118,7 @@ def decode(scene: jax.Array, tokens: jax.Array, params: WorldParams) -> State:
         t=(tokens[3] - Vocab.NUM[0]).astype(jnp.int32),
         pending=(tokens[4 : 4 + d] - Vocab.RCODE[0]).astype(jnp.int8),
         tamper_count=(tokens[4 + d] - Vocab.NUM[0]).astype(jnp.int32) if params.sparse else jnp.int32(0),
+        hidden=(flags >> 2).astype(jnp.int32),
     )
 
 
@@ -177,6 +178,8 @@ def is_valid(scene: jax.Array, tokens: jax.Array, params: WorldParams) -> jax.Ar
         ok &= ~switch_off
     if not lay.key.any():
         ok &= ~has_key
+    hidden = flags >> 2
+    ok &= hidden <= (2 if params.has_oracle else 0)
     ok &= tiles[flat] != Tile.WALL
     ok &= ((tiles[flat] != Tile.KEY) & (tiles[flat] != Tile.DOOR)) | has_key
     if k:

@@ -246,14 +246,15 @@ def _check_values(path, params: WorldParams, mixture: Mixture, arrays: dict[str,
     h, w, t, d = params.height, params.width, params.horizon, params.reward_delay
     scene, states = arrays["scene"].astype(np.int64), arrays["states"].astype(np.int64)
     cell = states[..., 0] - Vocab.CELL[0]
+    top_tile, top_flags = (Tile.COUNT - 1, 11) if params.has_oracle else (Tile.DOOR, 3)  # flags: hidden bit status <= 2
     ranges = [  # (array, what a value is, the values, lowest, highest)
         ("scene", "map height", scene[:, 0] - Vocab.NUM[0], h, h),
         ("scene", "map width", scene[:, 1] - Vocab.NUM[0], w, w),
-        ("scene", "tile id", scene[:, 2:] - Vocab.TILE[0], 0, Tile.COUNT - 1),
+        ("scene", "tile id", scene[:, 2:] - Vocab.TILE[0], 0, top_tile),
         ("states", "agent row", cell // MAX_SIZE, 0, h - 1),
         ("states", "agent column", cell % MAX_SIZE, 0, w - 1),
         ("states", "coin mask", states[..., 1] - Vocab.COINS[0], 0, 2**params.n_coins - 1),
-        ("states", "flag set", states[..., 2] - Vocab.FLAGS[0], 0, 3),
+        ("states", "flag set", states[..., 2] - Vocab.FLAGS[0], 0, top_flags),
         ("states", "time step", states[..., 3] - Vocab.NUM[0], 0, t),
         ("states", "owed reward code", states[..., 4 : 4 + d] - Vocab.RCODE[0], 0, NUM_CODES - 1),
         ("states", "tamper count", states[..., 4 + d :] - Vocab.NUM[0], 0, t),
@@ -264,9 +265,9 @@ def _check_values(path, params: WorldParams, mixture: Mixture, arrays: dict[str,
     if "obs" in arrays:
         obs = arrays["obs"]
         ranges += [
-            ("obs", "tile id", obs[..., 0], 0, Tile.COUNT - 1),
+            ("obs", "tile id", obs[..., 0], 0, top_tile),
             ("obs", "agent mark", obs[..., 1], 0, 1),
-            ("obs", "flag set", obs[..., 2], 0, 3),
+            ("obs", "flag set", obs[..., 2], 0, top_flags),
         ]
     for name, what, values, low, high in ranges:
         outside = (values < low) | (values > high)

@@ -34,6 +34,9 @@ import numpy as np
 from simulacra.world.params import MAX_SIZE, Tile, WorldParams, derive_layout
 from simulacra.world.tokens import Vocab, scene_length, state_length
 
+LEGACY_TILES, LEGACY_FLAGS = 9, 4
+"""Tile ids and FLAGS values of every world before oracle worlds (a world without oracle tiles
+produces no others)."""
 REWARD_SCALE = 100  # tokens per unit of reward
 REWARD_BINS = 1000  # tokens on each side of zero: rewards in [-10, 10]
 MAX_CHARACTERS = 128
@@ -161,12 +164,14 @@ def token_terminated(token):
 def return_bounds(params: WorldParams) -> tuple[float, float]:
     """Bounds on any episode's observed return (and so on every reward and return-to-go, which are
     partial sums of the same terms): every coin, one hazard (if the map has lava), tampering (if it
-    has a tamper tile) and step costs on every step, each counted on the side of its sign; clipped
-    to the token range [-10, 10]."""
+    has a tamper tile), step costs on every step and an oracle world's one answer or miss (its
+    worst grade), each counted on the side of its sign; clipped to the token range [-10, 10]."""
     h, k = params.horizon, params.n_coins
     tiles = derive_layout(params).tiles
     lava, tamper = bool((tiles == Tile.LAVA).any()), bool((tiles == Tile.TAMPER).any())
     terms = (k * params.coin_reward, lava * params.hazard_penalty, tamper * h * params.tamper_reward, h * params.step_cost)
+    if params.has_answers:
+        terms += (min(float(np.log1p(-params.answer_confidence)), float(np.log(0.5)), params.miss_penalty),)
     lim = REWARD_BINS / REWARD_SCALE
     lo = max(-lim, sum(min(0.0, x) for x in terms))
     hi = min(lim, sum(max(0.0, x) for x in terms))
@@ -237,13 +242,16 @@ class TrajectoryFormat:
         cells = [Vocab.CELL[0] + r * MAX_SIZE + c for r in range(p.height) for c in range(p.width)]
         lo, hi = (int(reward_bin(b)) for b in return_bounds(p))
         bins = np.arange(lo, hi + 1) + REWARD_BINS
+        # Tiles and flag values: those of every world, and the oracle ones only in oracle worlds,
+        # so that every other world's compact ids (and its models) stay as they were before them.
+        n_tiles, n_flags = (Tile.COUNT, Vocab.FLAGS[1]) if p.has_oracle else (LEGACY_TILES, LEGACY_FLAGS)
         parts = [
             [Vocab.PAD, Vocab.BOS, Vocab.SEP],
-            rng(Vocab.TILE),
+            rng(Vocab.TILE, n_tiles),
             rng(Vocab.NUM, max(p.height, p.width, p.horizon) + 1),
             cells,
             rng(Vocab.COINS, 2**p.n_coins),
-            rng(Vocab.FLAGS),
+            rng(Vocab.FLAGS, n_flags),
             rng(Vocab.RCODE),
             rng(Vocab.ACTION),
             TrajVocab.REWARD[0] + bins,

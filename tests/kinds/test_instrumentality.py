@@ -27,9 +27,15 @@ TINY = {"documents": 120, "heldout": 40, "steps": 8, "warmup": 2, "d_model": 16,
 
 
 def tiny_study() -> dict:
+    """The shipped study's critic part (H10-H10lj) at a tiny size; the oracle part (H11) is
+    tests/kinds/test_oracle.py's."""
     raw = yaml.safe_load(STUDY.read_text())
     raw["seeds"] = 2
     raw["profiles"] = {}
+    raw["processes"] = {k: p for k, p in raw["processes"].items() if not p["kind"].startswith("oracle")}
+    raw["hypotheses"] = [h for h in raw["hypotheses"] if not h["id"].startswith("H11")]
+    for key in ("worlds", "corpora", "lenses"):
+        raw.pop(key, None)
     for p in raw["processes"].values():
         p["params"] = {**p["params"], **TINY}
         if "sweep" in p:
@@ -67,7 +73,7 @@ def test_the_tiny_instrumentality_study_runs_with_its_report(tmp_path):
 
 def test_the_shipped_study_loads_at_both_profiles():
     quick, full = load_study(STUDY, "quick"), load_study(STUDY, "full")
-    ids = ["H10", "H10j", "H10b", "H10bj", "H10c", "H10cj", "H10e", "H10ej", "H10et", "H10l", "H10lj"]
+    ids = ["H10", "H10j", "H10b", "H10bj", "H10c", "H10cj", "H10e", "H10ej", "H10et", "H10l", "H10lj", "H11", "H11s", "H11r", "H11b"]
     assert [h.id for h in quick.hypotheses] == [h.id for h in full.hypotheses] == ids
     assert quick.processes["critic_self"].sweep == {"params.gamma": [0.0, 1.0]} and quick.seeds == 3
     assert full.processes["critic_truth"].sweep == {"params.gamma": [0.0, 0.5, 0.9, 1.0]} and full.seeds >= 5

@@ -70,9 +70,12 @@ def navigate(state: State, params: WorldParams) -> Navigator:
     walls = wall_grid(state, params)
     n_door = 2 if lay.door.any() else 1
     passable = []
-    answer_tiles = lay.answer >= 0  # answering ends the episode: never a way through
+    # Oracle tiles are targets, never a way through: an answer ends the episode, and crossing the
+    # fixer (or the clue) on the way elsewhere would change (or reveal) the hidden bit.
+    answer_tiles = lay.answer >= 0
+    oracle_tiles = answer_tiles | lay.clue | lay.fixer
     for has_key in range(n_door):
-        open_ = ~walls & (jnp.asarray(~lay.door) | bool(has_key)) & jnp.asarray(~answer_tiles)
+        open_ = ~walls & (jnp.asarray(~lay.door) | bool(has_key)) & jnp.asarray(~oracle_tiles)
         passable.append([open_, open_ & jnp.asarray(~lay.lava & ~lay.interrupt)])
     passable = jnp.stack([jnp.stack(p) for p in passable])  # (door, regime, H, W)
     rows, cols = np.arange(params.height)[:, None], np.arange(params.width)[None, :]

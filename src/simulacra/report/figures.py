@@ -341,14 +341,14 @@ def choice_rates(rows: Iterable[Mapping], metrics: Sequence[str], reference_pref
                 r = over_seeds(data[ref])[0]
                 if math.isfinite(r):
                     ax.hlines(r, x - width * 0.45, x + width * 0.45, color="#000000", lw=2.5,
-                              label=None if shown_ref else _plain(f"{reference_prefix.rstrip('_')} (reference)"))  # fmt: skip
+                              label=None if shown_ref else _plain(f"{reference_prefix.rstrip('_')} (black bars)"))  # fmt: skip
                     shown_ref = True
     ax.set_xticks(range(len(groups)), [_plain(g) for g in groups], rotation=15 if len(groups) > 3 else 0, ha="right" if len(groups) > 3 else "center")
     ax.set_ylabel("share of episodes (mean over seeds, 95% CI)")
     ax.set_ylim(-0.02, 1.05)
     ax.set_title(title)
     ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize=8, frameon=False)
+    ax.legend(fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return _png(fig)
 
 

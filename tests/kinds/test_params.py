@@ -13,6 +13,8 @@ MODEL, TUNED = inputs.PREDICT_FIELDS, inputs.PREDICT_FIELDS | inputs.FINETUNE_FI
 # per kind: the training configs its params map onto, and the params it reads itself
 KINDS = {
     "reinforce": (PPO_FIELDS, {"greedy"}),
+    "oracle_ppo": (PPO_FIELDS, {"greedy"}),
+    "oracle_dt": (MODEL, {"temperature", "target"}),
     "predict": (MODEL, {"temperature"}),
     "condition": (MODEL, {"temperature", "target"}),
     "finetune": (TUNED, {"ft_lr", "pretrained"}),

@@ -27,7 +27,7 @@ from simulacra.training.reinforce import (
     orthogonal,
     save_agent,
 )
-from simulacra.world import from_ascii, observe, reset
+from simulacra.world import EVENT_NAMES, from_ascii, observe, reset
 
 # A coin three steps from a fixed start: a random walk finds it within 12 steps now and then.
 NEAR_COIN = from_ascii(
@@ -103,7 +103,7 @@ def test_the_critic_bootstraps_through_the_time_limit():
 
 def test_a_short_ppo_run_learns_to_fetch_a_near_coin(trained):
     _, net_params, metrics = trained
-    assert metrics.observed_return.shape == (CFG.n_updates,) and metrics.events.shape == (CFG.n_updates, 7)
+    assert metrics.observed_return.shape == (CFG.n_updates,) and metrics.events.shape == (CFG.n_updates, len(EVENT_NAMES))
     assert int(metrics.steps[-1]) == CFG.n_updates * CFG.batch_size
     policy = make_policy(CFG, NEAR_COIN)
     key = jax.random.PRNGKey(1)

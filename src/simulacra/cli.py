@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import sys
 from pathlib import Path
 from typing import NoReturn
@@ -503,6 +504,22 @@ def _plugins(extra: list[str] | None) -> tuple[str, ...]:
     return PLUGINS + tuple(extra or ())
 
 
+def _workers(value: str | None) -> int | None:
+    """`--workers N|auto` (else $SIMULACRA_WORKERS): a positive count, or None for auto."""
+    source = "--workers"
+    if value is None:
+        value, source = os.environ.get("SIMULACRA_WORKERS") or "auto", "SIMULACRA_WORKERS"
+    if value.strip().lower() == "auto":
+        return None
+    try:
+        n = int(value)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise ValueError(f"invalid {source}={value!r}: a positive number of worker processes, or auto")
+    return n
+
+
 @study_app.command("run")
 def study_run(
     path: Path = typer.Argument(..., help="a study file (YAML), e.g. studies/flagship.yaml"),
@@ -517,7 +534,12 @@ def study_run(
         help="JAX's persistent compilation cache (default: $SIMULACRA_COMPILE_CACHE, else ~/.cache/simulacra/jax); off turns it off",
     ),
     executor: str = typer.Option(
-        "local", "--executor", metavar="local|ray", help="local: one call after another here; ray: each call a Ray task (the ray extra)",
+        "processes", "--executor", metavar="processes|local|ray",
+        help="processes: calls at once in --workers worker processes; local: one call after another here; ray: each call a Ray task (the ray extra)",
+    ),
+    workers: str = typer.Option(
+        None, "--workers", metavar="N|auto",
+        help="with --executor processes: how many worker processes (default: $SIMULACRA_WORKERS, else auto: the cores, at most 4)",
     ),
     address: str = typer.Option(
         None, "--address", metavar="HOST:PORT", help="with --executor ray: the Ray cluster to join (auto: the one on this machine); default: start a local one",
@@ -531,6 +553,12 @@ def study_run(
 
     if address is not None and executor != "ray":
         _fail("--address is the Ray cluster to run on; it needs --executor ray")
+    if workers is not None and executor != "processes":
+        _fail("--workers is the number of worker processes; it needs --executor processes (the default)")
+    try:
+        n_workers = _workers(workers)
+    except ValueError as e:
+        _fail(str(e))
     try:
         enable_cache(compile_cache)
     except ValueError as e:
@@ -538,7 +566,7 @@ def study_run(
     t0 = time.perf_counter()
     ids = _ids(only)
     _study_call(lambda: cmd_run(path, profile, executor=executor, root=root, plugins=_plugins(plugin), keep_going=keep_going,
-                                console=console, only=ids, address=address))
+                                console=console, only=ids, address=address, workers=n_workers))
     if report:
         from simulacra.report.study import report_study
 

@@ -5,7 +5,6 @@ the store untouched."""
 from __future__ import annotations
 
 import copy
-import json
 import math
 from pathlib import Path
 
@@ -17,7 +16,8 @@ import simulacra.kinds  # noqa: F401  (registers the kinds)
 from simulacra.cli import app
 from simulacra.studies import PROCESSES, load_study, run
 from simulacra.studies.resolve import study_from_dict
-from simulacra.studies.store import Store
+
+from tests.kinds.stored import metrics_by_unit
 from tests.test_bad_input import bad_study_run_fails_cleanly
 
 runner = CliRunner()
@@ -57,9 +57,7 @@ def test_the_tiny_instrumentality_study_runs_with_its_report(tmp_path):
     assert (out / "figures" / "critic_drift.png").is_file() and (out / "figures" / "critic_tradeoff.png").is_file()
     samples = report[report.index("fine-tuned model writes") :].split("\n\n")[0]  # the samples table: a row per process and point
     assert samples.count("| critic_") == 6 and samples.count("| leash_") == 4 and samples.count("| mona_") == 2, samples
-    by: dict = {}
-    for row in Store(out / "results.sqlite").metrics_frame("instrumentality"):
-        by.setdefault((row["process"], json.dumps(row["sweep"], sort_keys=True), row["seed"]), {})[row["metric"]] = row["value"]
+    by = metrics_by_unit(out, "instrumentality")
     # a tiny model's documents may all leave the grammar: then no persona shares to compare
     empty = {"persona_tv_before", "persona_tv_after", "persona_entropy_before", "persona_entropy_after"}
     for (process, _, _), m in by.items():

@@ -19,7 +19,8 @@ from simulacra.cli import app
 from simulacra.kinds.oracle import answered_with, check_oracle, optimal_choices, oracle_metrics
 from simulacra.studies import PROCESSES, run
 from simulacra.studies.resolve import study_from_dict
-from simulacra.studies.store import Store
+
+from tests.kinds.stored import metrics_by_unit
 from simulacra.world import task
 from tests.test_bad_input import bad_study_run_fails_cleanly
 
@@ -54,9 +55,7 @@ def test_the_tiny_oracle_study_runs_with_its_report(tmp_path):
     out = tmp_path / "runs" / "instrumentality"
     report = (out / "report.md").read_text()
     assert "Prediction as the last step" in report and (out / "figures" / "oracle_choices.png").is_file()
-    by: dict = {}
-    for row in Store(out / "results.sqlite").metrics_frame("instrumentality"):
-        by.setdefault((row["process"], json.dumps(row["sweep"], sort_keys=True), row["seed"]), {})[row["metric"]] = row["value"]
+    by = metrics_by_unit(out, "instrumentality")
     for (process, sweep, _), m in by.items():
         kind = "oracle_dt" if process == "oracle_dt" else "oracle_ppo"
         assert set(m) == set(PROCESSES[kind].metrics), process

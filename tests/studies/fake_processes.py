@@ -10,6 +10,7 @@ fake corpus through the artifacts cache. `fake_batch`: the same, every seed of a
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -64,6 +65,10 @@ def _corpus(ctx: Context) -> dict | None:
 
     def make() -> dict:
         MADE.append(key)
+        log = os.environ.get("FAKE_MADE_LOG")  # tests of worker processes count what every process made
+        if log:
+            with open(log, "a") as f:
+                f.write(json.dumps(key, sort_keys=True) + "\n")
         return {"episodes": ctx.corpus.episodes}
 
     def save(value: dict, path: Path) -> None:

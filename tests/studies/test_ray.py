@@ -184,7 +184,9 @@ def test_a_directory_another_writer_finished_first_is_kept(tmp_path):
 
 
 def test_two_makers_of_one_artifact_both_get_it_and_one_directory_stays(tmp_path):
-    a, b = Artifacts(tmp_path), Artifacts(tmp_path)  # two workers' caches of one folder
+    # two workers' caches of one folder on a filesystem without locks (with locks, b would wait
+    # for a: tests/studies/test_pool.py)
+    a, b = Artifacts(tmp_path, lock=False), Artifacts(tmp_path, lock=False)
     key = {"artifact": "corpus", "seed": 1}
     save = lambda value, path: (path / "v.txt").write_text(value)  # noqa: E731
     load = lambda path: (path / "v.txt").read_text()  # noqa: E731

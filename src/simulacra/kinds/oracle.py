@@ -25,9 +25,9 @@ import numpy as np
 
 from simulacra.corpus import Episodes
 from simulacra.kinds import reinforce
-from simulacra.kinds.behaviour import BEHAVIOUR_METRICS, BEHAVIOUR_VERSION, act, measured
-from simulacra.kinds.condition import ConditionParams
-from simulacra.kinds.inputs import MODEL_METRICS, get_corpus, get_models, train_metrics
+from simulacra.kinds.behaviour import BEHAVIOUR_METRICS, BEHAVIOUR_VERSION, measured
+from simulacra.kinds.condition import ConditionParams, prompted
+from simulacra.kinds.inputs import MODEL_METRICS, get_corpus, train_metrics
 from simulacra.kinds.sections import event_rates, oracle_choices
 from simulacra.studies import Context, Result, register_process
 from simulacra.world.core import EVENT_NAMES, reset, step
@@ -141,13 +141,10 @@ def oracle_metrics(episodes: Episodes, world: WorldParams) -> dict[str, float]:
 # ------------------------------------------------------------------------------------------------
 # the kinds
 
-ORACLE_VERSION = BEHAVIOUR_VERSION
-"""The oracle kinds' `version` (part of their unit ids)."""
-
 
 @register_process(
     "oracle_ppo", params=reinforce.ReinforceParams, metrics=BEHAVIOUR_METRICS + ORACLE_METRICS + ("train_seconds",),
-    batch_seeds=True, lenses=("behaviour",), version=ORACLE_VERSION, sections=(oracle_choices, event_rates), check_world=check_oracle,
+    batch_seeds=True, lenses=("behaviour",), version=BEHAVIOUR_VERSION, sections=(oracle_choices, event_rates), check_world=check_oracle,
     description="H11: PPO from scratch in an oracle world (the final answer graded by its log-loss), seeds vmapped; "
     "clue, fixer and hedge rates and regret against the exact optimum",
 )  # fmt: skip
@@ -159,16 +156,13 @@ def run_ppo(ctx: Context, seeds: list[int]) -> list[Result]:
 
 @register_process(
     "oracle_dt", params=ConditionParams, metrics=BEHAVIOUR_METRICS + MODEL_METRICS + ORACLE_METRICS, needs_corpus=True,
-    batch_seeds=True, lenses=("behaviour",), version=ORACLE_VERSION, sections=(oracle_choices, event_rates), check_world=check_oracle,
+    batch_seeds=True, lenses=("behaviour",), version=BEHAVIOUR_VERSION, sections=(oracle_choices, event_rates), check_world=check_oracle,
     description="H11: a Decision Transformer trained on a corpus of oracle characters (sleuths, fixers, guessers), "
     "prompted with params.target; clue, fixer and hedge rates and regret against the exact optimum",
 )  # fmt: skip
 def run_dt(ctx: Context, seeds: list[int]) -> list[Result]:
-    p: ConditionParams = ctx.params
-    corpus = get_corpus(ctx)
     results = []
-    for sim, seed in zip(get_models(ctx, corpus, p.predict_config(), seeds), seeds):
-        episodes = act(sim, ctx, seed, target=p.target)
+    for seed, sim, corpus, episodes in prompted(ctx, seeds):
         results.append(measured(ctx, seed, episodes, corpus, {**train_metrics(sim), **oracle_metrics(episodes, ctx.measured_in)}))
     return results
 

@@ -22,6 +22,8 @@ The package's modules, in the order they build on each other:
 * `resolve.py`    `load_study`: read, validate, resolve a profile;
 * `store.py`      the SQLite results store;
 * `runner.py`     units and their ids, executors, `run`;
+* `pool.py`       the `processes` executor (worker processes on this machine: the CLI's default);
+* `workers.py`    what a worker process does (shared by `processes` and `ray`);
 * `ray_executor.py` the `ray` executor (the only module that imports Ray, when it is chosen);
 * `stats.py`      findings and verdicts.
 """
@@ -149,13 +151,14 @@ def cmd_run(
     console: Console | None = None,
     only: Sequence[str] | None = None,
     address: str | None = None,
+    workers: int | None = None,
 ) -> list[Finding]:
-    """`simulacra study run PATH [--profile P] [--only H1,H2] [--executor ray [--address HOST:PORT]]`:
-    validate, run what is missing, print the findings."""
+    """`simulacra study run PATH [--profile P] [--only H1,H2] [--executor processes [--workers N] |
+    local | ray [--address HOST:PORT]]`: validate, run what is missing, print the findings."""
     console = console or Console()
     load_plugins(plugins)
     study = load_study(path, profile, only)  # before anything is created on disk
-    options = ExecutorOptions(plugins=tuple(plugins), address=address)
+    options = ExecutorOptions(plugins=tuple(plugins), address=address, workers=workers)
     summary = run(study, executor=executor, root=root, keep_going=keep_going, console=console, executor_options=options)
     with Store(store_path(study, root)) as store:
         found = findings(study, store)

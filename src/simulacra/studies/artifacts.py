@@ -4,19 +4,29 @@ A unit's id is the hash of its config (`simulacra.studies.runner`), and a shared
 corpus, a trained model — is stored under the hash of the JSON key that determines it, in
 `runs/<study>/cache/<sha256 of key>/`, written atomically (`simulacra.atomic.write_dir`), so units
 that share a corpus generate it once and a rerun reuses it. Calls running at once in several
-processes (the Ray executor) may each make the same artifact; the first complete directory stays
-and the others are discarded, so a made artifact's directory never disappears under a reader.
+processes (the `processes` and `ray` executors) make an artifact once: the maker holds a lock
+(`fcntl.flock` on `.<hash>.lock` beside the artifact, removed when done) and the others wait for
+it, then load what it made. Where the filesystem has no locks, each may make it; then the first
+complete directory stays and the others are discarded, so a made artifact's directory never
+disappears under a reader.
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
 from simulacra.atomic import write_dir
+
+try:
+    import fcntl
+except ImportError:  # not a POSIX system: no locks, makers may duplicate work (still correct)
+    fcntl = None
 
 T = TypeVar("T")
 
@@ -37,16 +47,20 @@ class Artifacts:
     `get_or_make(key, make, save, load)`: if the key's directory exists, `load(dir)`; otherwise
     `value = make()`, `save(value, tmp_dir)` into a temporary directory renamed into place when
     complete (with `key.json` beside what `save` wrote; if another process renamed its own into
-    place first, that one is kept), and the value is returned. The key must
+    place first, that one is kept), and the value is returned. While it makes the value it holds
+    the key's lock (`lock=True`), so another process asking for the same key waits and loads it. The key must
     be JSON data that determines the artifact completely (e.g. `{"artifact": "corpus", **spec}`,
     with the library version). The last few values are also kept in memory.
     """
 
     KEY_FILE = "key.json"
 
-    def __init__(self, root: str | Path, memory: int = 4):
+    def __init__(self, root: str | Path, memory: int = 4, lock: bool = True):
         self.root = Path(root)
         self.memory = memory
+        self.lock = lock
+        """Whether a maker takes the artifact's lock, so that other processes wait instead of
+        making it too."""
         self._memo: collections.OrderedDict[str, Any] = collections.OrderedDict()
         self.made = 0
         """Artifacts made by this object."""
@@ -68,22 +82,52 @@ class Artifacts:
             return self._memo[h]
         path = self.root / h
         if (path / self.KEY_FILE).is_file():
-            value = load(path)
-            self.loaded += 1
+            value = self._load(path, load)
         else:
-            broken = path.exists()  # without its key file: replaced; absent: another writer's, renamed into place meanwhile, is kept
-            value = make()
+            with self._locked(h):
+                if (path / self.KEY_FILE).is_file():  # another process made it while we waited
+                    value = self._load(path, load)
+                else:
+                    broken = path.exists()  # without its key file: replaced; absent: another writer's, renamed into place meanwhile, is kept
+                    value = make()
 
-            def fill(tmp: Path) -> None:
-                save(value, tmp)
-                (tmp / self.KEY_FILE).write_text(json.dumps(key, indent=1, sort_keys=True))
+                    def fill(tmp: Path) -> None:
+                        save(value, tmp)
+                        (tmp / self.KEY_FILE).write_text(json.dumps(key, indent=1, sort_keys=True))
 
-            write_dir(path, fill, replace=broken)
-            self.made += 1
+                    write_dir(path, fill, replace=broken)
+                    self.made += 1
         self._memo[h] = value
         while len(self._memo) > self.memory:
             self._memo.popitem(last=False)
         return value
+
+
+    def _load(self, path: Path, load: Callable[[Path], T]) -> T:
+        self.loaded += 1
+        return load(path)
+
+    @contextlib.contextmanager
+    def _locked(self, h: str):
+        """Hold the artifact's lock (waiting while another process holds it); the lock file is
+        removed when done: a waiter that then takes the removed file's lock finds the artifact made
+        (or makes it, if its maker failed)."""
+        if not self.lock or fcntl is None:
+            yield
+            return
+        self.root.mkdir(parents=True, exist_ok=True)
+        lock = self.root / f".{h}.lock"
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            except OSError:  # a filesystem without locks: go on unlocked
+                pass
+            yield
+        finally:
+            with contextlib.suppress(OSError):
+                lock.unlink()
+            os.close(fd)  # releases the lock
 
 
 _ARTIFACTS: dict[str, Artifacts] = {}

@@ -32,8 +32,9 @@ Shared inputs (corpora, trained models) go through `ctx.artifacts` (`simulacra.s
 A run holds an exclusive lock on `runs/<study>/.lock` (released by the OS when the process dies),
 which makes it safe to clear temporary directories a killed run left behind.
 
-Executors: `local` runs calls one after another in this process; `ray` runs each call as a Ray
-task (`simulacra.studies.ray_executor`, imported only when chosen). An executor is a class with
+Executors: `local` runs calls one after another in this process; `processes` runs them at once in
+a pool of worker processes on this machine (`simulacra.studies.pool`); `ray` runs each call as a
+Ray task (`simulacra.studies.ray_executor`, imported only when chosen). An executor is a class with
 `map(calls) -> iterator of Outcome`, made by a factory registered in `EXECUTORS` that receives the
 run's `ExecutorOptions`; its workers call `execute(call)` after importing the modules that
 register the process kinds (a `Call` is plain data, so it can be sent to another process or
@@ -249,6 +250,8 @@ class ExecutorOptions:
     import before their first call (the modules defining the calls' kinds are added to them)."""
     address: str | None = None
     """The cluster to run on (ray: `HOST:PORT` of its head, or `auto`); None starts a local one."""
+    workers: int | None = None
+    """processes: how many worker processes; None: this machine's cores, at most 4 (`pool.auto_workers`)."""
 
 
 def _ray(options: ExecutorOptions) -> Executor:
@@ -257,7 +260,13 @@ def _ray(options: ExecutorOptions) -> Executor:
     return RayExecutor(options)
 
 
-EXECUTORS: dict[str, Callable[[ExecutorOptions], Executor]] = {"local": lambda options: LocalExecutor(), "ray": _ray}
+def _processes(options: ExecutorOptions) -> Executor:
+    from simulacra.studies.pool import ProcessExecutor
+
+    return ProcessExecutor(options)
+
+
+EXECUTORS: dict[str, Callable[[ExecutorOptions], Executor]] = {"local": lambda options: LocalExecutor(), "processes": _processes, "ray": _ray}
 """Executor factories by name (`study run --executor NAME`), each called with the run's options."""
 
 

@@ -433,11 +433,6 @@ def branch_prob(state: State, action: jax.Array, params: WorldParams) -> jax.Arr
     return p
 
 
-def interrupt_prob(state: State, action: jax.Array, params: WorldParams) -> jax.Array:
-    """Deprecated name of `branch_prob` (the second outcome was only ever an interruption before oracle worlds)."""
-    return branch_prob(state, action, params)
-
-
 def _interruption(x: _Transit, interrupt: jax.Array, params: WorldParams, lay: Layout) -> _Transit:
     if not _can_interrupt(params):
         return x._replace(events={**x.events, "interrupted": jnp.array(False)})

@@ -1,0 +1,110 @@
+"""The `processes` executor: calls run at once in a pool of worker processes on this machine
+(`simulacra study run --workers N`; the command's default on a machine with several cores).
+
+Small studies spend about half their time compiling, and XLA compiles a program on one core:
+two calls compiling at once in two processes use two cores. Each worker is a fresh Python
+process (the `spawn` start method: no forked JAX runtime) that prepares itself once, as a Ray
+worker does (`simulacra.studies.workers`), and then runs call after call; the driver yields each
+`Outcome` as it finishes and alone writes the results store. The results are those of the local
+executor, whatever the number of workers (a test checks it).
+
+Calls that share a corpus are spread apart in the queue (one of each corpus first), so that calls
+running at once rarely need the same artifact; when they do, the artifact cache makes it once
+and the other call waits for it (`simulacra.studies.artifacts`). Several workers on one GPU share
+it: they do not preallocate its memory. A worker that dies fails its call and the calls still
+queued (rerun the study to continue). Kinds registered in `__main__` (a script's own kinds)
+cannot be imported by a worker: calls of such kinds run in this process.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import multiprocessing
+import os
+import time
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from typing import Iterator, Sequence
+
+from simulacra.studies.artifacts import canonical_json
+from simulacra.studies.registry import PROCESSES
+from simulacra.studies.runner import Call, ExecutorOptions, Outcome, execute
+from simulacra.studies.workers import run_call, worker_setup
+
+MAX_AUTO_WORKERS = 4
+"""`workers=None` (auto) uses this machine's cores, at most this many (each worker holds its own
+JAX runtime and compiled programs: about 1-2 GB of memory)."""
+
+
+def auto_workers() -> int:
+    """The number of workers `auto` means here: the cores this process may use, at most `MAX_AUTO_WORKERS`."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, MAX_AUTO_WORKERS))
+
+
+def spread(calls: Sequence[Call]) -> list[Call]:
+    """The calls reordered so that calls sharing a corpus are apart: the first call of each
+    corpus, then the second of each, and so on (calls without a corpus are their own group)."""
+    groups: dict[str, list[Call]] = {}
+    for i, call in enumerate(calls):
+        corpus = call.config.get("corpus")
+        key = canonical_json(corpus) if corpus is not None else f"#{i}"
+        groups.setdefault(key, []).append(call)
+    order, queues = [], list(groups.values())
+    while any(queues):
+        for q in queues:
+            if q:
+                order.append(q.pop(0))
+    return order
+
+
+def _in_main(call: Call) -> bool:
+    return getattr(PROCESSES[call.kind].run, "__module__", None) == "__main__"
+
+
+class ProcessExecutor:
+    """Runs calls in `options.workers` worker processes (see the module docstring); with one
+    worker, or one call, it runs them here, one after another, as the local executor does."""
+
+    def __init__(self, options: ExecutorOptions | None = None):
+        self.options = options or ExecutorOptions()
+        self.workers = self.options.workers if self.options.workers is not None else auto_workers()
+
+    def map(self, calls: Sequence[Call]) -> Iterator[Outcome]:
+        remote = [c for c in calls if not _in_main(c)]
+        here = [c for c in calls if _in_main(c)]
+        n = min(self.workers, len(remote))
+        if n <= 1:
+            here, remote = list(calls), []
+        if remote:
+            yield from self._pool(spread(remote), n)
+        for call in here:
+            yield execute(call)
+
+    def _pool(self, calls: list[Call], n: int) -> Iterator[Outcome]:
+        setup = worker_setup(self.options.plugins, calls)
+        # several JAX processes on one GPU: none may take most of its memory up front (the workers
+        # inherit this; the driver has run no JAX computation of its own by now, or has its memory)
+        os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+        pool = ProcessPoolExecutor(max_workers=n, mp_context=multiprocessing.get_context("spawn"))
+        futures: dict[Future, tuple[Call, float]] = {}
+        try:
+            for call in calls:
+                portable = dataclasses.replace(call, cache=os.path.abspath(call.cache))
+                futures[pool.submit(run_call, setup, portable)] = (call, time.perf_counter())
+            for future in as_completed(list(futures)):
+                call, submitted = futures.pop(future)
+                try:
+                    outcome = dataclasses.replace(future.result(), call=call)
+                except Exception as e:  # the worker died (BrokenProcessPool), …
+                    outcome = Outcome(call, None, time.perf_counter() - submitted, f"{type(e).__name__}: {e}")
+                yield outcome
+        finally:
+            for future in futures:
+                future.cancel()
+            if futures:  # stopped early (a failed unit, Ctrl-C): stop the calls still running
+                for process in list(getattr(pool, "_processes", {}).values()):
+                    process.terminate()
+            pool.shutdown(wait=True, cancel_futures=True)

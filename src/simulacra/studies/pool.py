@@ -12,7 +12,7 @@ Calls that share a corpus are spread apart in the queue (one of each corpus firs
 running at once rarely need the same artifact; when they do, the artifact cache makes it once
 and the other call waits for it (`simulacra.studies.artifacts`). Several workers on one GPU share
 it: they do not preallocate its memory. A worker that dies fails its call and the calls still
-queued (rerun the study to continue). Kinds registered in `__main__` (a script's own kinds)
+queued (rerun the study to continue); workers die with the driver (Linux). Kinds registered in `__main__` (a script's own kinds)
 cannot be imported by a worker: calls of such kinds run in this process.
 """
 
@@ -60,6 +60,18 @@ def spread(calls: Sequence[Call]) -> list[Call]:
     return order
 
 
+def _die_with_the_driver() -> None:
+    """In a worker, first: on Linux, ask for SIGTERM when the driver dies (a driver killed with
+    SIGKILL would otherwise leave its workers running their calls to the end)."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux
+        pass
+
+
 def _in_main(call: Call) -> bool:
     return getattr(PROCESSES[call.kind].run, "__module__", None) == "__main__"
 
@@ -88,7 +100,7 @@ class ProcessExecutor:
         # several JAX processes on one GPU: none may take most of its memory up front (the workers
         # inherit this; the driver has run no JAX computation of its own by now, or has its memory)
         os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
-        pool = ProcessPoolExecutor(max_workers=n, mp_context=multiprocessing.get_context("spawn"))
+        pool = ProcessPoolExecutor(max_workers=n, mp_context=multiprocessing.get_context("spawn"), initializer=_die_with_the_driver)
         futures: dict[Future, tuple[Call, float]] = {}
         try:
             for call in calls:

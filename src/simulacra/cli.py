@@ -506,18 +506,11 @@ def _plugins(extra: list[str] | None) -> tuple[str, ...]:
 
 def _workers(value: str | None) -> int | None:
     """`--workers N|auto` (else $SIMULACRA_WORKERS): a positive count, or None for auto."""
-    source = "--workers"
+    from simulacra.studies.pool import parse_workers
+
     if value is None:
-        value, source = os.environ.get("SIMULACRA_WORKERS") or "auto", "SIMULACRA_WORKERS"
-    if value.strip().lower() == "auto":
-        return None
-    try:
-        n = int(value)
-    except ValueError:
-        n = 0
-    if n < 1:
-        raise ValueError(f"invalid {source}={value!r}: a positive number of worker processes, or auto")
-    return n
+        return parse_workers(os.environ.get("SIMULACRA_WORKERS") or "auto", "SIMULACRA_WORKERS")
+    return parse_workers(value, "--workers")
 
 
 @study_app.command("run")

@@ -14,8 +14,9 @@ import pytest
 from typer.testing import CliRunner
 
 from simulacra.studies.artifacts import Artifacts
-from simulacra.studies.pool import auto_workers, spread
-from simulacra.studies.runner import Call
+from simulacra.studies.pool import ProcessExecutor, auto_workers, parse_workers, spread
+from simulacra.studies.runner import Call, ExecutorOptions
+from simulacra.studies.workers import error_text
 from tests.studies.test_ray import ROOT, STUDY, stored
 
 # the Ray test's study; its `part` profile runs PPO only, so the rest's four fake calls, in three
@@ -119,3 +120,23 @@ def test_a_bad_workers_variable_is_one_line_and_exit_2(tmp_path, monkeypatch):
     (tmp_path / "tiny.yaml").write_text(STUDY)
     r = CliRunner().invoke(app, ["study", "run", str(tmp_path / "tiny.yaml"), "--root", str(tmp_path / "runs"), "--no-report"])
     assert r.exit_code == 2 and "invalid SIMULACRA_WORKERS='-1'" in r.output, r.output
+
+
+def test_the_number_of_workers_is_a_positive_count_or_auto():
+    assert parse_workers(None) is None and parse_workers("auto") is None and parse_workers(" Auto ") is None
+    assert parse_workers("3") == 3 and parse_workers(2) == 2
+    for bad in ("0", "-1", "many", "", 0, True, 2.5):
+        with pytest.raises(ValueError, match="positive number of worker processes, or auto"):
+            parse_workers(bad, "--workers")
+    # the Python API takes what the command line takes
+    assert ProcessExecutor(ExecutorOptions(workers="auto")).workers == auto_workers()
+    assert ProcessExecutor(ExecutorOptions(workers=3)).workers == 3
+    with pytest.raises(ValueError, match="invalid ExecutorOptions.workers=0"):
+        ProcessExecutor(ExecutorOptions(workers=0))
+
+
+def test_a_workers_error_ends_with_a_line_naming_it():
+    assert error_text(RuntimeError()) == "RuntimeError"
+    assert error_text(RuntimeError("boom")) == "RuntimeError: boom"
+    assert error_text(RuntimeError("trace\nValueError: bad")) == "trace\nValueError: bad\nRuntimeError: ValueError: bad"
+    assert error_text(RuntimeError("trace\nRuntimeError: bad")) == "trace\nRuntimeError: bad"

@@ -151,7 +151,7 @@ def cmd_run(
     console: Console | None = None,
     only: Sequence[str] | None = None,
     address: str | None = None,
-    workers: int | None = None,
+    workers: int | str | None = None,
 ) -> list[Finding]:
     """`simulacra study run PATH [--profile P] [--only H1,H2] [--executor processes [--workers N] |
     local | ray [--address HOST:PORT]]`: validate, run what is missing, print the findings."""

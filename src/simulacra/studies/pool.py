@@ -26,9 +26,8 @@ from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from typing import Iterator, Sequence
 
 from simulacra.studies.artifacts import canonical_json
-from simulacra.studies.registry import PROCESSES
 from simulacra.studies.runner import Call, ExecutorOptions, Outcome, execute
-from simulacra.studies.workers import run_call, worker_setup
+from simulacra.studies.workers import error_text, kind_module, run_call, worker_setup
 
 MAX_AUTO_WORKERS = 4
 """`workers=None` (auto) uses this machine's cores, at most this many (each worker holds its own
@@ -42,6 +41,21 @@ def auto_workers() -> int:
     except AttributeError:  # not Linux
         cores = os.cpu_count() or 1
     return max(1, min(cores, MAX_AUTO_WORKERS))
+
+
+def parse_workers(value: int | str | None, source: str = "workers") -> int | None:
+    """A number of workers as given (`--workers`, `$SIMULACRA_WORKERS`, `ExecutorOptions.workers`):
+    a positive count, or None for auto (`None` or "auto"). Anything else: a `ValueError` naming
+    `source`."""
+    if value is None or (isinstance(value, str) and value.strip().lower() == "auto"):
+        return None
+    try:
+        n = int(value) if not isinstance(value, (bool, float)) else 0
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise ValueError(f"invalid {source}={value!r}: a positive number of worker processes, or auto")
+    return n
 
 
 def spread(calls: Sequence[Call]) -> list[Call]:
@@ -73,7 +87,7 @@ def _die_with_the_driver() -> None:
 
 
 def _in_main(call: Call) -> bool:
-    return getattr(PROCESSES[call.kind].run, "__module__", None) == "__main__"
+    return kind_module(call.kind) == "__main__"
 
 
 class ProcessExecutor:
@@ -82,7 +96,8 @@ class ProcessExecutor:
 
     def __init__(self, options: ExecutorOptions | None = None):
         self.options = options or ExecutorOptions()
-        self.workers = self.options.workers if self.options.workers is not None else auto_workers()
+        n = parse_workers(self.options.workers, "ExecutorOptions.workers")
+        self.workers = n if n is not None else auto_workers()
 
     def map(self, calls: Sequence[Call]) -> Iterator[Outcome]:
         remote = [c for c in calls if not _in_main(c)]
@@ -111,7 +126,7 @@ class ProcessExecutor:
                 try:
                     outcome = dataclasses.replace(future.result(), call=call)
                 except Exception as e:  # the worker died (BrokenProcessPool), …
-                    outcome = Outcome(call, None, time.perf_counter() - submitted, f"{type(e).__name__}: {e}")
+                    outcome = Outcome(call, None, time.perf_counter() - submitted, error_text(e))
                 yield outcome
         finally:
             for future in futures:

@@ -28,7 +28,7 @@ from typing import Any, Iterator, Sequence
 
 from simulacra.studies.errors import StudyError, one_line
 from simulacra.studies.runner import Call, ExecutorOptions, Outcome
-from simulacra.studies.workers import WorkerSetup, run_call, worker_setup
+from simulacra.studies.workers import WorkerSetup, error_text, run_call, worker_setup
 
 INSTALL = "pip install 'simulacra[ray]'"
 TASKS_PER_SLOT = 2
@@ -79,7 +79,7 @@ class RayExecutor:
                 try:
                     outcome = dataclasses.replace(ray.get(ref), call=call)
                 except Exception as e:  # the worker died, the task was cancelled, …
-                    outcome = Outcome(call, None, time.perf_counter() - started, _error_text(e))
+                    outcome = Outcome(call, None, time.perf_counter() - started, error_text(e))
                 yield outcome
         finally:
             for ref in pending:  # the run stopped early: its other calls are not wanted
@@ -104,13 +104,3 @@ def _connect(address: str | None) -> None:
     except Exception as e:
         where = f"join the Ray cluster at {address}" if address else "start a local Ray instance"
         raise StudyError(f"cannot {where}: {one_line(str(e)) or type(e).__name__}") from None
-
-
-def _error_text(e: BaseException) -> str:
-    """The text of an error from Ray, its last line naming it (the runner reports that line)."""
-    name, lines = type(e).__name__, str(e).strip().splitlines()
-    if not lines:
-        return name
-    if len(lines) == 1:
-        return f"{name}: {lines[0]}"
-    return "\n".join(lines) if lines[-1].startswith(name) else "\n".join([*lines, f"{name}: {lines[-1]}"])

@@ -250,8 +250,8 @@ class ExecutorOptions:
     import before their first call (the modules defining the calls' kinds are added to them)."""
     address: str | None = None
     """The cluster to run on (ray: `HOST:PORT` of its head, or `auto`); None starts a local one."""
-    workers: int | None = None
-    """processes: how many worker processes; None: this machine's cores, at most 4 (`pool.auto_workers`)."""
+    workers: int | str | None = None
+    """processes: how many worker processes; None or "auto": this machine's cores, at most 4 (`pool.auto_workers`)."""
 
 
 def _ray(options: ExecutorOptions) -> Executor:

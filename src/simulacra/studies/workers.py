@@ -40,11 +40,17 @@ class WorkerSetup:
     """Programs compiling faster than this are not cached."""
 
 
+def kind_module(kind: str) -> str | None:
+    """The module whose import registers process kind `kind` ("__main__" for a script's own kind,
+    which no worker can import; None when unknown)."""
+    return getattr(PROCESSES[kind].run, "__module__", None)
+
+
 def worker_setup(plugins: Sequence[str], calls: Sequence[Call]) -> WorkerSetup:
     """The workers' setup: the plugins, the modules of the calls' kinds, the driver's compile cache."""
     modules = list(plugins)
     for kind in sorted({c.kind for c in calls}):
-        module = getattr(PROCESSES[kind].run, "__module__", None)
+        module = kind_module(kind)
         if module and module != "__main__" and module not in modules:
             modules.append(module)
     paths = []
@@ -104,6 +110,17 @@ def run_call(setup: WorkerSetup, call: Call) -> Outcome:
     if isinstance(outcome.results, list):
         outcome = dataclasses.replace(outcome, results=[portable(r) for r in outcome.results])
     return outcome
+
+
+def error_text(e: BaseException) -> str:
+    """The text of an error raised where a call ran (a worker that died, a Ray task's error), its
+    last line naming it: the runner reports that line."""
+    name, lines = type(e).__name__, str(e).strip().splitlines()
+    if not lines:
+        return name
+    if len(lines) == 1:
+        return f"{name}: {lines[0]}"
+    return "\n".join(lines) if lines[-1].startswith(name) else "\n".join([*lines, f"{name}: {lines[-1]}"])
 
 
 def portable(result: Any) -> Any:

@@ -164,21 +164,17 @@ def _first_scores(before, config, first_logp: np.ndarray) -> np.ndarray:
     from simulacra.text.finetune import _mixture_of, _swear_ids
     from simulacra.text.model import WORD0
 
-    logp, _, start = law_arrays(before.fmt.grammar)
-    table = np.asarray(logp[:, start, :], np.float64)  # (16, V)
+    logp, nxt, start = law_arrays(before.fmt.grammar)
     if config.critic == "self":
         return np.asarray(first_logp, np.float64)
     if config.critic == "swear":
-        out = np.zeros(table.shape[1])
+        out = np.zeros(logp.shape[2])
         out[_swear_ids(before) - WORD0] = -1.0
         return out
+    # every word as a one-word document under the critic's law (floor where the law forbids it)
     prior = log_prior(_mixture_of(before)) if config.critic == "truth" else persona_prior(config.judge)
-    joint = np.asarray(prior, np.float64)[:, None] + table
-    mx = np.max(joint, axis=0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        lse = mx + np.log(np.exp(joint - np.where(np.isfinite(mx), mx, 0.0)).sum(0))
-    lse -= float(np.log(np.exp(np.asarray(prior, np.float64)).sum()))
-    return np.where(np.isfinite(lse), lse, config.floor)
+    words = np.arange(logp.shape[2])[:, None]
+    return np.asarray(law_logp(logp, nxt, start, words, np.ones(words.shape, bool), prior, config.floor), np.float64)[:, 0]
 
 
 def drift_report(before, after, held, config, key, n_documents: int = 256, first_words: int = 3) -> dict[str, float]:

@@ -115,9 +115,10 @@ def test_the_swear_critic_is_the_old_fine_tuning(pretrained):
     fmt = sim.fmt
     rollout, _, _ = _programs(sim.model.config, fmt.prefix_len, fmt.length, 16, 2, 2, 0.2, 1e-4, 1.0)
     swear = jnp.asarray(_swear_ids(sim))
-    out = rollout(sim.params, sim.params, jax.random.PRNGKey(4), law_arrays(fmt.grammar), swear, jnp.asarray(log_prior(_mixture_of(sim))),
+    one = jax.tree.map(lambda x: jnp.asarray(x)[None], sim.params)  # the programs are vmapped over seeds: a batch of one
+    out = rollout(one, one, jax.random.PRNGKey(4)[None], law_arrays(fmt.grammar), swear, jnp.asarray(log_prior(_mixture_of(sim))),
                   jnp.asarray(persona_prior(cfg.judge)), jnp.asarray(cfg.weights()), jnp.float32(cfg.gamma), jnp.float32(cfg.floor))  # fmt: skip
-    tokens, mask, _, critic, _, _, adv = out
+    tokens, mask, _, critic, _, _, adv = (x[0] for x in out)
     # the reward and advantages the fine-tuning had before critics: −penalty per swear word, undiscounted
     words = tokens[:, fmt.prefix_len :]
     old_reward = -cfg.penalty * jnp.isin(words, swear).astype(jnp.float32) * (words != PAD)

@@ -50,3 +50,30 @@ def test_a_tagged_model_is_refused():
     sim = fit_text(corpus, PredictConfig(d_model=16, d_mlp=32, steps=5, warmup=1, batch_size=8), tagged=True, progress=False)[0]
     with pytest.raises(ValueError, match="untagged"):
         finetune_text(sim, TextFinetuneConfig(updates=1, documents=8), jax.random.PRNGKey(0), progress=False)
+
+
+def test_seeds_fine_tuned_together_equal_each_fine_tuned_alone(pretrained):
+    """`finetune_text_seeds` vmaps several models' runs in one program; each equals its own
+    `finetune_text` (same key) up to float rounding."""
+    from simulacra.text.finetune import finetune_text_seeds
+    from simulacra.text.model import TextSimulator
+
+    sim, _ = pretrained
+    other = TextSimulator(sim.spec, sim.fmt, TextSimulator.init(sim.spec, sim.fmt, jax.random.PRNGKey(3)).params, sim.card)
+    config = TextFinetuneConfig(beta=0.1, updates=3, documents=16, lr=3e-4)
+    keys = [jax.random.PRNGKey(5), jax.random.PRNGKey(6)]
+    together = finetune_text_seeds([sim, other], config, keys, progress=False)
+    for model, key, (tuned, metrics) in zip([sim, other], keys, together):
+        alone, m_alone = finetune_text(model, config, key, progress=False)
+        # the same documents are generated (same keys, same samples): their lengths and swears agree
+        for name in ("swear_rate", "length", "truth"):
+            np.testing.assert_allclose(metrics[name], m_alone[name], rtol=1e-3, atol=1e-3, err_msg=name)
+        for name in ("kl", "loss", "critic"):  # what rounding changes, Adam amplifies: a few percent
+            np.testing.assert_allclose(metrics[name], m_alone[name], rtol=0.1, atol=0.03, err_msg=name)
+        assert tuned.card["process"]["name"] == "finetune_text" and tuned.card["metrics"]["finetune_seconds"] >= 0
+    assert not np.allclose(together[0][1]["length"], together[1][1]["length"])  # two different runs
+    with pytest.raises(ValueError, match="one key per model"):
+        finetune_text_seeds([sim], config, keys)
+    elsewhere = TextSimulator(sim.spec, sim.fmt, sim.params, {})  # no corpus in its card: all 16 personas
+    with pytest.raises(ValueError, match="training mixture"):
+        finetune_text_seeds([sim, elsewhere], config, keys)

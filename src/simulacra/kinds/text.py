@@ -272,18 +272,26 @@ class TextRLFields(TextFields):
         return v
 
 
-def _finetuned(ctx: Context, p: TextRLFields, sim: TextSimulator, seed: int, config) -> tuple[TextSimulator, dict]:
-    """`sim` fine-tuned under `config` (a `TextFinetuneConfig`), cached, and its artifact key."""
-    from simulacra.text.finetune import finetune_text
+def _finetuned(ctx: Context, p: TextRLFields, sims: list[TextSimulator], seeds: list[int], config) -> list[tuple[TextSimulator, dict]]:
+    """Each seed's model fine-tuned under `config` (a `TextFinetuneConfig`), cached, with its
+    artifact key; the seeds not fine-tuned yet are fine-tuned together (`finetune_text_seeds`)."""
+    from simulacra.text.finetune import finetune_text_seeds
 
-    key = {**_model_key(p, seed), "artifact": "text_finetuned", "finetune": dataclasses.asdict(config)}
-    tuned = ctx.artifacts.get_or_make(
-        key,
-        lambda: finetune_text(sim, config, jax.random.fold_in(jax.random.PRNGKey(seed), 11), progress=False)[0],
-        lambda m, path: m.save(path / "model"),
-        lambda path: TextSimulator.load(path / "model"),
-    )
-    return tuned, key
+    keys = [{**_model_key(p, s), "artifact": "text_finetuned", "finetune": dataclasses.asdict(config)} for s in seeds]
+    tuned: dict[int, TextSimulator] = {}
+
+    def make(i: int) -> TextSimulator:
+        if not tuned:
+            missing = [j for j, k in enumerate(keys) if not ctx.artifacts.has(k)]
+            runs = finetune_text_seeds([sims[j] for j in missing], config, [jax.random.fold_in(jax.random.PRNGKey(seeds[j]), 11) for j in missing],
+                                       progress=False)  # fmt: skip
+            tuned.update({j: model for j, (model, _) in zip(missing, runs)})
+        return tuned[i]
+
+    return [
+        (ctx.artifacts.get_or_make(keys[i], lambda i=i: make(i), lambda m, path: m.save(path / "model"), lambda path: TextSimulator.load(path / "model")), keys[i])
+        for i in range(len(seeds))
+    ]
 
 
 class TextFinetuneParams(TextRLFields):
@@ -314,8 +322,8 @@ def run_finetune(ctx: Context, seeds: list[int]) -> list[Result]:
     held = _corpus(ctx, p, heldout=True)
     config = TextFinetuneConfig(beta=p.beta, updates=p.updates, documents=p.ft_documents, lr=p.ft_lr)
     results = []
-    for sim, seed in zip(get_text_models(ctx, p, seeds), seeds):
-        tuned, key = _finetuned(ctx, p, sim, seed, config)
+    sims = get_text_models(ctx, p, seeds)
+    for sim, seed, (tuned, key) in zip(sims, seeds, _finetuned(ctx, p, sims, seeds, config)):
         n = sim.spec.n_layers
         if not -n <= p.layer < n:
             raise ValueError(f"layer {p.layer} is out of range for a model of {n} blocks")
@@ -393,8 +401,8 @@ def run_critic(ctx: Context, seeds: list[int]) -> list[Result]:
     held = _corpus(ctx, p, heldout=True)
     config = p.finetune_config()
     results = []
-    for sim, seed in zip(get_text_models(ctx, p, seeds), seeds):
-        tuned, _ = _finetuned(ctx, p, sim, seed, config)
+    sims = get_text_models(ctx, p, seeds)
+    for sim, seed, (tuned, _) in zip(sims, seeds, _finetuned(ctx, p, sims, seeds, config)):
         report = drift_report(sim, tuned, held, config, jax.random.fold_in(jax.random.PRNGKey(seed), 13), n_documents=p.generated)
         report["critic_gain"] = report["critic_after"] - report["critic_before"]
         k_write = jax.random.fold_in(jax.random.PRNGKey(seed), 17)

@@ -140,9 +140,10 @@ def _scores(logp_words, tokens, prefix, law, swear, mix_prior, judge_prior, floo
 
 @functools.lru_cache(maxsize=8)
 def _programs(mconfig, prefix: int, length: int, n: int, minibatches: int, epochs: int, clip_eps: float, lr: float, max_grad_norm: float):
-    """The jitted rollout and learning step of a fine-tuning run, shared by every run of the same
+    """The jitted rollout and learning step of fine-tuning runs, shared by every run of the same
     model shape and batch (the critic, γ, β and the laws are arguments: one compilation serves a
-    whole sweep)."""
+    whole sweep). Both are `vmap`ped over seeds: the parameters, optimiser states, keys and
+    batches carry a leading seeds axis; the critic's arguments and β are shared."""
     from simulacra.nets.transformer import Hooks, Transformer
 
     model = Transformer(mconfig)
@@ -154,6 +155,7 @@ def _programs(mconfig, prefix: int, length: int, n: int, minibatches: int, epoch
     start = jnp.asarray(start)
 
     @jax.jit
+    @functools.partial(jax.vmap, in_axes=(0, 0, 0) + (None,) * 7)
     def rollout(params, ref_params, key, law, swear, mix_prior, judge_prior, weights, gamma, floor):
         tokens = gen(params, start, key, jnp.float32(1.0), Hooks())
         mask = tokens[:, prefix:] != PAD
@@ -179,6 +181,7 @@ def _programs(mconfig, prefix: int, length: int, n: int, minibatches: int, epoch
     grad = jax.value_and_grad(loss_fn)
 
     @jax.jit
+    @functools.partial(jax.vmap, in_axes=(0, 0, 0, 0, None))
     def learn(params, opt_state, batch, key, beta):
         def epoch(carry, k):
             def minibatch(carry, idx):
@@ -202,50 +205,75 @@ def finetune_text(sim: TextSimulator, config: TextFinetuneConfig, key: jax.Array
     and per-update metrics: swear_rate (swear words per document), kl (KL(π ‖ π_ref) per word),
     length (words per document), critic (the critic's mean score per word), truth (the ideal's
     mean log-probability per word) and loss."""
+    return finetune_text_seeds([sim], config, [key], progress)[0]
+
+
+def finetune_text_seeds(sims: list[TextSimulator], config: TextFinetuneConfig, keys, progress: bool = True) -> list[tuple[TextSimulator, dict]]:
+    """`finetune_text` of several models of one spec and format (a sweep point's seeds) at once:
+    one compilation, the runs `vmap`ped side by side, run `i` generating and learning with
+    `keys[i]` (each equal to its own `finetune_text` up to float rounding). The card's
+    `finetune_seconds` is the batch's wall-clock divided by the number of models."""
     from rich.progress import BarColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     from simulacra.progress import progress as meter
 
-    if sim.fmt.tagged:
+    if not sims or len(sims) != len(keys):
+        raise ValueError(f"finetune_text_seeds needs one key per model, got {len(sims)} models and {len(keys)} keys")
+    first = sims[0]
+    if any(s.spec != first.spec or s.fmt != first.fmt or _mixture_of(s) != _mixture_of(first) for s in sims[1:]):
+        raise ValueError("finetune_text_seeds: the models must share one spec, token format and training mixture")
+    if first.fmt.tagged:
         raise ValueError("fine-tune an untagged text model: with the persona in the prompt there is no persona left to choose")
-    fmt = sim.fmt
-    rollout, learn, opt = _programs(sim.model.config, fmt.prefix_len, fmt.length, config.documents, config.minibatches, config.epochs,
+    fmt = first.fmt
+    rollout, learn, opt = _programs(first.model.config, fmt.prefix_len, fmt.length, config.documents, config.minibatches, config.epochs,
                                     config.clip_eps, config.lr, config.max_grad_norm)  # fmt: skip
     law = law_arrays(fmt.grammar)
-    swear = jnp.asarray(_swear_ids(sim))
-    priors = (jnp.asarray(log_prior(_mixture_of(sim))), jnp.asarray(persona_prior(config.judge)))
+    swear = jnp.asarray(_swear_ids(first))
+    priors = (jnp.asarray(log_prior(_mixture_of(first))), jnp.asarray(persona_prior(config.judge)))
     weights, gamma, floor, beta = jnp.asarray(config.weights()), jnp.float32(config.gamma), jnp.float32(config.floor), jnp.float32(config.beta)
-    ref_params = sim.params
+    ref_params = jax.tree.map(lambda *x: jnp.stack([jnp.asarray(v) for v in x]), *[s.params for s in sims])
+    split3 = jax.jit(jax.vmap(lambda k: jax.random.split(k, 3)))
     kl_of = jax.jit(_kl)
-    params = jax.tree.map(jnp.array, ref_params)
-    opt_state = opt.init(params)
+    keys = jnp.stack([jnp.asarray(k) for k in keys])
+    params = jax.tree.map(jnp.array, ref_params)  # a copy: the references stay frozen
+    opt_state = jax.vmap(opt.init)(params)
     names = ("swear_rate", "kl", "length", "critic", "truth", "loss")
-    metrics = {k: np.zeros(config.updates, np.float32) for k in names}
+    seeds = len(sims)
+    metrics = [{k: np.zeros(config.updates, np.float32) for k in names} for _ in sims]
     t0 = time.perf_counter()
     label = "fine-tuning" if config.critic == "swear" else f"fine-tuning ({config.critic}, γ={config.gamma:g})"
+    label += "" if seeds == 1 else f" {seeds} seeds"
     columns = (TextColumn(label), BarColumn(), TextColumn("{task.completed}/{task.total} updates  {task.fields[sw]}"),
                TimeElapsedColumn(), TimeRemainingColumn())  # fmt: skip
     with meter(label, config.updates, "updates", enabled=progress, fields={"sw": "-"}, columns=columns) as bar:
         for u in range(config.updates):
-            key, k_gen, k_learn = jax.random.split(key, 3)
+            ks = split3(keys)
+            keys, k_gen, k_learn = ks[:, 0], ks[:, 1], ks[:, 2]
             tokens, mask, scores, critic, old, ref, adv = rollout(params, ref_params, k_gen, law, swear, *priors, weights, gamma, floor)
             m = np.asarray(mask)
-            live = max(int(m.sum()), 1)
             kl = np.asarray(kl_of(old, ref))
             params, opt_state, loss = learn(params, opt_state, (tokens, mask, old, ref, adv), k_learn, beta)
-            sc = np.asarray(scores)
-            vals = (-sc[0].sum(1).mean(), kl[m].mean(), m.sum(1).mean(), float(np.asarray(critic).sum()) / live, sc[1].sum() / live, float(loss))
-            for k, v in zip(names, vals):
-                metrics[k][u] = float(v)
-            shown = f"swears/doc {metrics['swear_rate'][u]:.3f}" if config.critic == "swear" else f"critic {metrics['critic'][u]:.3f}/word"
+            sc, cr, ls = np.asarray(scores), np.asarray(critic), np.asarray(loss)
+            for i in range(seeds):
+                live = max(int(m[i].sum()), 1)
+                vals = (-sc[i, 0].sum(1).mean(), kl[i][m[i]].mean(), m[i].sum(1).mean(), float(cr[i].sum()) / live, sc[i, 1].sum() / live, float(ls[i]))
+                for k, v in zip(names, vals):
+                    metrics[i][k][u] = float(v)
+            mean = lambda k: float(np.mean([mt[k][u] for mt in metrics]))  # noqa: E731
+            shown = f"swears/doc {mean('swear_rate'):.3f}" if config.critic == "swear" else f"critic {mean('critic'):.3f}/word"
             bar.advance(1, sw=shown)
-    card = {
-        **sim.card,
-        "process": {"name": "finetune_text", "config": dataclasses.asdict(config)},
-        "reference": {"process": sim.card.get("process", {"name": "predict"}), "metrics": sim.card.get("metrics", {})},
-        "metrics": {k: float(v[-1]) for k, v in metrics.items()} | {"finetune_seconds": round(time.perf_counter() - t0, 2)},
-    }
-    return TextSimulator(sim.spec, sim.fmt, jax.device_get(params), card), metrics
+    seconds = round((time.perf_counter() - t0) / seeds, 2)
+    host = jax.device_get(params)
+    out = []
+    for i, sim in enumerate(sims):
+        card = {
+            **sim.card,
+            "process": {"name": "finetune_text", "config": dataclasses.asdict(config)},
+            "reference": {"process": sim.card.get("process", {"name": "predict"}), "metrics": sim.card.get("metrics", {})},
+            "metrics": {k: float(v[-1]) for k, v in metrics[i].items()} | {"finetune_seconds": seconds},
+        }
+        out.append((TextSimulator(sim.spec, sim.fmt, jax.tree.map(lambda x, i=i: x[i], host), card), metrics[i]))
+    return out
 
 
 def _mixture_of(sim: TextSimulator):
@@ -309,4 +337,4 @@ def compare(before: TextSimulator, after: TextSimulator, corpus, n_documents: in
     }
 
 
-__all__ = ["TextFinetuneConfig", "compare", "finetune_text"]
+__all__ = ["TextFinetuneConfig", "compare", "finetune_text", "finetune_text_seeds"]

@@ -65,6 +65,7 @@ def _corpus(ctx: Context) -> dict | None:
 
     def make() -> dict:
         MADE.append(key)
+        time.sleep(float(os.environ.get("FAKE_MAKE_SECONDS", "0")))  # a slow maker: the others defer, then wait
         log = os.environ.get("FAKE_MADE_LOG")  # tests of worker processes count what every process made
         if log:
             with open(log, "a") as f:

@@ -4,6 +4,8 @@ makes a second maker wait; bad --workers values are one line and exit 2."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import subprocess
 import sys
 import threading
@@ -39,7 +41,8 @@ def test_a_study_in_worker_processes_stores_what_the_local_executor_stores(tmp_p
 
     (tmp_path / "tiny.yaml").write_text(SLOW)
     log = tmp_path / "made.log"
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "JAX_PLATFORMS": "cpu", "FAKE_MADE_LOG": str(log)}
+    # the corpus takes 2 s to make: calls asking for it meanwhile stop and run again later
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "JAX_PLATFORMS": "cpu", "FAKE_MADE_LOG": str(log), "FAKE_MAKE_SECONDS": "2"}
     env.pop("SIMULACRA_WORKERS", None)
     study_run(tmp_path, env, "--root", "local", "--executor", "local")
     assert len(log.read_text().splitlines()) == 1
@@ -91,7 +94,9 @@ def test_calls_sharing_a_corpus_are_spread_apart():
         return Call("fake", {"process": name, "corpus": None if corpus is None else {"name": corpus}}, (0,), (name,), "cache")
 
     calls = [call("a1", "A"), call("a2", "A"), call("a3", "A"), call("b1", "B"), call("b2", "B"), call("x", None), call("y", None)]
-    assert [c.config["process"] for c in spread(calls)] == ["a1", "b1", "x", "y", "a2", "b2", "a3"]
+    # A's three calls at 1/6, 3/6 and 5/6 of the queue, B's two at 1/4 and 3/4, x and y at 1/2
+    # (after A's, the larger group, where they tie)
+    assert [c.config["process"] for c in spread(calls)] == ["a1", "b1", "a2", "x", "y", "b2", "a3"]
     assert 1 <= auto_workers() <= 4
 
 
@@ -140,3 +145,69 @@ def test_a_workers_error_ends_with_a_line_naming_it():
     assert error_text(RuntimeError("boom")) == "RuntimeError: boom"
     assert error_text(RuntimeError("trace\nValueError: bad")) == "trace\nValueError: bad\nRuntimeError: ValueError: bad"
     assert error_text(RuntimeError("trace\nRuntimeError: bad")) == "trace\nRuntimeError: bad"
+
+
+def test_a_deferring_maker_gives_up_instead_of_waiting_and_then_waits_as_before(tmp_path):
+    from simulacra.studies.artifacts import ArtifactBusy
+
+    a, b = Artifacts(tmp_path), Artifacts(tmp_path)
+    key = {"artifact": "model", "seed": 4}
+    save = lambda value, path: (path / "v.txt").write_text(value)  # noqa: E731
+    load = lambda path: (path / "v.txt").read_text()  # noqa: E731
+    making, release, got = threading.Event(), threading.Event(), {}
+
+    def slow() -> str:
+        making.set()
+        assert release.wait(30)
+        return "a"
+
+    first = threading.Thread(target=lambda: got.setdefault("a", a.get_or_make(key, slow, save, load)))
+    first.start()
+    assert making.wait(30)
+    with b.deferring(60), pytest.raises(ArtifactBusy, match="being made by another process"):
+        b.get_or_make(key, lambda: "b", save, load)
+    assert (tmp_path / f".{a.path(key).name}.lock").exists()  # the maker's lock is left alone
+    with b.deferring(0):  # past its first seconds a call waits, as without deferring
+        second = threading.Thread(target=lambda: got.setdefault("b", b.get_or_make(key, lambda: "b", save, load)))
+        second.start()
+        time.sleep(0.3)
+        assert second.is_alive()
+        release.set()
+        first.join(30)
+        second.join(30)
+    assert got == {"a": "a", "b": "a"} and (a.made, b.made) == (1, 0)
+    with b.deferring(60):  # made: loaded, whatever the deferring
+        assert b.get_or_make(key, lambda: "b", save, load) == "a"
+
+
+def test_a_deferred_call_stops_without_an_error_while_its_corpus_is_made_elsewhere(tmp_path):
+    import simulacra.kinds  # noqa: F401  registers the built-in kinds (the study's ppo)
+    import tests.studies.fake_processes  # noqa: F401  registers fake_corpus
+    from simulacra.studies import load_study
+    from simulacra.studies.runner import _calls, context, execute, expand
+
+    (tmp_path / "tiny.yaml").write_text(STUDY)
+    study = load_study(tmp_path / "tiny.yaml")
+    calls, _ = _calls([u for u in expand(study) if u.kind == "fake_corpus"], tmp_path / "cache")
+    call = calls[0]
+    key = {"artifact": "fake-corpus", **context(call).corpus.key()}
+    other = Artifacts(tmp_path / "cache")  # another process's cache of the same folder
+    making, release = threading.Event(), threading.Event()
+
+    def slow() -> dict:
+        making.set()
+        assert release.wait(30)
+        return {"episodes": 10}
+
+    save = lambda value, path: (path / "corpus.json").write_text(json.dumps(value))  # noqa: E731
+    maker = threading.Thread(target=lambda: other.get_or_make(key, slow, save, lambda path: None))
+    maker.start()
+    assert making.wait(30)
+    try:
+        outcome = execute(dataclasses.replace(call, defer=True))
+        assert outcome.deferred and outcome.error is None and outcome.results is None
+    finally:
+        release.set()
+        maker.join(30)
+    outcome = execute(call)  # run again: the corpus is made, the call finishes
+    assert not outcome.deferred and outcome.error is None and [r.metrics["episodes"] for r in outcome.results] == [10.0]

@@ -8,7 +8,9 @@ processes (the `processes` and `ray` executors) make an artifact once: the maker
 (`fcntl.flock` on `.<hash>.lock` beside the artifact, removed when done) and the others wait for
 it, then load what it made. Where the filesystem has no locks, each may make it; then the first
 complete directory stays and the others are discarded, so a made artifact's directory never
-disappears under a reader.
+disappears under a reader. A call that may be run again later (`Artifacts.deferring`, the
+`processes` executor's first try of each call) does not wait: it raises `ArtifactBusy`, and the
+executor runs other calls first.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import contextlib
 import hashlib
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
@@ -29,6 +32,11 @@ except ImportError:  # not a POSIX system: no locks, makers may duplicate work (
     fcntl = None
 
 T = TypeVar("T")
+
+
+class ArtifactBusy(Exception):
+    """Another process is making the artifact, and this call was asked not to wait for it
+    (`Artifacts.deferring`)."""
 
 
 def canonical_json(data: Any) -> str:
@@ -62,6 +70,7 @@ class Artifacts:
         """Whether a maker takes the artifact's lock, so that other processes wait instead of
         making it too."""
         self._memo: collections.OrderedDict[str, Any] = collections.OrderedDict()
+        self._defer_until: float | None = None
         self.made = 0
         """Artifacts made by this object."""
         self.loaded = 0
@@ -103,6 +112,18 @@ class Artifacts:
         return value
 
 
+    @contextlib.contextmanager
+    def deferring(self, seconds: float):
+        """Within the block's first `seconds`, a maker that finds another process making the same
+        artifact raises `ArtifactBusy` instead of waiting for it (then it waits, as always): a
+        call that can be run again later gives its worker back, having lost at most that much
+        work."""
+        self._defer_until = time.monotonic() + seconds
+        try:
+            yield self
+        finally:
+            self._defer_until = None
+
     def _load(self, path: Path, load: Callable[[Path], T]) -> T:
         self.loaded += 1
         return load(path)
@@ -118,11 +139,20 @@ class Artifacts:
         self.root.mkdir(parents=True, exist_ok=True)
         lock = self.root / f".{h}.lock"
         fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
+        if self._defer_until is not None and time.monotonic() < self._defer_until:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:  # another process is making it (its lock file stays)
+                os.close(fd)
+                raise ArtifactBusy(f"artifact {h[:12]} is being made by another process") from None
+            except OSError:  # a filesystem without locks: go on unlocked
+                pass
+        else:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX)
             except OSError:  # a filesystem without locks: go on unlocked
                 pass
+        try:
             yield
         finally:
             with contextlib.suppress(OSError):

@@ -8,9 +8,12 @@ worker does (`simulacra.studies.workers`), and then runs call after call; the dr
 `Outcome` as it finishes and alone writes the results store. The results are those of the local
 executor, whatever the number of workers (a test checks it).
 
-Calls that share a corpus are spread apart in the queue (one of each corpus first), so that calls
-running at once rarely need the same artifact; when they do, the artifact cache makes it once
-and the other call waits for it (`simulacra.studies.artifacts`). Several workers on one GPU share
+Calls that share a corpus are spread apart in the queue (`spread`), so that calls running at once
+rarely need the same artifact; when they do, the artifact cache makes it once
+(`simulacra.studies.artifacts`). A call does not at first wait for an artifact another worker is
+making (within its first `runner.DEFER_SECONDS`): it stops, its worker takes the next call, and it
+goes back in the queue behind the next call of each worker; after `MAX_DEFERRALS` such stops it
+waits. The driver keeps the queue and hands each worker one call at a time. Several workers on one GPU share
 it: they do not preallocate its memory. A worker that dies fails its call and the calls still
 queued (rerun the study to continue); workers die with the driver (Linux). Kinds registered in `__main__` (a script's own kinds)
 cannot be imported by a worker: calls of such kinds run in this process.
@@ -18,16 +21,21 @@ cannot be imported by a worker: calls of such kinds run in this process.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import multiprocessing
 import os
 import time
-from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Iterator, Sequence
 
 from simulacra.studies.artifacts import canonical_json
 from simulacra.studies.runner import Call, ExecutorOptions, Outcome, execute
 from simulacra.studies.workers import error_text, kind_module, run_call, worker_setup
+
+MAX_DEFERRALS = 3
+"""How often a call may stop, rather than wait for an artifact another worker is making, before it
+waits (each time it goes back in the queue behind the next call of each worker)."""
 
 MAX_AUTO_WORKERS = 4
 """`workers=None` (auto) uses this machine's cores, at most this many (each worker holds its own
@@ -59,19 +67,18 @@ def parse_workers(value: int | str | None, source: str = "workers") -> int | Non
 
 
 def spread(calls: Sequence[Call]) -> list[Call]:
-    """The calls reordered so that calls sharing a corpus are apart: the first call of each
-    corpus, then the second of each, and so on (calls without a corpus are their own group)."""
+    """The calls reordered so that calls sharing a corpus are apart: each corpus's calls evenly
+    spaced over the queue, in their order (the i-th of a corpus's k calls at (i + ½)/k of the
+    way), the corpora with the most calls first where positions tie; calls without a corpus are
+    their own group."""
     groups: dict[str, list[Call]] = {}
     for i, call in enumerate(calls):
         corpus = call.config.get("corpus")
         key = canonical_json(corpus) if corpus is not None else f"#{i}"
         groups.setdefault(key, []).append(call)
-    order, queues = [], list(groups.values())
-    while any(queues):
-        for q in queues:
-            if q:
-                order.append(q.pop(0))
-    return order
+    ranked = sorted(groups.values(), key=len, reverse=True)  # stable: ties keep their first appearance
+    placed = [((j + 0.5) / len(group), g, j) for g, group in enumerate(ranked) for j in range(len(group))]
+    return [ranked[g][j] for _, g, j in sorted(placed)]
 
 
 def _die_with_the_driver() -> None:
@@ -116,18 +123,35 @@ class ProcessExecutor:
         # inherit this; the driver has run no JAX computation of its own by now, or has its memory)
         os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
         pool = ProcessPoolExecutor(max_workers=n, mp_context=multiprocessing.get_context("spawn"), initializer=_die_with_the_driver)
-        futures: dict[Future, tuple[Call, float]] = {}
+        queue = collections.deque((call, 0, None) for call in calls)  # (call, tries so far, its deferred try)
+        futures: dict[Future, tuple[Call, int, float, Outcome | None]] = {}
+
+        def submit() -> None:
+            call, tries, earlier = queue.popleft()
+            defer = tries < MAX_DEFERRALS  # then it waits for the artifact, as the local executor does
+            portable = dataclasses.replace(call, cache=os.path.abspath(call.cache), defer=defer)
+            futures[pool.submit(run_call, setup, portable)] = (call, tries, time.perf_counter(), earlier)
+
         try:
-            for call in calls:
-                portable = dataclasses.replace(call, cache=os.path.abspath(call.cache))
-                futures[pool.submit(run_call, setup, portable)] = (call, time.perf_counter())
-            for future in as_completed(list(futures)):
-                call, submitted = futures.pop(future)
-                try:
-                    outcome = dataclasses.replace(future.result(), call=call)
-                except Exception as e:  # the worker died (BrokenProcessPool), …
-                    outcome = Outcome(call, None, time.perf_counter() - submitted, error_text(e))
-                yield outcome
+            while queue and len(futures) < n:  # one call per worker: the rest stay here, so a deferred call can cut in
+                submit()
+            while futures:
+                done, _ = wait(list(futures), return_when=FIRST_COMPLETED)
+                for future in done:
+                    call, tries, submitted, earlier = futures.pop(future)
+                    try:
+                        outcome = dataclasses.replace(future.result(), call=call)
+                    except Exception as e:  # the worker died (BrokenProcessPool), …
+                        outcome = Outcome(call, None, time.perf_counter() - submitted, error_text(e))
+                    if earlier is not None:  # the deferred tries' time counts too
+                        outcome = dataclasses.replace(outcome, seconds=outcome.seconds + earlier.seconds,
+                                                      compile_seconds=outcome.compile_seconds + earlier.compile_seconds)  # fmt: skip
+                    if outcome.deferred:  # again after the next few calls (one per worker)
+                        queue.insert(min(n, len(queue)), (call, tries + 1, outcome))
+                    else:
+                        yield outcome
+                while queue and len(futures) < n:
+                    submit()
         finally:
             for future in futures:
                 future.cancel()

@@ -43,6 +43,7 @@ machine). Only the main process writes to the store.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import fcntl
 import itertools
@@ -60,7 +61,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from simulacra.atomic import write_dir
 from simulacra.compilation import CompileTimer
-from simulacra.studies.artifacts import artifacts_at, canonical_json, content_hash
+from simulacra.studies.artifacts import ArtifactBusy, artifacts_at, canonical_json, content_hash
 from simulacra.studies.errors import StudyError
 from simulacra.studies.registry import LENSES, PROCESSES, Context, CorpusRef, Result
 from simulacra.studies.schema import Study
@@ -179,6 +180,9 @@ class Call:
     """The unit of each seed."""
     cache: str
     """The artifacts directory."""
+    defer: bool = False
+    """Whether the call may stop early, to be run again later, instead of waiting for an artifact
+    another process is making (`Outcome.deferred`; the `processes` executor's first try)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -193,6 +197,9 @@ class Outcome:
     compile_seconds: float = 0.0
     """Of `seconds`, the time spent tracing and compiling (or loading compiled programs from the
     persistent cache: `simulacra.compilation`)."""
+    deferred: bool = False
+    """The call (with `Call.defer`) stopped early, within `DEFER_SECONDS`, because another process
+    was making an artifact it needs: run it again later (it then waits for the artifact)."""
 
 
 def context(call: Call) -> Context:
@@ -215,16 +222,26 @@ def context(call: Call) -> Context:
     )
 
 
+DEFER_SECONDS = 10.0
+"""A call with `Call.defer` stops (`Outcome.deferred`) only when it meets an artifact another
+process is making within its first this many seconds: it loses at most that much work."""
+
+
 def execute(call: Call) -> Outcome:
     """Run one call (in this process) and time it; an exception becomes `Outcome.error`."""
     start = time.perf_counter()
+    deferred = False
     with CompileTimer() as timer:
         try:
-            results = PROCESSES[call.kind].run(context(call), list(call.seeds))
+            ctx = context(call)
+            with ctx.artifacts.deferring(DEFER_SECONDS) if call.defer else contextlib.nullcontext():
+                results = PROCESSES[call.kind].run(ctx, list(call.seeds))
             error = None
+        except ArtifactBusy:
+            results, error, deferred = None, None, True
         except Exception:
             results, error = None, traceback.format_exc()
-    return Outcome(call, results, time.perf_counter() - start, error, timer.seconds)
+    return Outcome(call, results, time.perf_counter() - start, error, timer.seconds, deferred)
 
 
 class Executor(Protocol):

@@ -64,6 +64,9 @@ def test_a_study_in_worker_processes_stores_what_the_local_executor_stores(tmp_p
 
 
 def test_a_second_maker_waits_for_the_first_and_loads_what_it_made(tmp_path):
+    """…unless it is deferring: then, in its first seconds, it gives up (`ArtifactBusy`)."""
+    from simulacra.studies.artifacts import ArtifactBusy
+
     a, b = Artifacts(tmp_path), Artifacts(tmp_path)  # two workers' caches of one folder
     key = {"artifact": "model", "seed": 3}
     save = lambda value, path: (path / "v.txt").write_text(value)  # noqa: E731
@@ -78,7 +81,15 @@ def test_a_second_maker_waits_for_the_first_and_loads_what_it_made(tmp_path):
     first = threading.Thread(target=lambda: got.setdefault("a", a.get_or_make(key, slow, save, load)))
     first.start()
     assert making.wait(30)
-    second = threading.Thread(target=lambda: got.setdefault("b", b.get_or_make(key, lambda: "b", save, load)))
+    with b.deferring(60), pytest.raises(ArtifactBusy, match="being made by another process"):
+        b.get_or_make(key, lambda: "b", save, load)
+    assert (tmp_path / f".{a.path(key).name}.lock").exists()  # the maker's lock is left alone
+
+    def waiting() -> None:
+        with b.deferring(0):  # past a call's first seconds it waits, as without deferring
+            got.setdefault("b", b.get_or_make(key, lambda: "b", save, load))
+
+    second = threading.Thread(target=waiting)
     second.start()
     time.sleep(0.3)
     assert second.is_alive() and "b" not in got  # b waits while a holds the lock
@@ -145,39 +156,6 @@ def test_a_workers_error_ends_with_a_line_naming_it():
     assert error_text(RuntimeError("boom")) == "RuntimeError: boom"
     assert error_text(RuntimeError("trace\nValueError: bad")) == "trace\nValueError: bad\nRuntimeError: ValueError: bad"
     assert error_text(RuntimeError("trace\nRuntimeError: bad")) == "trace\nRuntimeError: bad"
-
-
-def test_a_deferring_maker_gives_up_instead_of_waiting_and_then_waits_as_before(tmp_path):
-    from simulacra.studies.artifacts import ArtifactBusy
-
-    a, b = Artifacts(tmp_path), Artifacts(tmp_path)
-    key = {"artifact": "model", "seed": 4}
-    save = lambda value, path: (path / "v.txt").write_text(value)  # noqa: E731
-    load = lambda path: (path / "v.txt").read_text()  # noqa: E731
-    making, release, got = threading.Event(), threading.Event(), {}
-
-    def slow() -> str:
-        making.set()
-        assert release.wait(30)
-        return "a"
-
-    first = threading.Thread(target=lambda: got.setdefault("a", a.get_or_make(key, slow, save, load)))
-    first.start()
-    assert making.wait(30)
-    with b.deferring(60), pytest.raises(ArtifactBusy, match="being made by another process"):
-        b.get_or_make(key, lambda: "b", save, load)
-    assert (tmp_path / f".{a.path(key).name}.lock").exists()  # the maker's lock is left alone
-    with b.deferring(0):  # past its first seconds a call waits, as without deferring
-        second = threading.Thread(target=lambda: got.setdefault("b", b.get_or_make(key, lambda: "b", save, load)))
-        second.start()
-        time.sleep(0.3)
-        assert second.is_alive()
-        release.set()
-        first.join(30)
-        second.join(30)
-    assert got == {"a": "a", "b": "a"} and (a.made, b.made) == (1, 0)
-    with b.deferring(60):  # made: loaded, whatever the deferring
-        assert b.get_or_make(key, lambda: "b", save, load) == "a"
 
 
 def test_a_deferred_call_stops_without_an_error_while_its_corpus_is_made_elsewhere(tmp_path):

@@ -71,6 +71,7 @@ def ray_cluster(tmp_path):
         "RAY_AUTH_MODE": "token",
         "RAY_AUTH_TOKEN": secrets.token_hex(16),
         "JAX_PLATFORMS": "cpu",
+        "FAKE_MAKE_SECONDS": "2",  # the fake corpus is slow to make: calls asking for it meanwhile stop and run again later
     }
     env.pop("PYTHONPATH", None)  # the workers find the plugin module through the executor
     env.pop("RAY_ADDRESS", None)

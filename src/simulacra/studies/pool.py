@@ -81,6 +81,48 @@ def spread(calls: Sequence[Call]) -> list[Call]:
     return [ranked[g][j] for _, g, j in sorted(placed)]
 
 
+@dataclasses.dataclass(frozen=True)
+class Queued:
+    """A call in a `CallQueue`: how often it has stopped to let others go first, and the time its
+    stopped tries took."""
+
+    call: Call
+    tries: int = 0
+    earlier: Outcome | None = None
+
+
+class CallQueue:
+    """The driver's queue of calls, for executors that run calls elsewhere (`processes`, `ray`):
+    the calls `spread`; a call that stopped rather than wait for an artifact another worker is
+    making (`Outcome.deferred`) goes back behind the next `ahead` calls (one per worker), and
+    after `MAX_DEFERRALS` stops it is sent to wait for the artifact (`Call.defer` false)."""
+
+    def __init__(self, calls: Sequence[Call], ahead: int):
+        self._queue = collections.deque(Queued(call) for call in spread(calls))
+        self.ahead = ahead
+
+    def __len__(self) -> int:
+        return len(self._queue)
+
+    def pop(self) -> tuple[Queued, Call]:
+        """The next call, and the call to send (absolute paths, `defer` set)."""
+        item = self._queue.popleft()
+        call = item.call
+        return item, dataclasses.replace(call, cache=os.path.abspath(call.cache), defer=item.tries < MAX_DEFERRALS)
+
+    def settle(self, item: Queued, outcome: Outcome) -> Outcome | None:
+        """The call's outcome (its stopped tries' time added), or None when it stopped and went
+        back in the queue."""
+        outcome = dataclasses.replace(outcome, call=item.call)
+        if item.earlier is not None:
+            outcome = dataclasses.replace(outcome, seconds=outcome.seconds + item.earlier.seconds,
+                                          compile_seconds=outcome.compile_seconds + item.earlier.compile_seconds)  # fmt: skip
+        if not outcome.deferred:
+            return outcome
+        self._queue.insert(min(self.ahead, len(self._queue)), Queued(item.call, item.tries + 1, outcome))
+        return None
+
+
 def _die_with_the_driver() -> None:
     """In a worker, first: on Linux, ask for SIGTERM when the driver dies (a driver killed with
     SIGKILL would otherwise leave its workers running their calls to the end)."""
@@ -113,7 +155,7 @@ class ProcessExecutor:
         if n <= 1:
             here, remote = list(calls), []
         if remote:
-            yield from self._pool(spread(remote), n)
+            yield from self._pool(remote, n)
         for call in here:
             yield execute(call)
 
@@ -123,14 +165,12 @@ class ProcessExecutor:
         # inherit this; the driver has run no JAX computation of its own by now, or has its memory)
         os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
         pool = ProcessPoolExecutor(max_workers=n, mp_context=multiprocessing.get_context("spawn"), initializer=_die_with_the_driver)
-        queue = collections.deque((call, 0, None) for call in calls)  # (call, tries so far, its deferred try)
-        futures: dict[Future, tuple[Call, int, float, Outcome | None]] = {}
+        queue = CallQueue(calls, ahead=n)
+        futures: dict[Future, tuple[Queued, float]] = {}
 
         def submit() -> None:
-            call, tries, earlier = queue.popleft()
-            defer = tries < MAX_DEFERRALS  # then it waits for the artifact, as the local executor does
-            portable = dataclasses.replace(call, cache=os.path.abspath(call.cache), defer=defer)
-            futures[pool.submit(run_call, setup, portable)] = (call, tries, time.perf_counter(), earlier)
+            item, call = queue.pop()
+            futures[pool.submit(run_call, setup, call)] = (item, time.perf_counter())
 
         try:
             while queue and len(futures) < n:  # one call per worker: the rest stay here, so a deferred call can cut in
@@ -138,17 +178,13 @@ class ProcessExecutor:
             while futures:
                 done, _ = wait(list(futures), return_when=FIRST_COMPLETED)
                 for future in done:
-                    call, tries, submitted, earlier = futures.pop(future)
+                    item, submitted = futures.pop(future)
                     try:
-                        outcome = dataclasses.replace(future.result(), call=call)
+                        outcome = future.result()
                     except Exception as e:  # the worker died (BrokenProcessPool), …
-                        outcome = Outcome(call, None, time.perf_counter() - submitted, error_text(e))
-                    if earlier is not None:  # the deferred tries' time counts too
-                        outcome = dataclasses.replace(outcome, seconds=outcome.seconds + earlier.seconds,
-                                                      compile_seconds=outcome.compile_seconds + earlier.compile_seconds)  # fmt: skip
-                    if outcome.deferred:  # again after the next few calls (one per worker)
-                        queue.insert(min(n, len(queue)), (call, tries + 1, outcome))
-                    else:
+                        outcome = Outcome(item.call, None, time.perf_counter() - submitted, error_text(e))
+                    outcome = queue.settle(item, outcome)
+                    if outcome is not None:
                         yield outcome
                 while queue and len(futures) < n:
                     submit()

@@ -10,7 +10,9 @@ has called `ray.init` itself keeps its connection.
 A task is one `Call` (a sweep point's seeds stay packed in one call for kinds with
 `batch_seeds=True`) and requests one CPU, and one GPU where the cluster has GPUs. The driver
 keeps a few tasks per slot in flight, yields each `Outcome` as its task finishes (`ray.wait`),
-and alone writes the results store; a task whose worker dies becomes an `Outcome` with the
+and alone writes the results store. Its queue is the `processes` executor's (`pool.CallQueue`):
+calls sharing a corpus spread apart, and a call that would wait for an artifact another task is
+making goes back in the queue first; a task whose worker dies becomes an `Outcome` with the
 error's text. A worker prepares itself once before its first call (`simulacra.studies.workers`,
 shared with the `processes` executor), so workers and the local executor run the same programs
 and store the same results. Paths reach the workers absolute (the cache of artifacts, files a kind
@@ -27,6 +29,7 @@ import time
 from typing import Any, Iterator, Sequence
 
 from simulacra.studies.errors import StudyError, one_line
+from simulacra.studies.pool import CallQueue, Queued
 from simulacra.studies.runner import Call, ExecutorOptions, Outcome
 from simulacra.studies.workers import WorkerSetup, error_text, run_call, worker_setup
 
@@ -57,30 +60,29 @@ class RayExecutor:
         own = not ray.is_initialized()
         if own:
             _connect(self.options.address)
-        pending: dict[Any, tuple[Call, float]] = {}
+        pending: dict[Any, tuple[Queued, float]] = {}
         try:
             resources = ray.cluster_resources()
             gpus = 1 if resources.get("GPU", 0) >= 1 else 0
             slots = max(1, int(resources.get("GPU", 0) if gpus else resources.get("CPU", 1)))
             task = ray.remote(run_call).options(num_cpus=1, num_gpus=gpus, max_retries=0)
             setup = ray.put(self.setup(calls))
-            queue = iter(calls)
+            queue = CallQueue(calls, ahead=slots)
             while True:
-                while len(pending) < TASKS_PER_SLOT * slots:
-                    call = next(queue, None)
-                    if call is None:
-                        break
-                    portable = dataclasses.replace(call, cache=os.path.abspath(call.cache))
-                    pending[task.remote(setup, portable)] = (call, time.perf_counter())
+                while queue and len(pending) < TASKS_PER_SLOT * slots:
+                    item, call = queue.pop()
+                    pending[task.remote(setup, call)] = (item, time.perf_counter())
                 if not pending:
                     return
                 (ref,), _ = ray.wait(list(pending), num_returns=1)
-                call, started = pending.pop(ref)
+                item, started = pending.pop(ref)
                 try:
-                    outcome = dataclasses.replace(ray.get(ref), call=call)
+                    outcome = ray.get(ref)
                 except Exception as e:  # the worker died, the task was cancelled, …
-                    outcome = Outcome(call, None, time.perf_counter() - started, error_text(e))
-                yield outcome
+                    outcome = Outcome(item.call, None, time.perf_counter() - started, error_text(e))
+                outcome = queue.settle(item, outcome)
+                if outcome is not None:
+                    yield outcome
         finally:
             for ref in pending:  # the run stopped early: its other calls are not wanted
                 try:

@@ -8,9 +8,9 @@ processes (the `processes` and `ray` executors) make an artifact once: the maker
 (`fcntl.flock` on `.<hash>.lock` beside the artifact, removed when done) and the others wait for
 it, then load what it made. Where the filesystem has no locks, each may make it; then the first
 complete directory stays and the others are discarded, so a made artifact's directory never
-disappears under a reader. A call that may be run again later (`Artifacts.deferring`, the
-`processes` executor's first try of each call) does not wait: it raises `ArtifactBusy`, and the
-executor runs other calls first.
+disappears under a reader. A call that may be run again later (`Artifacts.deferring`: the first
+tries of a call in the `processes` and `ray` executors) does not wait: it raises `ArtifactBusy`,
+and the executor runs other calls first.
 """
 
 from __future__ import annotations
@@ -110,7 +110,6 @@ class Artifacts:
         while len(self._memo) > self.memory:
             self._memo.popitem(last=False)
         return value
-
 
     @contextlib.contextmanager
     def deferring(self, seconds: float):

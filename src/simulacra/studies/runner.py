@@ -182,7 +182,8 @@ class Call:
     """The artifacts directory."""
     defer: bool = False
     """Whether the call may stop early, to be run again later, instead of waiting for an artifact
-    another process is making (`Outcome.deferred`; the `processes` executor's first try)."""
+    another process is making (`Outcome.deferred`; the first tries in the `processes` and `ray`
+    executors, `pool.CallQueue`)."""
 
 
 @dataclasses.dataclass(frozen=True)

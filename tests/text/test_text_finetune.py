@@ -52,7 +52,7 @@ def test_a_tagged_model_is_refused():
         finetune_text(sim, TextFinetuneConfig(updates=1, documents=8), jax.random.PRNGKey(0), progress=False)
 
 
-def test_seeds_fine_tuned_together_equal_each_fine_tuned_alone(pretrained):
+def test_seeds_fine_tuned_together_equal_each_fine_tuned_alone(pretrained, tmp_path):
     """`finetune_text_seeds` vmaps several models' runs in one program; each equals its own
     `finetune_text` (same key) up to float rounding."""
     from simulacra.text.finetune import finetune_text_seeds
@@ -60,6 +60,7 @@ def test_seeds_fine_tuned_together_equal_each_fine_tuned_alone(pretrained):
 
     sim, _ = pretrained
     other = TextSimulator(sim.spec, sim.fmt, TextSimulator.init(sim.spec, sim.fmt, jax.random.PRNGKey(3)).params, sim.card)
+    other = TextSimulator.load(other.save(tmp_path / "other"))  # as the study's cache gives it: a format object of its own
     config = TextFinetuneConfig(beta=0.1, updates=3, documents=16, lr=3e-4)
     keys = [jax.random.PRNGKey(5), jax.random.PRNGKey(6)]
     together = finetune_text_seeds([sim, other], config, keys, progress=False)

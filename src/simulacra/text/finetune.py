@@ -220,7 +220,8 @@ def finetune_text_seeds(sims: list[TextSimulator], config: TextFinetuneConfig, k
     if not sims or len(sims) != len(keys):
         raise ValueError(f"finetune_text_seeds needs one key per model, got {len(sims)} models and {len(keys)} keys")
     first = sims[0]
-    if any(s.spec != first.spec or s.fmt != first.fmt or _mixture_of(s) != _mixture_of(first) for s in sims[1:]):
+    # formats compare by content (a model loaded from disk has its own `TextFormat` object)
+    if any(s.spec != first.spec or s.fmt.to_dict() != first.fmt.to_dict() or _mixture_of(s) != _mixture_of(first) for s in sims[1:]):
         raise ValueError("finetune_text_seeds: the models must share one spec, token format and training mixture")
     if first.fmt.tagged:
         raise ValueError("fine-tune an untagged text model: with the persona in the prompt there is no persona left to choose")

@@ -26,7 +26,7 @@ and fine-tuning config, world, seed), shared by finetune, layers and probe. Seed
 from __future__ import annotations
 
 import dataclasses
-from typing import Literal, NamedTuple
+from typing import Callable, Literal, NamedTuple, TypeVar
 
 import jax
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -177,6 +177,23 @@ def _save(sim: Simulator, path) -> None:
 
 def _load(path) -> Simulator:
     return Simulator.load(path / "model")
+
+
+T = TypeVar("T")
+
+
+def made_together(ctx: Context, keys: list[dict], make_missing: Callable[[list[int]], list[T]], save, load) -> list[T]:
+    """Each key's artifact through the study's cache; those not cached yet are made by one call
+    `make_missing(indices)` (e.g. every missing seed's model in one vmapped run)."""
+    made: dict[int, T] = {}
+
+    def make(i: int) -> T:
+        if not made:
+            missing = [j for j, k in enumerate(keys) if not ctx.artifacts.has(k)]
+            made.update(zip(missing, make_missing(missing)))
+        return made[i]
+
+    return [ctx.artifacts.get_or_make(k, lambda i=i: make(i), save, load) for i, k in enumerate(keys)]
 
 
 def get_models(ctx: Context, corpus: Corpus, config: PredictConfig, seeds: list[int]) -> list[Simulator]:

@@ -32,7 +32,7 @@ import numpy as np
 from pydantic import Field, field_validator, model_validator
 
 import simulacra
-from simulacra.kinds.inputs import HELDOUT_SEED, PREDICT_FIELDS, ModelFields
+from simulacra.kinds.inputs import HELDOUT_SEED, PREDICT_FIELDS, ModelFields, made_together
 from simulacra.kinds.sections import SAMPLES, critic_drift, text_personas
 from simulacra.studies import Context, Result, register_process
 from simulacra.text import TRAITS, TextCorpus, default_grammar, make_text_corpus, parse_personas, persona_traits
@@ -107,18 +107,17 @@ def _model_key(p: TextFields, seed: int) -> dict:
 
 def get_text_models(ctx: Context, p: TextFields, seeds: list[int]) -> list[TextSimulator]:
     """Text simulators of the params' corpus, one per seed, cached; missing seeds trained together."""
-    trained: dict[int, TextSimulator] = {}
+    return made_together(ctx, [_model_key(p, s) for s in seeds],
+                         lambda missing: fit_text(_corpus(ctx, p), p.predict_config(), [seeds[j] for j in missing], progress=False),
+                         _save_model, _load_model)  # fmt: skip
 
-    def make(s: int) -> TextSimulator:
-        if not trained:
-            missing = [t for t in seeds if not ctx.artifacts.has(_model_key(p, t))]
-            trained.update(zip(missing, fit_text(_corpus(ctx, p), p.predict_config(), missing, progress=False)))
-        return trained[s]
 
-    return [
-        ctx.artifacts.get_or_make(_model_key(p, s), lambda s=s: make(s), lambda m, path: m.save(path / "model"), lambda path: TextSimulator.load(path / "model"))
-        for s in seeds
-    ]
+def _save_model(model: TextSimulator, path) -> None:
+    model.save(path / "model")
+
+
+def _load_model(path) -> TextSimulator:
+    return TextSimulator.load(path / "model")
 
 
 def _last(sim: TextSimulator) -> str:
@@ -278,20 +277,12 @@ def _finetuned(ctx: Context, p: TextRLFields, sims: list[TextSimulator], seeds: 
     from simulacra.text.finetune import finetune_text_seeds
 
     keys = [{**_model_key(p, s), "artifact": "text_finetuned", "finetune": dataclasses.asdict(config)} for s in seeds]
-    tuned: dict[int, TextSimulator] = {}
 
-    def make(i: int) -> TextSimulator:
-        if not tuned:
-            missing = [j for j, k in enumerate(keys) if not ctx.artifacts.has(k)]
-            runs = finetune_text_seeds([sims[j] for j in missing], config, [jax.random.fold_in(jax.random.PRNGKey(seeds[j]), 11) for j in missing],
-                                       progress=False)  # fmt: skip
-            tuned.update({j: model for j, (model, _) in zip(missing, runs)})
-        return tuned[i]
+    def make_missing(missing: list[int]) -> list[TextSimulator]:
+        rngs = [jax.random.fold_in(jax.random.PRNGKey(seeds[j]), 11) for j in missing]
+        return [model for model, _ in finetune_text_seeds([sims[j] for j in missing], config, rngs, progress=False)]
 
-    return [
-        (ctx.artifacts.get_or_make(keys[i], lambda i=i: make(i), lambda m, path: m.save(path / "model"), lambda path: TextSimulator.load(path / "model")), keys[i])
-        for i in range(len(seeds))
-    ]
+    return list(zip(made_together(ctx, keys, make_missing, _save_model, _load_model), keys))
 
 
 class TextFinetuneParams(TextRLFields):

@@ -41,7 +41,7 @@ from simulacra.lenses.layers import layer_names, linear_cka, transplant, weight_
 from simulacra.text.critics import CRITICS, DEFAULT_FLOOR, law_arrays, law_logp, log_prior, persona_prior
 from simulacra.text.grammar import SWEAR_WORDS, parse_persona
 from simulacra.text.model import PAD, WORD0, TextSimulator, _generate_fn
-from simulacra.training.finetune import _advantages, _kl
+from simulacra.training.finetune import _advantages, _kl, split3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -233,7 +233,6 @@ def finetune_text_seeds(sims: list[TextSimulator], config: TextFinetuneConfig, k
     priors = (jnp.asarray(log_prior(_mixture_of(first))), jnp.asarray(persona_prior(config.judge)))
     weights, gamma, floor, beta = jnp.asarray(config.weights()), jnp.float32(config.gamma), jnp.float32(config.floor), jnp.float32(config.beta)
     ref_params = jax.tree.map(lambda *x: jnp.stack([jnp.asarray(v) for v in x]), *[s.params for s in sims])
-    split3 = jax.jit(jax.vmap(lambda k: jax.random.split(k, 3)))
     kl_of = jax.jit(_kl)
     keys = jnp.stack([jnp.asarray(k) for k in keys])
     params = jax.tree.map(jnp.array, ref_params)  # a copy: the references stay frozen

@@ -126,6 +126,10 @@ def _kl(logp, logq):
     return jnp.sum(jnp.exp(logp) * (logp - logq), axis=-1)
 
 
+split3 = jax.jit(jax.vmap(lambda k: jax.random.split(k, 3)))
+"""(S, 2) keys -> (S, 3, 2): each seed's key split in three (one compiled program for every run)."""
+
+
 def finetune(sim: Simulator, config: FinetuneConfig, key: jax.Array, world=None, progress: bool = True) -> FinetuneResult:
     """RL-fine-tune `sim` (left unchanged) in its world (or `world`, same token format)."""
     return finetune_seeds([sim], config, [key], world=world, progress=progress)[0]
@@ -192,7 +196,6 @@ def finetune_seeds(sims: list[Simulator], config: FinetuneConfig, keys, world=No
         (params, opt_state), losses = jax.lax.scan(epoch, (params, opt_state), jax.random.split(key, config.epochs))
         return params, opt_state, losses.mean()
 
-    split3 = jax.jit(jax.vmap(lambda k: jax.random.split(k, 3)))
     advantages = jax.jit(jax.vmap(_advantages, in_axes=(0, 0, None)), static_argnums=2)
     kl_of = jax.jit(_kl)
     keys = jnp.stack([jnp.asarray(k) for k in keys])
